@@ -1,0 +1,151 @@
+"""Input serializers shape JSON into plain dicts for the services; output serializers describe responses.
+
+Semantic validation (ORCID check digits, SPDX ids, pinned images, paths) happens in the services, so the
+web forms and the API refuse the same things with the same messages.
+"""
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from repository.models import DataReference, RelatedIdentifier, ResourceType, Version
+
+
+def _text(**kwargs):
+    return serializers.CharField(required=False, allow_blank=True, trim_whitespace=True, **kwargs)
+
+
+class CreatorInput(serializers.Serializer):
+    name = serializers.CharField(help_text="'Family, Given' for a person, or an organisation's name.")
+    given_name = _text()
+    family_name = _text()
+    orcid = _text(help_text="0000-0002-1825-0097 or https://orcid.org/0000-0002-1825-0097")
+    affiliation = _text()
+    affiliation_ror = _text(help_text="https://ror.org/02mhbdp94 or 02mhbdp94")
+
+
+class RelatedIdentifierInput(serializers.Serializer):
+    identifier = serializers.CharField()
+    scheme = serializers.ChoiceField(choices=RelatedIdentifier.Scheme.choices)
+    relation = serializers.ChoiceField(choices=RelatedIdentifier.Relation.choices)
+
+
+class FundingInput(serializers.Serializer):
+    funder_name = serializers.CharField()
+    funder_identifier = _text()
+    award_number = _text()
+    award_title = _text()
+
+
+class DataReferenceInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=DataReference.Kind.choices)
+    identifier = serializers.CharField(
+        help_text="doi: a DOI; url: an https URL; repository_file: <record id>/[v<n>/]<path>; "
+        "archive_query: the https URL of the archive's API endpoint."
+    )
+    query = serializers.JSONField(required=False, allow_null=True, help_text="archive_query only.")
+    target_path = serializers.CharField(help_text="Where the notebook reads the data, relative to the notebook.")
+    sha256 = _text(help_text="Required except for repository_file, where it is taken from the file.")
+    size = serializers.IntegerField(required=False, min_value=0, allow_null=True)
+    title = _text()
+
+    def validate(self, attrs):
+        if attrs["kind"] != DataReference.Kind.REPOSITORY_FILE:
+            missing = {f: ["Required for this kind of reference."] for f in ("sha256", "size") if attrs.get(f) in (None, "")}
+            if missing:
+                raise serializers.ValidationError(missing)
+        return attrs
+
+
+class DraftMetadataInput(serializers.Serializer):
+    """The whole metadata of a draft. PUT replaces it: fields left out are cleared."""
+
+    title = _text(max_length=500)
+    description = _text()
+    resource_type = serializers.ChoiceField(choices=ResourceType.choices, required=False)
+    version_label = _text(max_length=50)
+    license = _text(help_text="An SPDX license identifier, e.g. CC-BY-4.0.")
+    keywords = serializers.ListField(child=serializers.CharField(), required=False)
+    creators = CreatorInput(many=True, required=False)
+    related_identifiers = RelatedIdentifierInput(many=True, required=False)
+    funding = FundingInput(many=True, required=False)
+    container_image = _text(help_text="registry/name@sha256:<64 hex>; a tag alone is refused.")
+    notebook_path = _text(help_text="The uploaded notebook to re-execute; defaults to the first one uploaded.")
+    data_references = DataReferenceInput(many=True, required=False)
+
+
+class FileOutput(serializers.Serializer):
+    path = serializers.CharField()
+    size = serializers.IntegerField(source="blob.size")
+    sha256 = serializers.CharField(source="blob.sha256")
+    md5 = serializers.CharField(source="blob.md5")
+    created = serializers.DateTimeField()
+    links = serializers.SerializerMethodField()
+
+    def get_links(self, version_file) -> dict:
+        request = self.context["request"]
+        url = reverse("api:draft_file", kwargs={"record_id": version_file.version.record.public_id,
+                                                 "file_path": version_file.path})
+        return {"content": request.build_absolute_uri(url)}
+
+
+class DraftOutput(serializers.Serializer):
+    id = serializers.CharField(source="record.public_id")
+    version = serializers.IntegerField(source="number")
+    state = serializers.CharField()
+    doi = serializers.CharField()
+    created = serializers.DateTimeField()
+    updated = serializers.DateTimeField()
+    metadata = serializers.SerializerMethodField()
+    files = FileOutput(many=True)
+    missing_for_submission = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    def get_metadata(self, version: Version) -> dict:
+        return {
+            "title": version.title,
+            "description": version.description,
+            "resource_type": version.resource_type,
+            "version_label": version.version_label,
+            "license": version.license,
+            "keywords": version.keywords,
+            "funding": version.funding,
+            "container_image": version.container_image,
+            "notebook_path": version.notebook_path,
+            "creators": [
+                {f: getattr(c, f) for f in ("name", "given_name", "family_name", "orcid", "affiliation", "affiliation_ror")}
+                for c in version.creators.all()
+            ],
+            "related_identifiers": [
+                {"identifier": r.identifier, "scheme": r.scheme, "relation": r.relation}
+                for r in version.related_identifiers.all()
+            ],
+            "data_references": [
+                {f: getattr(d, f) for f in ("kind", "identifier", "query", "target_path", "sha256", "size", "title")}
+                for d in version.data_references.all()
+            ],
+        }
+
+    def get_missing_for_submission(self, version: Version) -> list[str]:
+        from repository.services.submission import draft_missing_for_submission
+
+        return draft_missing_for_submission(version)
+
+    def get_links(self, version: Version) -> dict:
+        request = self.context["request"]
+        record_id = version.record.public_id
+        return {
+            "self": request.build_absolute_uri(reverse("api:draft", kwargs={"record_id": record_id})),
+            "files": request.build_absolute_uri(reverse("api:draft_files", kwargs={"record_id": record_id})),
+            "html": request.build_absolute_uri(reverse("repository:draft_detail", kwargs={"record_id": record_id})),
+        }
+
+
+class UserRecordOutput(serializers.Serializer):
+    id = serializers.CharField(source="record.public_id")
+    version = serializers.IntegerField(source="number")
+    state = serializers.CharField()
+    title = serializers.CharField()
+    doi = serializers.CharField()
+    file_count = serializers.IntegerField()
+    total_size = serializers.IntegerField(allow_null=True)
+    updated = serializers.DateTimeField()

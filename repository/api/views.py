@@ -1,0 +1,124 @@
+"""REST API views: input serializer -> service -> output serializer. No rules live here."""
+
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.parsers import BaseParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from repository import selectors, storage
+from repository.api.serializers import DraftMetadataInput, DraftOutput, FileOutput, UserRecordOutput
+from repository.errors import NbarchiveError, NotFound
+from repository.services.drafts import draft_update, record_create
+from repository.services.files import draft_file_delete, draft_file_upload
+
+
+class LengthRequired(NbarchiveError):
+    status = 411
+    code = "length_required"
+    title = "Content-Length is required"
+
+
+class RawBodyParser(BaseParser):
+    """Declares that file uploads take any body; the view reads the stream itself and never parses it."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):  # pragma: no cover - never called
+        return stream
+
+
+def _draft_response(request, version, status_code=status.HTTP_200_OK) -> Response:
+    version = selectors.draft_with_details(version)
+    return Response(DraftOutput(version, context={"request": request}).data, status=status_code)
+
+
+class RecordCreateApi(APIView):
+    @extend_schema(request=DraftMetadataInput, responses={201: DraftOutput}, summary="Create a record with a new draft")
+    def post(self, request):
+        serializer = DraftMetadataInput(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        version = record_create(owner=request.user, metadata=serializer.validated_data)
+        return _draft_response(request, version, status.HTTP_201_CREATED)
+
+
+class DraftApi(APIView):
+    @extend_schema(responses=DraftOutput, summary="Show a record's draft")
+    def get(self, request, record_id):
+        return _draft_response(request, selectors.draft_get_for_user(record_id=record_id, user=request.user))
+
+    @extend_schema(request=DraftMetadataInput, responses=DraftOutput, summary="Replace a draft's metadata")
+    def put(self, request, record_id):
+        version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
+        serializer = DraftMetadataInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = draft_update(version=version, actor=request.user, metadata=serializer.validated_data)
+        return _draft_response(request, version)
+
+
+class DraftFilesApi(APIView):
+    @extend_schema(responses=FileOutput(many=True), summary="List a draft's files")
+    def get(self, request, record_id):
+        version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
+        files = version.files.select_related("blob", "version__record")
+        return Response(FileOutput(files, many=True, context={"request": request}).data)
+
+
+FILE_PATH_PARAMETER = OpenApiParameter("file_path", OpenApiTypes.STR, OpenApiParameter.PATH,
+                                       description="Relative path of the file in the version, e.g. data/input.csv")
+
+
+class DraftFileApi(APIView):
+    parser_classes = [RawBodyParser]
+
+    @extend_schema(parameters=[FILE_PATH_PARAMETER], responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+                   summary="Download a draft's file")
+    def get(self, request, record_id, file_path):
+        version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
+        version_file = version.files.select_related("blob").filter(path=file_path).first()
+        if version_file is None:
+            raise NotFound(f"The draft has no file '{file_path}'.")
+        response = FileResponse(storage.open_blob(version_file.blob.storage_key), as_attachment=True,
+                                filename=file_path.rsplit("/", 1)[-1], content_type="application/octet-stream")
+        response["Content-Length"] = str(version_file.blob.size)
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @extend_schema(parameters=[FILE_PATH_PARAMETER], request={"application/octet-stream": OpenApiTypes.BINARY},
+                   responses={201: FileOutput}, summary="Upload a file to a draft (the body is the file)")
+    def put(self, request, record_id, file_path):
+        version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
+        content_length = _content_length(request)
+        # request.stream is the raw body; request.data is never touched, so nothing is parsed or buffered.
+        version_file = draft_file_upload(version=version, actor=request.user, path=file_path,
+                                         stream=request.stream, content_length=content_length)
+        version_file = version.files.select_related("blob", "version__record").get(pk=version_file.pk)
+        return Response(FileOutput(version_file, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[FILE_PATH_PARAMETER], responses={204: None}, summary="Remove a file from a draft")
+    def delete(self, request, record_id, file_path):
+        version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
+        draft_file_delete(version=version, actor=request.user, path=file_path)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _content_length(request) -> int:
+    raw = request.META.get("CONTENT_LENGTH") or ""
+    if not raw.strip():
+        raise LengthRequired("Send the file with a Content-Length header (chunked uploads are not accepted).")
+    try:
+        length = int(raw)
+    except ValueError:
+        raise LengthRequired("The Content-Length header is not a number.") from None
+    if length < 0:
+        raise LengthRequired("The Content-Length header is negative.")
+    return length
+
+
+class UserRecordsApi(APIView):
+    @extend_schema(responses=UserRecordOutput(many=True), summary="List the records you own (newest version of each)")
+    def get(self, request):
+        versions = selectors.records_list_for_user(user=request.user)
+        return Response(UserRecordOutput(versions, many=True).data)

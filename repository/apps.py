@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class RepositoryConfig(AppConfig):
+    name = "repository"
+    verbose_name = "Repository"
+
+    def ready(self) -> None:
+        from repository import checks  # noqa: F401  (registers the system checks)

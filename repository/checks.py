@@ -1,0 +1,50 @@
+"""System checks that refuse a production configuration that kept a development default.
+
+A configuration is treated as production when DEBUG is off (checked at every start: runserver, migrate,
+gunicorn through `manage.py check`) or when `python manage.py check --deploy` is run, which also refuses DEBUG on.
+"""
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+
+def _kept_development_defaults() -> list[Error]:
+    errors = []
+    if settings.SECRET_KEY == settings.DEVELOPMENT_SECRET_KEY or len(settings.SECRET_KEY) < 32:
+        errors.append(
+            Error(
+                "SECRET_KEY is the development default or shorter than 32 characters.",
+                hint="Set SECRET_KEY to a long random value: python -c 'import secrets; print(secrets.token_urlsafe(50))'",
+                id="nbarchive.E001",
+            )
+        )
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        errors.append(
+            Error(
+                "The database is SQLite; production needs PostgreSQL.",
+                hint="Set DATABASE_URL=postgres://user:password@host:5432/name.",
+                id="nbarchive.E002",
+            )
+        )
+    return errors
+
+
+@register(Tags.security)
+def production_configuration_check(app_configs, **kwargs):
+    return [] if settings.DEBUG else _kept_development_defaults()
+
+
+@register(Tags.security, deploy=True)
+def deployment_check(app_configs, **kwargs):
+    errors = []
+    if settings.DEBUG:
+        errors.append(
+            Error(
+                "DJANGO_DEBUG is on: tracebacks and settings would be shown to anyone.",
+                hint="Set DJANGO_DEBUG=0 in production.",
+                id="nbarchive.E003",
+            )
+        )
+        # With DEBUG off these already ran as a regular check; with it on, --deploy reports them too.
+        errors.extend(_kept_development_defaults())
+    return errors

@@ -1,0 +1,58 @@
+"""The one error hierarchy of nbarchive.
+
+Services raise these; the DRF exception handler (repository/api/exception_handler.py) renders them as
+`application/problem+json` (RFC 9457) and the web views turn them into form errors. Each has a stable `code`
+that clients can rely on, and `field_errors` maps a field path (e.g. `creators[0].orcid`) to messages.
+"""
+
+
+class NbarchiveError(Exception):
+    status = 400
+    code = "error"
+    title = "Request failed"
+
+    def __init__(self, detail: str = "", *, field_errors: dict[str, list[str]] | None = None):
+        self.detail = detail or self.title
+        self.field_errors = field_errors or {}
+        super().__init__(self.detail)
+
+
+class InvalidInput(NbarchiveError):
+    status = 400
+    code = "invalid"
+    title = "The input is not valid"
+
+
+class InvalidNotebook(InvalidInput):
+    code = "invalid_notebook"
+    title = "The notebook is not valid"
+
+
+class NotFound(NbarchiveError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class PermissionDenied(NbarchiveError):
+    status = 403
+    code = "permission_denied"
+    title = "You may not do this"
+
+
+class Conflict(NbarchiveError):
+    status = 409
+    code = "conflict"
+    title = "The request conflicts with the current state"
+
+
+class PayloadTooLarge(NbarchiveError):
+    status = 413
+    code = "too_large"
+    title = "Too large"
+
+
+class StorageUnavailable(NbarchiveError):
+    status = 503
+    code = "storage_unavailable"
+    title = "File storage is not available; nothing was saved, please try again"

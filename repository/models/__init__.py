@@ -1,0 +1,20 @@
+"""Tables of the core app, split by aggregate. Data and constraints only: the rules live in services."""
+
+from .audit import AuditEvent
+from .files import Blob, VersionFile
+from .records import Creator, Record, RelatedIdentifier, ResourceType, Version
+from .references import DataReference
+from .tokens import AccessToken
+
+__all__ = [
+    "AccessToken",
+    "AuditEvent",
+    "Blob",
+    "Creator",
+    "DataReference",
+    "Record",
+    "RelatedIdentifier",
+    "ResourceType",
+    "Version",
+    "VersionFile",
+]

@@ -1,0 +1,158 @@
+"""Record (the concept: all versions of one work) and Version (one version with its metadata)."""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from repository.validators import (
+    validate_container_image,
+    validate_doi,
+    validate_orcid,
+    validate_ror,
+    validate_spdx_license,
+)
+
+# Crockford base32 without look-alikes, as InvenioRDM's record ids ("abcde-12345").
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_public_id() -> str:
+    chars = "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+    return f"{chars[:5]}-{chars[5:]}"
+
+
+class Record(models.Model):
+    public_id = models.CharField(max_length=11, unique=True, default=new_public_id, editable=False)
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="records")
+    concept_doi = models.CharField(max_length=255, blank=True, help_text="Resolves to the latest published version.")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    def get_absolute_url(self) -> str:
+        return reverse("repository:draft_detail", kwargs={"record_id": self.public_id})
+
+
+class ResourceType(models.TextChoices):
+    NOTEBOOK = "ComputationalNotebook", "Computational notebook"
+    DATASET = "Dataset", "Dataset"
+
+
+class Version(models.Model):
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        IN_REVIEW = "in_review", "In review"
+        PUBLISHING = "publishing", "Publishing"
+        PUBLISHED = "published", "Published"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
+    doi = models.CharField(max_length=255, blank=True, validators=[validate_doi])
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    # Citation metadata, shaped after DataCite 4.5 (creators and related identifiers are rows of their own).
+    title = models.CharField(max_length=500, blank=True)
+    description = models.TextField(blank=True)
+    resource_type = models.CharField(max_length=32, choices=ResourceType.choices, default=ResourceType.NOTEBOOK)
+    version_label = models.CharField(max_length=50, blank=True, help_text="The author's own name for it, e.g. v1.2.")
+    license = models.CharField(max_length=100, blank=True, validators=[validate_spdx_license])
+    keywords = models.JSONField(default=list, blank=True)
+    funding = models.JSONField(default=list, blank=True, help_text="Funder name, identifier and award number.")
+
+    # How to re-run it.
+    container_image = models.CharField(max_length=600, blank=True, validators=[validate_container_image])
+    notebook_path = models.CharField(max_length=1024, blank=True, help_text="The notebook that is re-executed.")
+
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["record", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["record", "number"], name="version_number_unique_per_record"),
+            # A record has at most one version being edited at a time (Zenodo's rule).
+            models.UniqueConstraint(
+                fields=["record"], condition=models.Q(state="draft"), name="one_draft_per_record"
+            ),
+            models.CheckConstraint(condition=models.Q(number__gte=1), name="version_number_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.record.public_id} v{self.number}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("repository:draft_detail", kwargs={"record_id": self.record.public_id})
+
+    @property
+    def is_editable(self) -> bool:
+        return self.state == self.State.DRAFT
+
+
+class Creator(models.Model):
+    version = models.ForeignKey(Version, on_delete=models.CASCADE, related_name="creators")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=300, help_text="Family, Given; or an organisation's name.")
+    given_name = models.CharField(max_length=200, blank=True)
+    family_name = models.CharField(max_length=200, blank=True)
+    orcid = models.CharField(max_length=40, blank=True, validators=[validate_orcid])
+    affiliation = models.CharField(max_length=300, blank=True)
+    affiliation_ror = models.CharField(max_length=40, blank=True, validators=[validate_ror])
+
+    class Meta:
+        ordering = ["version", "position"]
+        constraints = [models.UniqueConstraint(fields=["version", "position"], name="creator_position_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RelatedIdentifier(models.Model):
+    """A link to something else: the paper the notebook supports, software it uses, a dataset it derives from."""
+
+    class Scheme(models.TextChoices):
+        DOI = "DOI", "DOI"
+        URL = "URL", "URL"
+        ARXIV = "arXiv", "arXiv"
+        HANDLE = "Handle", "Handle"
+
+    class Relation(models.TextChoices):
+        IS_SUPPLEMENT_TO = "IsSupplementTo"
+        IS_CITED_BY = "IsCitedBy"
+        CITES = "Cites"
+        REFERENCES = "References"
+        IS_REFERENCED_BY = "IsReferencedBy"
+        IS_DERIVED_FROM = "IsDerivedFrom"
+        IS_SOURCE_OF = "IsSourceOf"
+        REQUIRES = "Requires"
+        IS_DOCUMENTED_BY = "IsDocumentedBy"
+        DOCUMENTS = "Documents"
+        IS_PART_OF = "IsPartOf"
+        HAS_PART = "HasPart"
+        IS_DESCRIBED_BY = "IsDescribedBy"
+        DESCRIBES = "Describes"
+        COMPILES = "Compiles"
+        IS_COMPILED_BY = "IsCompiledBy"
+
+    version = models.ForeignKey(Version, on_delete=models.CASCADE, related_name="related_identifiers")
+    position = models.PositiveIntegerField()
+    identifier = models.CharField(max_length=1000)
+    scheme = models.CharField(max_length=10, choices=Scheme.choices)
+    relation = models.CharField(max_length=32, choices=Relation.choices)
+
+    class Meta:
+        ordering = ["version", "position"]
+        constraints = [models.UniqueConstraint(fields=["version", "position"], name="related_position_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.relation} {self.identifier}"

@@ -1,0 +1,44 @@
+"""Reads that cross relations. Callers that may not see a thing get NotFound, never a hint it exists."""
+
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
+
+from repository.errors import NotFound
+from repository.models import Version, VersionFile
+from repository.permissions import can_view_draft
+
+
+def draft_get_for_user(*, record_id: str, user) -> Version:
+    """The record's open draft, if `user` may see it; NotFound otherwise (also when it has no draft)."""
+    version = (
+        Version.objects.select_related("record")
+        .filter(record__public_id=record_id, state=Version.State.DRAFT)
+        .first()
+    )
+    if version is None or not can_view_draft(user, version):
+        raise NotFound(f"No draft of record '{record_id}' that you can see.")
+    return version
+
+
+def draft_with_details(version: Version) -> Version:
+    """Reload a version with everything its representation lists, in a fixed number of queries."""
+    return (
+        Version.objects.select_related("record")
+        .prefetch_related(
+            "creators",
+            "related_identifiers",
+            "data_references",
+            Prefetch("files", queryset=VersionFile.objects.select_related("blob")),
+        )
+        .get(pk=version.pk)
+    )
+
+
+def records_list_for_user(*, user) -> QuerySet[Version]:
+    """The newest version of each record `user` owns, with file count and size, for "My uploads"."""
+    newest = Version.objects.filter(record=OuterRef("record")).order_by("-number").values("pk")[:1]
+    return (
+        Version.objects.filter(record__owners=user, pk=Subquery(newest))
+        .select_related("record")
+        .annotate(file_count=Count("files"), total_size=Sum("files__blob__size"))
+        .order_by("-updated")
+    )

@@ -1,0 +1,307 @@
+"""Creating drafts and editing their metadata.
+
+`record_create` starts a record with its first draft; `draft_update` replaces a draft's metadata, creators,
+related identifiers and data references in one transaction. Both validate everything first and raise
+InvalidInput with field-level messages (`creators[0].orcid`, `data_references[1].sha256`) before writing
+anything, so a bad request changes nothing.
+"""
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+
+from repository import validators
+from repository.errors import Conflict, InvalidInput
+from repository.models import Blob, Creator, DataReference, Record, RelatedIdentifier, Version, VersionFile
+from repository.services.audit import audit_event_append
+
+VERSION_FIELDS = ("title", "description", "resource_type", "version_label", "license", "container_image",
+                  "notebook_path")
+MAX_KEYWORDS = 50
+MAX_KEYWORD_LENGTH = 100
+MAX_LIST_ITEMS = 200
+ARXIV_RE = re.compile(r"^(arXiv:)?(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$", re.IGNORECASE)
+HANDLE_RE = re.compile(r"^\d+(\.\d+)*/\S+$")
+REPOSITORY_FILE_RE = re.compile(r"^(?P<record>[0-9a-z]{5}-[0-9a-z]{5})/(?:v(?P<number>\d+)/)?(?P<path>.+)$")
+
+
+class _Errors:
+    """Collects field errors under dotted paths, so one response lists every problem at once."""
+
+    def __init__(self):
+        self.by_field: dict[str, list[str]] = {}
+
+    def add(self, field: str, message: str) -> None:
+        self.by_field.setdefault(field, []).append(message)
+
+    def add_validation_error(self, prefix: str, error: ValidationError) -> None:
+        if hasattr(error, "error_dict"):
+            for field, messages in error.message_dict.items():
+                self.add(f"{prefix}{field}" if field != "__all__" else prefix.rstrip(".") or "non_field_errors",
+                         " ".join(messages))
+        else:
+            for message in error.messages:
+                self.add(prefix.rstrip(".") or "non_field_errors", message)
+
+    def raise_if_any(self) -> None:
+        if self.by_field:
+            raise InvalidInput("Some fields are not valid; nothing was saved.", field_errors=self.by_field)
+
+
+@transaction.atomic
+def record_create(*, owner, metadata: dict | None = None) -> Version:
+    """Create a record owned by `owner` with an empty draft (version 1), optionally with metadata."""
+    record = Record.objects.create()
+    record.owners.add(owner)
+    version = Version.objects.create(record=record, number=1, created_by=owner)
+    audit_event_append(actor=owner, action="record.create", record=record, version=version)
+    if metadata:
+        draft_update(version=version, actor=owner, metadata=metadata)
+    return version
+
+
+@transaction.atomic
+def draft_update(*, version: Version, actor, metadata: dict) -> Version:
+    """Replace the draft's metadata with `metadata` (fields left out are cleared, as with HTTP PUT)."""
+    version = Version.objects.select_for_update().get(pk=version.pk)
+    if not version.is_editable:
+        raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; only drafts can be edited.")
+    errors = _Errors()
+
+    for field in VERSION_FIELDS:
+        value = metadata.get(field) or ""
+        if not isinstance(value, str):
+            errors.add(field, "Expected text.")
+            value = ""
+        setattr(version, field, value.strip())
+    if not version.resource_type:
+        version.resource_type = Version._meta.get_field("resource_type").default
+    version.keywords = _clean_keywords(metadata.get("keywords") or [], errors)
+    version.funding = _clean_funding(metadata.get("funding") or [], errors)
+    try:
+        version.full_clean(exclude=["record", "created_by", "number", "state", "doi"])
+    except ValidationError as exc:
+        errors.add_validation_error("", exc)
+    if version.license and "license" not in errors.by_field:
+        version.license = validators.normalize_spdx(version.license)
+    if version.notebook_path and not VersionFile.objects.filter(version=version, path=version.notebook_path).exists():
+        errors.add("notebook_path", f"No file '{version.notebook_path}' has been uploaded to this draft.")
+
+    creators = _build_rows(Creator, metadata.get("creators") or [], "creators", errors, _clean_creator)
+    related = _build_rows(RelatedIdentifier, metadata.get("related_identifiers") or [], "related_identifiers", errors,
+                          _clean_related_identifier)
+    references = _build_rows(DataReference, metadata.get("data_references") or [], "data_references", errors,
+                             _clean_data_reference)
+    _check_reference_targets(version, references, errors)
+    errors.raise_if_any()
+
+    version.save()
+    for model, rows in ((Creator, creators), (RelatedIdentifier, related), (DataReference, references)):
+        model.objects.filter(version=version).delete()
+        for row in rows:
+            row.version = version
+        model.objects.bulk_create(rows)
+    audit_event_append(actor=actor, action="draft.update", version=version)
+    return version
+
+
+def _build_rows(model, items, prefix: str, errors: _Errors, clean) -> list:
+    """Turn a list of dicts into unsaved rows of `model`; `clean` normalises and resolves before validation."""
+    if not isinstance(items, list):
+        errors.add(prefix, "Expected a list.")
+        return []
+    if len(items) > MAX_LIST_ITEMS:
+        errors.add(prefix, f"At most {MAX_LIST_ITEMS} entries.")
+        return []
+    fields = {f.name: f for f in model._meta.concrete_fields if f.name not in ("id", "version", "position")}
+    rows = []
+    for position, item in enumerate(items):
+        item_prefix = f"{prefix}[{position}]."
+        if not isinstance(item, dict):
+            errors.add(f"{prefix}[{position}]", "Expected an object.")
+            continue
+        unknown = set(item) - set(fields)
+        if unknown:
+            errors.add(f"{prefix}[{position}]", f"Unknown field(s): {', '.join(sorted(unknown))}.")
+            continue
+        wrong_type = [name for name, value in item.items() if not _fits(fields[name], value)]
+        for name in wrong_type:
+            errors.add(f"{item_prefix}{name}", "Expected a whole number." if _is_integer_field(fields[name])
+                       else "Expected text.")
+        if wrong_type:
+            continue
+        values = {k: (v.strip() if isinstance(v, str) else v) for k, v in item.items() if v is not None}
+        row = model(position=position, **values)
+        already = set(errors.by_field)
+        clean(row, item_prefix, errors)
+        try:
+            row.full_clean(exclude=["version"], validate_unique=False, validate_constraints=False)
+        except ValidationError as exc:
+            for name, messages in exc.message_dict.items():
+                if f"{item_prefix}{name}" not in errors.by_field:
+                    errors.add(f"{item_prefix}{name}", " ".join(messages))
+        if set(errors.by_field) == already:
+            rows.append(row)
+    return rows
+
+
+def _is_integer_field(field) -> bool:
+    return field.get_internal_type() in ("IntegerField", "BigIntegerField", "PositiveIntegerField")
+
+
+def _fits(field, value) -> bool:
+    if value is None or field.get_internal_type() == "JSONField":
+        return True
+    if _is_integer_field(field):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def _clean_keywords(keywords, errors: _Errors) -> list[str]:
+    if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+        errors.add("keywords", "Expected a list of words or short phrases.")
+        return []
+    cleaned = []
+    for keyword in (k.strip() for k in keywords):
+        if len(keyword) > MAX_KEYWORD_LENGTH:
+            errors.add("keywords", f"A keyword is longer than {MAX_KEYWORD_LENGTH} characters: '{keyword[:30]}…'.")
+        elif keyword and keyword.lower() not in {c.lower() for c in cleaned}:
+            cleaned.append(keyword)
+    if len(cleaned) > MAX_KEYWORDS:
+        errors.add("keywords", f"At most {MAX_KEYWORDS} keywords.")
+    return cleaned
+
+
+FUNDING_FIELDS = {"funder_name", "funder_identifier", "award_number", "award_title"}
+
+
+def _clean_funding(funding, errors: _Errors) -> list[dict]:
+    if not isinstance(funding, list):
+        errors.add("funding", "Expected a list.")
+        return []
+    cleaned = []
+    for position, item in enumerate(funding):
+        field = f"funding[{position}]"
+        if not isinstance(item, dict) or set(item) - FUNDING_FIELDS:
+            errors.add(field, f"Expected an object with {', '.join(sorted(FUNDING_FIELDS))}.")
+            continue
+        entry = {k: str(v).strip() for k, v in item.items() if v not in (None, "")}
+        if not entry.get("funder_name"):
+            errors.add(f"{field}.funder_name", "The funder's name is required.")
+            continue
+        cleaned.append(entry)
+    return cleaned
+
+
+def _clean_creator(creator: Creator, prefix: str, errors: _Errors) -> None:
+    if creator.orcid:
+        creator.orcid = validators.normalize_orcid(creator.orcid)
+    if creator.affiliation_ror:
+        creator.affiliation_ror = validators.normalize_ror(creator.affiliation_ror)
+        if not creator.affiliation:
+            errors.add(f"{prefix}affiliation", "Give the affiliation's name along with its ROR id.")
+
+
+def _clean_related_identifier(related: RelatedIdentifier, prefix: str, errors: _Errors) -> None:
+    field = f"{prefix}identifier"
+    if related.scheme == RelatedIdentifier.Scheme.DOI:
+        try:
+            validators.validate_doi(related.identifier)
+            related.identifier = validators.normalize_doi(related.identifier)
+        except ValidationError as exc:
+            errors.add(field, exc.messages[0])
+    elif related.scheme == RelatedIdentifier.Scheme.URL:
+        if not _is_url(related.identifier, ("http", "https")):
+            errors.add(field, "Enter a full http(s) URL.")
+    elif related.scheme == RelatedIdentifier.Scheme.ARXIV:
+        if not ARXIV_RE.match(related.identifier):
+            errors.add(field, "Enter an arXiv id such as arXiv:2101.00001.")
+    elif related.scheme == RelatedIdentifier.Scheme.HANDLE and not HANDLE_RE.match(related.identifier):
+        errors.add(field, "Enter a Handle such as 11304/1234-abcd.")
+
+
+def _clean_data_reference(reference: DataReference, prefix: str, errors: _Errors) -> None:
+    reference.target_path = validators.normalize_file_path(reference.target_path)
+    field = f"{prefix}identifier"
+    kind = reference.kind
+    if kind == DataReference.Kind.DOI:
+        try:
+            validators.validate_doi(reference.identifier)
+            reference.identifier = validators.normalize_doi(reference.identifier)
+        except ValidationError as exc:
+            errors.add(field, exc.messages[0])
+    elif kind in (DataReference.Kind.URL, DataReference.Kind.ARCHIVE_QUERY):
+        problem = _public_https_url_problem(reference.identifier)
+        if problem:
+            errors.add(field, problem)
+    elif kind == DataReference.Kind.REPOSITORY_FILE:
+        _resolve_repository_file(reference, field, errors)
+    if kind == DataReference.Kind.ARCHIVE_QUERY:
+        if not isinstance(reference.query, dict) or not reference.query:
+            errors.add(f"{prefix}query", "An archive query needs its query document as a non-empty JSON object.")
+    elif reference.query is not None:
+        errors.add(f"{prefix}query", "Only archive_query references carry a query.")
+
+
+def _is_url(value: str, schemes) -> bool:
+    try:
+        URLValidator(schemes=list(schemes))(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _public_https_url_problem(url: str) -> str | None:
+    """Refuse early what staging would refuse anyway; staging re-checks after DNS resolution."""
+    if not _is_url(url, ("https",)):
+        return "Enter a full https:// URL (plain http is not accepted)."
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return "The URL points at this machine; data must come from a public address."
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not address.is_global:
+        return "The URL points at a private, loopback or link-local address; data must come from a public address."
+    return None
+
+
+def _resolve_repository_file(reference: DataReference, field: str, errors: _Errors) -> None:
+    """A file of a published version here: fill in (or check) its checksum and size from our own blob."""
+    match = REPOSITORY_FILE_RE.match(reference.identifier)
+    if not match:
+        errors.add(field, "Name a file of this repository as <record id>/<path> or <record id>/v<number>/<path>.")
+        return
+    versions = Version.objects.filter(record__public_id=match["record"], state=Version.State.PUBLISHED)
+    if match["number"]:
+        versions = versions.filter(number=int(match["number"]))
+    version = versions.order_by("-number").first()
+    if version is None:
+        errors.add(field, f"Record {match['record']} has no published version{' ' + match['number'] if match['number'] else ''}.")
+        return
+    blob = Blob.objects.filter(version_files__version=version, version_files__path=match["path"]).first()
+    if blob is None:
+        errors.add(field, f"Version {version.number} of record {match['record']} has no file '{match['path']}'.")
+        return
+    reference.identifier = f"{match['record']}/v{version.number}/{match['path']}"
+    if reference.sha256 and reference.sha256 != blob.sha256:
+        errors.add(field.replace("identifier", "sha256"),
+                   f"The file's SHA-256 is {blob.sha256}; leave the field empty to take it from the file.")
+    reference.sha256, reference.size = blob.sha256, blob.size
+
+
+def _check_reference_targets(version: Version, references: list[DataReference], errors: _Errors) -> None:
+    seen: dict[str, int] = {}
+    uploaded = set(VersionFile.objects.filter(version=version).values_list("path", flat=True))
+    for reference in references:
+        field = f"data_references[{reference.position}].target_path"
+        if reference.target_path in seen:
+            errors.add(field, f"Another data reference is already staged at '{reference.target_path}'.")
+        elif reference.target_path in uploaded:
+            errors.add(field, f"An uploaded file already has the path '{reference.target_path}'.")
+        seen[reference.target_path] = reference.position

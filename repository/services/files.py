@@ -1,0 +1,129 @@
+"""Adding and removing a draft's files.
+
+`draft_file_upload` streams the request body to blob storage, hashing on the way, and only then writes the
+VersionFile row, so a version never lists bytes that are not fully stored. A notebook (*.ipynb) is also
+spooled to a temporary file while it streams and validated before it is accepted. Identical content is stored
+once: a second upload of the same bytes points at the existing blob and its new copy is removed.
+"""
+
+import tempfile
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from repository import storage, validators
+from repository.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from repository.models import Blob, Version, VersionFile
+from repository.services.audit import audit_event_append
+from repository.services.notebooks import notebook_validate
+
+SPOOL_IN_MEMORY_BYTES = 1024 * 1024
+
+
+def _check_path(version: Version, path: str) -> str:
+    path = validators.normalize_file_path(path)
+    try:
+        validators.validate_file_path(path)
+    except ValidationError as exc:
+        raise InvalidInput(exc.messages[0], field_errors={"path": exc.messages}) from None
+    existing = list(VersionFile.objects.filter(version=version).values_list("path", flat=True))
+    for other in existing:
+        if other == path:
+            raise Conflict(f"The draft already has a file '{path}'; delete it first to replace it.",
+                           field_errors={"path": ["A file with this path exists."]})
+        if other.lower() == path.lower():
+            raise Conflict(f"'{path}' differs from the existing '{other}' only in letter case.",
+                           field_errors={"path": ["Differs from an existing file only in letter case."]})
+        if other.startswith(path + "/") or path.startswith(other + "/"):
+            raise Conflict(f"'{path}' and the existing '{other}' would be a file and a folder of the same name.",
+                           field_errors={"path": ["Conflicts with a folder or file of the same name."]})
+    if version.data_references.filter(target_path=path).exists():
+        raise Conflict(f"A data reference is staged at '{path}'; choose another path or change the reference.",
+                       field_errors={"path": ["A data reference uses this path."]})
+    return path
+
+
+def _check_can_add(version: Version, path: str, content_length: int | None) -> None:
+    if not version.is_editable:
+        raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; its files cannot change.")
+    if version.files.count() >= settings.MAX_FILES_PER_VERSION:
+        raise PayloadTooLarge(f"A version may hold at most {settings.MAX_FILES_PER_VERSION} files.")
+    limit = _size_limit(path)
+    if content_length is not None and content_length > limit:
+        raise PayloadTooLarge(f"The file is {content_length} bytes; the limit is {limit} bytes"
+                              f"{' for a notebook' if limit != settings.MAX_FILE_SIZE else ''}.")
+    if content_length == 0:
+        raise InvalidInput("The file is empty.", field_errors={"file": ["The file is empty."]})
+
+
+def _size_limit(path: str) -> int:
+    if path.lower().endswith(".ipynb"):
+        return min(settings.MAX_NOTEBOOK_SIZE, settings.MAX_FILE_SIZE)
+    return settings.MAX_FILE_SIZE
+
+
+def draft_file_upload(*, version: Version, actor, path: str, stream, content_length: int | None) -> VersionFile:
+    """Store `stream` as the draft's file at `path`. The transfer happens outside any database transaction."""
+    path = _check_path(version, path)
+    _check_can_add(version, path, content_length)
+    is_notebook = path.lower().endswith(".ipynb")
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
+        stored = storage.store_stream(stream, max_size=_size_limit(path), expected_size=content_length,
+                                      tee=spool if is_notebook else None)
+        try:
+            if stored.size == 0:
+                raise InvalidInput("The file is empty.", field_errors={"file": ["The file is empty."]})
+            if is_notebook:
+                spool.seek(0)
+                notebook_validate(spool)
+            return _attach(version=version, actor=actor, path=path, stored=stored)
+        except BaseException:
+            storage.delete_quietly(stored.storage_key)
+            raise
+
+
+def _attach(*, version: Version, actor, path: str, stored: storage.StoredObject) -> VersionFile:
+    blob, created = _blob_get_or_create(stored)
+    if not created:
+        storage.delete_quietly(stored.storage_key)
+    with transaction.atomic():
+        version = Version.objects.select_for_update().get(pk=version.pk)
+        # Checked again under the lock: the transfer may have taken minutes.
+        _check_path(version, path)
+        _check_can_add(version, path, None)
+        version_file = VersionFile.objects.create(version=version, path=path, blob=blob)
+        if not version.notebook_path and version_file.is_notebook:
+            version.notebook_path = path
+            version.save(update_fields=["notebook_path", "updated"])
+        audit_event_append(actor=actor, action="draft.file_add", version=version,
+                           data={"path": path, "sha256": blob.sha256, "size": blob.size})
+    return version_file
+
+
+def _blob_get_or_create(stored: storage.StoredObject) -> tuple[Blob, bool]:
+    existing = Blob.objects.filter(sha256=stored.sha256).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            return Blob.objects.create(sha256=stored.sha256, md5=stored.md5, size=stored.size,
+                                       storage_key=stored.storage_key), True
+    except IntegrityError:
+        # Someone stored the same bytes at the same moment; theirs wins.
+        return Blob.objects.get(sha256=stored.sha256), False
+
+
+@transaction.atomic
+def draft_file_delete(*, version: Version, actor, path: str) -> None:
+    """Remove a file from a draft. The blob stays: other versions may share it (garbage is swept later)."""
+    version = Version.objects.select_for_update().get(pk=version.pk)
+    if not version.is_editable:
+        raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; its files cannot change.")
+    deleted, _ = VersionFile.objects.filter(version=version, path=path).delete()
+    if not deleted:
+        raise NotFound(f"The draft has no file '{path}'.")
+    if version.notebook_path == path:
+        version.notebook_path = ""
+        version.save(update_fields=["notebook_path", "updated"])
+    audit_event_append(actor=actor, action="draft.file_delete", version=version, data={"path": path})

@@ -1,0 +1,54 @@
+"""Validation of uploaded notebooks.
+
+The raw JSON is validated, not what nbformat.reads returns: reads silently upgrades nbformat 3 and silently
+repairs duplicate cell ids, and a submitter must see those problems instead of having them papered over.
+"""
+
+import json
+from collections import Counter
+
+from nbformat import validator
+
+from repository.errors import InvalidNotebook
+
+SUPPORTED_MAJOR = 4
+
+
+def notebook_validate(fileobj) -> dict:
+    """Parse and validate a notebook; return it as a dict or raise InvalidNotebook with the first problem."""
+    try:
+        document = json.load(fileobj)
+    except UnicodeDecodeError:
+        raise InvalidNotebook("The notebook is not UTF-8 text.") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidNotebook(
+            f"The notebook is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+        ) from None
+    except RecursionError:
+        raise InvalidNotebook("The notebook's JSON is nested too deeply.") from None
+    if not isinstance(document, dict):
+        raise InvalidNotebook("The notebook must be a JSON object with 'cells', 'metadata' and 'nbformat'.")
+    major = document.get("nbformat")
+    if not isinstance(major, int) or isinstance(major, bool):
+        raise InvalidNotebook("The notebook has no integer 'nbformat' version; is it a Jupyter notebook?")
+    if major < SUPPORTED_MAJOR:
+        raise InvalidNotebook(
+            f"The notebook is in nbformat {major}; only nbformat 4 is accepted. Open and save it in a current "
+            "Jupyter (or run `jupyter nbconvert --to notebook --inplace`) to upgrade it."
+        )
+    if major > SUPPORTED_MAJOR:
+        raise InvalidNotebook(f"nbformat {major} is not supported yet; save the notebook as nbformat 4.")
+    first_error = next(iter(validator.iter_validate(document)), None)
+    if first_error is not None:
+        location = "/".join(str(part) for part in getattr(first_error, "absolute_path", [])) or "(top level)"
+        raise InvalidNotebook(f"The notebook does not follow nbformat 4: {first_error.message} at {location}.")
+    duplicate_ids = [cell_id for cell_id, count in _cell_ids(document).items() if count > 1]
+    if duplicate_ids:
+        raise InvalidNotebook(
+            f"Cell id '{duplicate_ids[0]}' is used by more than one cell; cell ids must be unique."
+        )
+    return document
+
+
+def _cell_ids(document: dict) -> Counter:
+    return Counter(cell["id"] for cell in document.get("cells", []) if isinstance(cell, dict) and "id" in cell)

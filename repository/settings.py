@@ -1,0 +1,240 @@
+"""The one settings module of nbarchive.
+
+Every component is one environment variable away from its production form; unset, each falls back to an
+embedded default that needs no server (SQLite file, local directories, a filesystem Celery broker, the local
+DOI registrar and the local sandbox runner). `deploy/env.example` lists every variable and `repository/checks.py`
+refuses a production configuration that kept a development default.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# VAR_DIR holds everything the embedded defaults write: the SQLite file, media, the broker spool.
+VAR_DIR = Path(env.str("NBARCHIVE_VAR_DIR", default=str(BASE_DIR / "var")))
+
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-change-me"
+SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.sites",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.orcid",
+    "repository.apps.RepositoryConfig",
+    "moderation.apps.ModerationConfig",
+    "harvest.apps.HarvestConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "repository.urls"
+WSGI_APPLICATION = "repository.wsgi.application"
+SITE_ID = 1
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'nbarchive.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default must work on a fresh checkout: create the folder the SQLite file lives in.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20  # the worker and the web share the file
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "repository:my_uploads"
+LOGOUT_REDIRECT_URL = "repository:home"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Files --------------------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_URL = "media/"
+
+S3_BUCKET = env.str("S3_BUCKET", default="")
+BACKUP_S3_BUCKET = env.str("BACKUP_S3_BUCKET", default="")
+S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="") or None
+S3_REGION = env.str("S3_REGION", default="us-east-1")
+S3_ACCESS_KEY_ID = env.str("S3_ACCESS_KEY_ID", default="") or None
+S3_SECRET_ACCESS_KEY = env.str("S3_SECRET_ACCESS_KEY", default="") or None
+# Part size and parallelism of multipart uploads. They bound the memory an upload holds: roughly
+# (concurrency + queued parts) x part size, whatever the file size.
+S3_MULTIPART_CHUNK_SIZE = env.int("S3_MULTIPART_CHUNK_SIZE", default=16 * 1024 * 1024)
+S3_MULTIPART_CONCURRENCY = env.int("S3_MULTIPART_CONCURRENCY", default=4)
+
+
+def _s3_storage(bucket: str) -> dict:
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": S3_ENDPOINT_URL,
+            "region_name": S3_REGION,
+            "access_key": S3_ACCESS_KEY_ID,
+            "secret_key": S3_SECRET_ACCESS_KEY,
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": 300,
+            # Keys are unique per upload, so there is nothing to protect by asking S3 first.
+            "file_overwrite": True,
+        },
+    }
+
+
+def _local_storage(directory: Path) -> dict:
+    return {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(directory)}}
+
+
+STORAGES = {
+    "default": _local_storage(MEDIA_ROOT),
+    "blobs": _s3_storage(S3_BUCKET) if S3_BUCKET else _local_storage(VAR_DIR / "blobs"),
+    "backup": _s3_storage(BACKUP_S3_BUCKET) if BACKUP_S3_BUCKET else _local_storage(VAR_DIR / "backup"),
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if not DEBUG
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# --- Deposit limits -----------------------------------------------------------------------------------
+MAX_FILE_SIZE = env.int("NBARCHIVE_MAX_FILE_SIZE", default=5 * 1024**3)
+MAX_FILES_PER_VERSION = env.int("NBARCHIVE_MAX_FILES_PER_VERSION", default=100)
+# A notebook is parsed whole to validate it, so it has a cap of its own, far below MAX_FILE_SIZE.
+MAX_NOTEBOOK_SIZE = env.int("NBARCHIVE_MAX_NOTEBOOK_SIZE", default=200 * 1024**2)
+UPLOAD_CHUNK_SIZE = 1024 * 1024
+
+# --- Background tasks ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BROKER_SPOOL = VAR_DIR / "broker"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for _folder in ("queue", "processed"):
+        (CELERY_BROKER_SPOOL / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_SPOOL / "queue"),
+        "data_folder_out": str(CELERY_BROKER_SPOOL / "queue"),
+        "processed_folder": str(CELERY_BROKER_SPOOL / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+
+# --- Pluggable parts ----------------------------------------------------------------------------------
+DOI_PROVIDER = env.str("DOI_PROVIDER", default="local")  # local | datacite
+DOI_PREFIX = env.str("DOI_PREFIX", default="10.5072")
+DATACITE_API_URL = env.str("DATACITE_API_URL", default="https://api.test.datacite.org")
+DATACITE_USERNAME = env.str("DATACITE_USERNAME", default="")
+DATACITE_PASSWORD = env.str("DATACITE_PASSWORD", default="")
+DATACITE_TEST_MODE = env.bool("DATACITE_TEST_MODE", default=True)
+RUNNER = env.str("RUNNER", default="local")  # local | gitlab
+GITLAB_URL = env.str("GITLAB_URL", default="")
+GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
+GITLAB_PROJECT = env.str("GITLAB_PROJECT", default="")
+
+# --- Accounts (django-allauth; ORCID sign-in appears once its credentials are set) ----------------------
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="none")
+ORCID_CLIENT_ID = env.str("ORCID_CLIENT_ID", default="")
+ORCID_SECRET = env.str("ORCID_SECRET", default="")
+ORCID_BASE_DOMAIN = env.str("ORCID_BASE_DOMAIN", default="orcid.org")
+SOCIALACCOUNT_PROVIDERS = {"orcid": {"BASE_DOMAIN": ORCID_BASE_DOMAIN, "MEMBER_API": False}}
+if ORCID_CLIENT_ID and ORCID_SECRET:
+    SOCIALACCOUNT_PROVIDERS["orcid"]["APPS"] = [{"client_id": ORCID_CLIENT_ID, "secret": ORCID_SECRET}]
+
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="nbarchive <noreply@localhost>")
+
+# --- REST API -----------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Bearer first: its challenge header is what makes DRF answer 401 (not 403) to anonymous calls.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "repository.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "repository.api.exception_handler.problem_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "nbarchive API",
+    "DESCRIPTION": "Deposit Jupyter notebooks with their data references and a pinned container image.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from repository.web import views
+
+app_name = "repository"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("uploads/", views.my_uploads, name="my_uploads"),
+    path("uploads/new/", views.draft_new, name="draft_new"),
+    path("uploads/<str:record_id>/", views.draft_detail, name="draft_detail"),
+    path("uploads/<str:record_id>/edit/", views.draft_edit, name="draft_edit"),
+    path("uploads/<str:record_id>/files/delete/", views.draft_file_delete_view, name="draft_file_delete"),
+    path("account/tokens/", views.tokens, name="tokens"),
+]

@@ -1,0 +1,59 @@
+"""Fixtures shared by more than one test folder."""
+
+import uuid
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
+
+
+@pytest.fixture(autouse=True)
+def local_blob_storage(settings, tmp_path):
+    """Every test gets its own empty local storage, unless it switches to S3 with `s3_blob_storage`."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "blobs": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "blobs")}},
+    }
+    return tmp_path / "blobs"
+
+
+@pytest.fixture
+def s3_blob_storage(settings, s3_endpoint):
+    """Point the "blobs" storage at a fresh bucket on the loopback S3 server; return (boto3 client, bucket)."""
+    import boto3
+
+    bucket = f"blobs-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_bucket(Bucket=bucket)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "blobs": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {"bucket_name": bucket, "endpoint_url": s3_endpoint, "region_name": "us-east-1",
+                        "access_key": "testing", "secret_key": "testing", "file_overwrite": True},
+        },
+    }
+    return client, bucket
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def api(user):
+    """An API client authenticated with a real personal access token of `user`."""
+    from repository.services.tokens import token_create
+
+    _, raw = token_create(user=user, name="tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
