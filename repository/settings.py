@@ -121,6 +121,8 @@ S3_MULTIPART_CONCURRENCY = env.int("S3_MULTIPART_CONCURRENCY", default=4)
 
 
 def _s3_storage(bucket: str) -> dict:
+    from boto3.s3.transfer import TransferConfig
+
     return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -134,6 +136,13 @@ def _s3_storage(bucket: str) -> dict:
             "querystring_expire": 300,
             # Keys are unique per upload, so there is nothing to protect by asking S3 first.
             "file_overwrite": True,
+            "transfer_config": TransferConfig(
+                multipart_threshold=S3_MULTIPART_CHUNK_SIZE,
+                multipart_chunksize=S3_MULTIPART_CHUNK_SIZE,
+                max_concurrency=S3_MULTIPART_CONCURRENCY,
+                # Parts read from a non-seekable upload stream wait in memory; bound how many.
+                max_in_memory_upload_chunks=S3_MULTIPART_CONCURRENCY + 2,
+            ),
         },
     }
 
