@@ -177,12 +177,14 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_SPOOL = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (CELERY_BROKER_SPOOL / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_SPOOL / "queue"),
         "data_folder_out": str(CELERY_BROKER_SPOOL / "queue"),
         "processed_folder": str(CELERY_BROKER_SPOOL / "processed"),
+        # Without this kombu writes its exchange tables into the current directory.
+        "control_folder": str(CELERY_BROKER_SPOOL / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ACKS_LATE = True

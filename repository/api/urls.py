@@ -1,7 +1,24 @@
-from django.urls import path
+from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from repository.api import views
+
+
+
+class AnyPathConverter:
+    """Like Django's `path` converter but also matching control characters, so that a file path with a
+    newline reaches the validator and gets a 400 that says why, instead of a bare 404."""
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(AnyPathConverter, "anypath")
 
 app_name = "api"
 
@@ -9,7 +26,7 @@ urlpatterns = [
     path("records", views.RecordCreateApi.as_view(), name="records"),
     path("records/<str:record_id>/draft", views.DraftApi.as_view(), name="draft"),
     path("records/<str:record_id>/draft/files", views.DraftFilesApi.as_view(), name="draft_files"),
-    path("records/<str:record_id>/draft/files/<path:file_path>", views.DraftFileApi.as_view(), name="draft_file"),
+    path("records/<str:record_id>/draft/files/<anypath:file_path>", views.DraftFileApi.as_view(), name="draft_file"),
     path("user/records", views.UserRecordsApi.as_view(), name="user_records"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=[]), name="docs"),

@@ -4,6 +4,7 @@ The raw JSON is validated, not what nbformat.reads returns: reads silently upgra
 repairs duplicate cell ids, and a submitter must see those problems instead of having them papered over.
 """
 
+import io
 import json
 from collections import Counter
 
@@ -17,7 +18,8 @@ SUPPORTED_MAJOR = 4
 def notebook_validate(fileobj) -> dict:
     """Parse and validate a notebook; return it as a dict or raise InvalidNotebook with the first problem."""
     try:
-        document = json.load(fileobj)
+        # Notebooks are UTF-8 (nbformat's rule); json.load would otherwise guess UTF-16/32 from the first bytes.
+        document = json.load(io.TextIOWrapper(fileobj, encoding="utf-8-sig", errors="strict"))
     except UnicodeDecodeError:
         raise InvalidNotebook("The notebook is not UTF-8 text.") from None
     except json.JSONDecodeError as exc:
