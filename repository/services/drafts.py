@@ -60,7 +60,7 @@ def record_create(*, owner, metadata: dict | None = None) -> Version:
     version = Version.objects.create(record=record, number=1, created_by=owner)
     audit_event_append(actor=owner, action="record.create", record=record, version=version)
     if metadata:
-        draft_update(version=version, actor=owner, metadata=metadata)
+        version = draft_update(version=version, actor=owner, metadata=metadata)
     return version
 
 

@@ -1,0 +1,56 @@
+"""The start-up checks that refuse a production configuration which kept development defaults.
+
+Run as an operator would: `manage.py check` in a fresh process with the environment under test.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD_KEY = "k" * 50
+POSTGRES = "postgres://postgres@127.0.0.1:5432/test"
+
+
+def manage_check(tmp_path, *args, **env) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY", "DJANGO_DEBUG")}
+    environment.update(NBARCHIVE_VAR_DIR=str(tmp_path), **env)
+    return subprocess.run([sys.executable, "manage.py", "check", *args], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_development_defaults_pass(tmp_path):
+    result = manage_check(tmp_path)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_debug_off_with_the_development_key_is_refused(tmp_path):
+    result = manage_check(tmp_path, DJANGO_DEBUG="0", DATABASE_URL=POSTGRES)
+
+    assert result.returncode != 0
+    assert "nbarchive.E001" in result.stderr and "SECRET_KEY" in result.stderr
+
+
+def test_debug_off_with_sqlite_is_refused(tmp_path):
+    result = manage_check(tmp_path, DJANGO_DEBUG="0", SECRET_KEY=GOOD_KEY)
+
+    assert result.returncode != 0
+    assert "nbarchive.E002" in result.stderr and "nbarchive.E001" not in result.stderr
+
+
+def test_deploy_check_refuses_debug_on(tmp_path):
+    result = manage_check(tmp_path, "--deploy", SECRET_KEY=GOOD_KEY, DATABASE_URL=POSTGRES)
+
+    assert result.returncode != 0
+    assert "nbarchive.E003" in result.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("--deploy",)])
+def test_a_complete_production_configuration_has_no_nbarchive_errors(tmp_path, args):
+    result = manage_check(tmp_path, *args, DJANGO_DEBUG="0", SECRET_KEY=GOOD_KEY, DATABASE_URL=POSTGRES)
+
+    assert "nbarchive.E" not in result.stderr
