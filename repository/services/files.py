@@ -84,20 +84,23 @@ def draft_file_upload(*, version: Version, actor, path: str, stream, content_len
 
 
 def _attach(*, version: Version, actor, path: str, stored: storage.StoredObject) -> VersionFile:
-    blob, created = _blob_get_or_create(stored)
-    if not created:
-        storage.delete_quietly(stored.storage_key)
+    # The Blob row and the VersionFile row commit together: a refused attach leaves no Blob pointing at bytes
+    # that the caller is about to delete.
     with transaction.atomic():
         version = Version.objects.select_for_update().get(pk=version.pk)
         # Checked again under the lock: the transfer may have taken minutes.
         _check_path(version, path)
         _check_can_add(version, path, None)
+        blob, created = _blob_get_or_create(stored)
         version_file = VersionFile.objects.create(version=version, path=path, blob=blob)
         if not version.notebook_path and version_file.is_notebook:
             version.notebook_path = path
             version.save(update_fields=["notebook_path", "updated"])
         audit_event_append(actor=actor, action="draft.file_add", version=version,
                            data={"path": path, "sha256": blob.sha256, "size": blob.size})
+    if not created:
+        # The same bytes were stored before; keep that object and drop the copy just written.
+        storage.delete_quietly(stored.storage_key)
     return version_file
 
 
@@ -106,7 +109,7 @@ def _blob_get_or_create(stored: storage.StoredObject) -> tuple[Blob, bool]:
     if existing is not None:
         return existing, False
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # a savepoint, so a lost race does not spoil the outer transaction
             return Blob.objects.create(sha256=stored.sha256, md5=stored.md5, size=stored.size,
                                        storage_key=stored.storage_key), True
     except IntegrityError:

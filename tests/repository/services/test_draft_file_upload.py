@@ -89,3 +89,26 @@ def test_storage_failure_is_storage_unavailable_and_records_nothing(user, settin
     with pytest.raises(StorageUnavailable):
         draft_file_upload(version=version, actor=user, path="a.bin", stream=io.BytesIO(b"1"), content_length=1)
     assert VersionFile.objects.count() == 0
+
+
+def test_a_path_taken_during_the_transfer_leaves_no_blob_behind(user, local_blob_storage, monkeypatch):
+    """Two uploads to one path at once: the second to finish is refused and leaves neither row nor bytes."""
+    from repository.services import files
+
+    version = record_create(owner=user)
+    real_store = files.storage.store_stream
+
+    def store_while_someone_else_takes_the_path(stream, **kwargs):
+        stored = real_store(stream, **kwargs)
+        monkeypatch.setattr(files.storage, "store_stream", real_store)
+        draft_file_upload(version=version, actor=user, path="a.bin", stream=io.BytesIO(b"theirs"), content_length=6)
+        return stored
+
+    monkeypatch.setattr(files.storage, "store_stream", store_while_someone_else_takes_the_path)
+
+    with pytest.raises(Conflict):
+        draft_file_upload(version=version, actor=user, path="a.bin", stream=io.BytesIO(b"mine!"), content_length=5)
+
+    assert list(Blob.objects.values_list("size", flat=True)) == [6]
+    stored_files = [p for p in local_blob_storage.rglob("*") if p.is_file()]
+    assert [p.read_bytes() for p in stored_files] == [b"theirs"]
