@@ -3,7 +3,9 @@
 Shape: {"type", "title", "status", "detail", "code", "errors": [{"field": "creators[0].orcid", "messages": [...]}]}
 """
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -54,6 +56,13 @@ def problem_exception_handler(exc, context):
     if isinstance(exc, NbarchiveError):
         return problem_response(status_code=exc.status, code=exc.code, title=exc.title, detail=exc.detail,
                                 field_errors=exc.field_errors)
+    if isinstance(exc, RequestDataTooBig):
+        # DRF reads JSON bodies through request.body, which enforces Django's DATA_UPLOAD_MAX_MEMORY_SIZE.
+        return problem_response(status_code=413, code="too_large", title="Too large",
+                                detail=f"The request body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; "
+                                "metadata must be smaller (files go to the files endpoint).")
+    if isinstance(exc, SuspiciousOperation):
+        return problem_response(status_code=400, code="bad_request", title="Bad request", detail=str(exc))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -237,3 +237,13 @@ def test_openapi_schema_and_docs_are_served(client):
 
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger-ui" in docs.content
+
+
+def test_an_oversized_json_body_is_413_before_it_is_parsed(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+
+    response = api.post("/api/records", {"title": "x" * 2000}, format="json")
+
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/problem+json"
+    assert "over 1000 bytes" in response.json()["detail"]
