@@ -39,6 +39,8 @@ def _choose_database() -> str:
 
 
 DATABASE_CHOICE = _choose_database()
+# Two runs at once (two developers, or CI beside a developer) must not share, and drop, one test database.
+os.environ.setdefault("NBARCHIVE_TEST_DATABASE_NAME", f"test_nbarchive_{os.getpid()}")
 # Keep the test run's files (SQLite file, local storage, broker spool) out of the developer's var/.
 os.environ.setdefault("NBARCHIVE_VAR_DIR", tempfile.mkdtemp(prefix="nbarchive-test-"))
 os.environ.setdefault("DJANGO_DEBUG", "1")
