@@ -149,3 +149,19 @@ class UserRecordOutput(serializers.Serializer):
     file_count = serializers.IntegerField()
     total_size = serializers.IntegerField(allow_null=True)
     updated = serializers.DateTimeField()
+
+
+class ProblemFieldError(serializers.Serializer):
+    field = serializers.CharField(help_text="Path of the field, e.g. creators[0].orcid")
+    messages = serializers.ListField(child=serializers.CharField())
+
+
+class ProblemOutput(serializers.Serializer):
+    """An error, as RFC 9457 problem details (media type application/problem+json)."""
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. invalid, not_found, too_large.")
+    errors = ProblemFieldError(many=True, required=False)

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from repository import selectors, storage
-from repository.api.serializers import DraftMetadataInput, DraftOutput, FileOutput, UserRecordOutput
+from repository.api.serializers import DraftMetadataInput, DraftOutput, FileOutput, ProblemOutput, UserRecordOutput
 from repository.errors import NbarchiveError, NotFound
 from repository.services.drafts import draft_update, record_create
 from repository.services.files import draft_file_delete, draft_file_upload
@@ -30,13 +30,19 @@ class RawBodyParser(BaseParser):
         return stream
 
 
+def _with_errors(success: dict, *codes: int) -> dict:
+    """Document the problem+json answers an operation can give besides its success response."""
+    problem = {(code, "application/problem+json"): ProblemOutput for code in (401, *codes)}
+    return {**success, **problem}
+
+
 def _draft_response(request, version, status_code=status.HTTP_200_OK) -> Response:
     version = selectors.draft_with_details(version)
     return Response(DraftOutput(version, context={"request": request}).data, status=status_code)
 
 
 class RecordCreateApi(APIView):
-    @extend_schema(request=DraftMetadataInput, responses={201: DraftOutput}, summary="Create a record with a new draft")
+    @extend_schema(request=DraftMetadataInput, responses=_with_errors({201: DraftOutput}, 400, 413), summary="Create a record with a new draft", operation_id="records_create")
     def post(self, request):
         serializer = DraftMetadataInput(data=request.data or {})
         serializer.is_valid(raise_exception=True)
@@ -45,11 +51,12 @@ class RecordCreateApi(APIView):
 
 
 class DraftApi(APIView):
-    @extend_schema(responses=DraftOutput, summary="Show a record's draft")
+    @extend_schema(responses=_with_errors({200: DraftOutput}, 404), summary="Show a record's draft", operation_id="draft_get")
     def get(self, request, record_id):
         return _draft_response(request, selectors.draft_get_for_user(record_id=record_id, user=request.user))
 
-    @extend_schema(request=DraftMetadataInput, responses=DraftOutput, summary="Replace a draft's metadata")
+    @extend_schema(request=DraftMetadataInput, responses=_with_errors({200: DraftOutput}, 400, 404, 409, 413),
+                   summary="Replace a draft's metadata", operation_id="draft_update")
     def put(self, request, record_id):
         version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
         serializer = DraftMetadataInput(data=request.data)
@@ -59,7 +66,7 @@ class DraftApi(APIView):
 
 
 class DraftFilesApi(APIView):
-    @extend_schema(responses=FileOutput(many=True), summary="List a draft's files")
+    @extend_schema(responses=_with_errors({200: FileOutput(many=True)}, 404), summary="List a draft's files", operation_id="draft_files_list")
     def get(self, request, record_id):
         version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
         files = version.files.select_related("blob", "version__record")
@@ -73,8 +80,8 @@ FILE_PATH_PARAMETER = OpenApiParameter("file_path", OpenApiTypes.STR, OpenApiPar
 class DraftFileApi(APIView):
     parser_classes = [RawBodyParser]
 
-    @extend_schema(parameters=[FILE_PATH_PARAMETER], responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
-                   summary="Download a draft's file")
+    @extend_schema(parameters=[FILE_PATH_PARAMETER], responses=_with_errors({(200, "application/octet-stream"): OpenApiTypes.BINARY}, 404),
+                   summary="Download a draft's file", operation_id="draft_file_download")
     def get(self, request, record_id, file_path):
         version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
         version_file = version.files.select_related("blob").filter(path=file_path).first()
@@ -87,7 +94,8 @@ class DraftFileApi(APIView):
         return response
 
     @extend_schema(parameters=[FILE_PATH_PARAMETER], request={"application/octet-stream": OpenApiTypes.BINARY},
-                   responses={201: FileOutput}, summary="Upload a file to a draft (the body is the file)")
+                   responses=_with_errors({201: FileOutput}, 400, 404, 409, 411, 413, 503),
+                   summary="Upload a file to a draft (the body is the file)", operation_id="draft_file_upload")
     def put(self, request, record_id, file_path):
         version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
         content_length = _content_length(request)
@@ -97,7 +105,7 @@ class DraftFileApi(APIView):
         version_file = version.files.select_related("blob", "version__record").get(pk=version_file.pk)
         return Response(FileOutput(version_file, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(parameters=[FILE_PATH_PARAMETER], responses={204: None}, summary="Remove a file from a draft")
+    @extend_schema(parameters=[FILE_PATH_PARAMETER], responses=_with_errors({204: None}, 404, 409), summary="Remove a file from a draft", operation_id="draft_file_delete")
     def delete(self, request, record_id, file_path):
         version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
         draft_file_delete(version=version, actor=request.user, path=file_path)
@@ -118,7 +126,7 @@ def _content_length(request) -> int:
 
 
 class UserRecordsApi(APIView):
-    @extend_schema(responses=UserRecordOutput(many=True), summary="List the records you own (newest version of each)")
+    @extend_schema(responses=_with_errors({200: UserRecordOutput(many=True)}), summary="List the records you own (newest version of each)", operation_id="user_records_list")
     def get(self, request):
         versions = selectors.records_list_for_user(user=request.user)
         return Response(UserRecordOutput(versions, many=True).data)
