@@ -12,4 +12,5 @@ urlpatterns = [
     path("uploads/<str:record_id>/edit/", views.draft_edit, name="draft_edit"),
     path("uploads/<str:record_id>/files/delete/", views.draft_file_delete_view, name="draft_file_delete"),
     path("account/tokens/", views.tokens, name="tokens"),
+    path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
 ]

@@ -1,16 +1,172 @@
-"""Placeholder views; the deposit UI is built next."""
+"""Deposit pages: thin views over the same services and selectors as the REST API.
 
+A draft someone may not see answers 404 (never a hint that it exists); service errors become form errors or a
+message, never a 500. Files are uploaded by the browser straight to the REST API (see static upload.js), so
+large uploads stream to storage instead of going through Django's form upload handlers.
+"""
+
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.db.models import F
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from repository import selectors
+from repository.errors import Conflict, InvalidInput, NotFound
+from repository.models import AccessToken, Version
+from repository.services import drafts, files
+from repository.services import tokens as token_services
+from repository.services.submission import draft_missing_for_submission
+from repository.web.deposit import DepositForm
+from repository.web.forms import COMMON_LICENSES, NewUploadForm, TokenCreateForm
 
 
 def home(request):
-    return HttpResponse("nbarchive")
+    return render(request, "repository/home.html")
 
 
 @login_required
 def my_uploads(request):
-    return HttpResponse("uploads")
+    versions = selectors.records_list_for_user(user=request.user)
+    return render(request, "repository/my_uploads.html", {"versions": versions})
 
 
-draft_new = draft_detail = draft_edit = draft_file_delete_view = tokens = my_uploads
+@login_required
+@require_http_methods(["GET", "POST"])
+def draft_new(request):
+    form = NewUploadForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        title = form.cleaned_data["title"]
+        try:
+            version = drafts.record_create(owner=request.user, metadata={"title": title} if title else None)
+        except InvalidInput as exc:
+            _add_errors_to_form(form, exc)
+        else:
+            messages.success(request, f"Draft {version.record.public_id} created. Describe it, then add its files.")
+            return redirect("repository:draft_edit", record_id=version.record.public_id)
+    return render(request, "repository/draft_new.html", {"form": form})
+
+
+def _draft_or_404(request, record_id: str) -> Version:
+    try:
+        return selectors.draft_get_for_user(record_id=record_id, user=request.user)
+    except NotFound as exc:
+        raise Http404(exc.detail) from None
+
+
+@login_required
+def draft_detail(request, record_id):
+    version = selectors.draft_with_details(_draft_or_404(request, record_id))
+    context = {
+        "version": version,
+        "record_id": version.record.public_id,
+        "files": list(version.files.all()),
+        "missing": draft_missing_for_submission(version),
+        "upload_url": reverse("api:draft_files", kwargs={"record_id": version.record.public_id}),
+        "limits": {
+            "file_size": settings.MAX_FILE_SIZE,
+            "notebook_size": min(settings.MAX_NOTEBOOK_SIZE, settings.MAX_FILE_SIZE),
+            "file_count": settings.MAX_FILES_PER_VERSION,
+        },
+    }
+    return render(request, "repository/draft_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def draft_edit(request, record_id):
+    version = selectors.draft_with_details(_draft_or_404(request, record_id))
+    if request.method == "GET":
+        return _render_edit(request, version, DepositForm(version))
+
+    deposit = DepositForm(version, request.POST)
+    if deposit.is_valid():
+        try:
+            drafts.draft_update(version=version, actor=request.user, metadata=deposit.metadata())
+        except InvalidInput as exc:
+            deposit.add_service_errors(exc.field_errors or {"non_field_errors": [exc.detail]})
+        except Conflict as exc:
+            messages.error(request, exc.detail)
+            return redirect("repository:my_uploads")
+        else:
+            messages.success(request, "Saved.")
+            return redirect("repository:draft_detail", record_id=record_id)
+    return _render_edit(request, version, deposit)
+
+
+def _render_edit(request, version: Version, deposit: DepositForm):
+    context = {
+        "version": version,
+        "record_id": version.record.public_id,
+        "deposit": deposit,
+        "form": deposit.form,
+        "formsets": deposit.formsets,
+        "common_licenses": COMMON_LICENSES,
+    }
+    return render(request, "repository/draft_edit.html", context)
+
+
+@login_required
+@require_POST
+def draft_file_delete_view(request, record_id):
+    version = _draft_or_404(request, record_id)
+    path = request.POST.get("path", "")
+    try:
+        files.draft_file_delete(version=version, actor=request.user, path=path)
+    except (NotFound, Conflict) as exc:
+        # A second click on the same button, or a draft submitted in another tab: say so, do not fail.
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Deleted {path}.")
+    return redirect("repository:draft_detail", record_id=record_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tokens(request):
+    form = TokenCreateForm(_posted(request))
+    created = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, raw = token_services.token_create(user=request.user, name=form.cleaned_data["name"])
+        except InvalidInput as exc:
+            _add_errors_to_form(form, exc)
+        else:
+            # Rendered, not redirected: the raw token exists only in this response and is never stored.
+            created = {"token": token, "raw": raw}
+            form = TokenCreateForm()
+    context = {
+        "form": form,
+        "created": created,
+        # Active tokens first (PostgreSQL sorts NULLs last by default), newest first within each group.
+        "tokens": AccessToken.objects.filter(user=request.user).order_by(
+            F("revoked_at").asc(nulls_first=True), "-created"
+        ),
+    }
+    return render(request, "repository/tokens.html", context)
+
+
+@login_required
+@require_POST
+def token_revoke(request, token_id):
+    try:
+        token_services.token_revoke(user=request.user, token_id=token_id)
+    except NotFound:
+        raise Http404("No such active token.") from None
+    messages.success(request, "The token was revoked; programs using it can no longer sign in with it.")
+    return redirect("repository:tokens")
+
+
+def _posted(request):
+    # Not `request.POST or None`: an empty POST is still a submission and must be validated as one.
+    return request.POST if request.method == "POST" else None
+
+
+def _add_errors_to_form(form, exc: InvalidInput) -> None:
+    for field, field_messages in (exc.field_errors or {}).items():
+        form.add_error(field if field in form.fields else None, field_messages)
+    if not exc.field_errors:
+        form.add_error(None, exc.detail)
