@@ -48,13 +48,6 @@ class DataReferenceInput(serializers.Serializer):
     size = serializers.IntegerField(required=False, min_value=0, allow_null=True)
     title = _text()
 
-    def validate(self, attrs):
-        if attrs["kind"] != DataReference.Kind.REPOSITORY_FILE:
-            missing = {f: ["Required for this kind of reference."] for f in ("sha256", "size") if attrs.get(f) in (None, "")}
-            if missing:
-                raise serializers.ValidationError(missing)
-        return attrs
-
 
 class DraftMetadataInput(serializers.Serializer):
     """The whole metadata of a draft. PUT replaces it: fields left out are cleared."""

@@ -240,6 +240,11 @@ def _clean_data_reference(reference: DataReference, prefix: str, errors: _Errors
             errors.add(field, problem)
     elif kind == DataReference.Kind.REPOSITORY_FILE:
         _resolve_repository_file(reference, field, errors)
+    if kind != DataReference.Kind.REPOSITORY_FILE:
+        # Outside data can only be verified against a checksum the submitter gives; ours is taken from the blob.
+        for name in ("sha256", "size"):
+            if getattr(reference, name) in (None, ""):
+                errors.add(f"{prefix}{name}", "Required for this kind of reference.")
     if kind == DataReference.Kind.ARCHIVE_QUERY:
         if not isinstance(reference.query, dict) or not reference.query:
             errors.add(f"{prefix}query", "An archive query needs its query document as a non-empty JSON object.")

@@ -120,16 +120,6 @@ class DataReferenceForm(forms.Form):
         except ValueError as exc:
             raise ValidationError(f"This is not valid JSON: {exc}.") from None
 
-    def clean(self):
-        cleaned = super().clean()
-        # The API's input serializer asks for these before the service runs; ask the same, in the same words.
-        kind = cleaned.get("kind")
-        if kind and kind != DataReference.Kind.REPOSITORY_FILE:
-            for field in ("sha256", "size"):
-                if cleaned.get(field) in (None, "") and field not in self.errors:
-                    self.add_error(field, "Required for this kind of reference.")
-        return cleaned
-
 
 def _formset(form, extra: int):
     # A section larger than the service's own limit (200 rows) is refused there, with its message.

@@ -1,7 +1,6 @@
 """Management commands as an operator runs them."""
 
 import io
-import json
 
 import pytest
 from django.core.management import call_command
