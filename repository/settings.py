@@ -204,6 +204,19 @@ DATACITE_USERNAME = env.str("DATACITE_USERNAME", default="")
 DATACITE_PASSWORD = env.str("DATACITE_PASSWORD", default="")
 DATACITE_TEST_MODE = env.bool("DATACITE_TEST_MODE", default=True)
 RUNNER = env.str("RUNNER", default="local")  # local | gitlab
+# The Python environment the local sandbox runs notebooks with (ipykernel, nbclient and common scientific
+# packages); `make kernel-env` builds it. It is separate from the worker's environment on purpose.
+RUNNER_KERNEL_PYTHON = env.str("RUNNER_KERNEL_PYTHON", default=str(BASE_DIR / "var" / "kernel-env" / "bin" / "python"))
+RUNNER_SANDBOX_UID = env.int("RUNNER_SANDBOX_UID", default=65534)  # used when the worker runs as root
+RUNNER_MEMORY_MB = env.int("RUNNER_MEMORY_MB", default=2048)
+RUNNER_CPU_SECONDS = env.int("RUNNER_CPU_SECONDS", default=600)
+RUNNER_MAX_PROCESSES = env.int("RUNNER_MAX_PROCESSES", default=64)
+RUNNER_MAX_FILE_SIZE_MB = env.int("RUNNER_MAX_FILE_SIZE_MB", default=512)
+RUNNER_MAX_OPEN_FILES = env.int("RUNNER_MAX_OPEN_FILES", default=256)
+RUNNER_CELL_TIMEOUT_SECONDS = env.int("RUNNER_CELL_TIMEOUT_SECONDS", default=300)
+RUNNER_NOTEBOOK_TIMEOUT_SECONDS = env.int("RUNNER_NOTEBOOK_TIMEOUT_SECONDS", default=1800)
+RUNNER_MAX_OUTPUT_MB = env.int("RUNNER_MAX_OUTPUT_MB", default=50)
+RUNNER_TMPFS_MB = env.int("RUNNER_TMPFS_MB", default=256)
 GITLAB_URL = env.str("GITLAB_URL", default="")
 GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
 GITLAB_PROJECT = env.str("GITLAB_PROJECT", default="")

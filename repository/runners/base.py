@@ -1,0 +1,67 @@
+"""The runner interface: how a notebook is executed, independent of models and the database.
+
+A runner takes a RunSpec (a staged working directory, the notebook in it, the limits) and returns a
+RunResult (the outcome, the executed notebook, logs, timings). `repository/services/runs.py` alone turns a
+RunResult into an ExecutionRun row and a report. Runners are chosen by settings.RUNNER through `get_runner`.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+
+class Outcome:
+    """What happened to the execution itself (the comparison decides the rest of the verdict)."""
+
+    COMPLETED = "completed"
+    EXECUTION_FAILED = "execution_failed"
+    TIMED_OUT = "timed_out"
+    RESOURCE_LIMIT = "resource_limit"
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    memory_mb: int = 2048            # address space per process (RLIMIT_AS)
+    cpu_seconds: int = 600           # CPU time per process (RLIMIT_CPU)
+    max_processes: int = 64          # processes of the sandbox user (RLIMIT_NPROC)
+    max_file_size_mb: int = 512      # largest file a process may write (RLIMIT_FSIZE)
+    max_open_files: int = 256        # RLIMIT_NOFILE
+    cell_timeout_seconds: int = 300  # wall clock per cell (nbclient)
+    notebook_timeout_seconds: int = 1800  # wall clock for the whole run, enforced from outside
+    max_output_mb: int = 50          # total size of all outputs of the executed notebook
+    tmpfs_mb: int = 256              # /tmp inside the sandbox
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    workdir: Path          # the staged inputs; the notebook's folder is its working directory
+    notebook_path: str     # relative to workdir
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+
+
+@dataclass
+class RunResult:
+    outcome: str
+    message: str
+    executed_notebook: bytes | None
+    logs: str
+    started_at: datetime
+    finished_at: datetime
+    peak_memory_bytes: int | None = None
+    failed_cell_index: int | None = None
+    environment: dict = field(default_factory=dict)
+
+
+class Runner(Protocol):
+    name: str
+
+    def run(self, spec: RunSpec) -> RunResult: ...
+
+
+def get_runner(name: str) -> Runner:
+    if name == "local":
+        from repository.runners.local import LocalSandboxRunner
+
+        return LocalSandboxRunner.from_settings()
+    raise ValueError(f"Unknown runner '{name}'; RUNNER must be 'local' (the GitLab runner is not built yet).")
