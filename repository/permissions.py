@@ -1,16 +1,35 @@
 """Who may do what. Small predicates shared by the API and the web views."""
 
-from repository.models import Record, Version
+from repository.models import ExecutionRun, Record, Version
+
+MODERATORS_GROUP = "moderators"
 
 
 def is_owner(user, record: Record) -> bool:
     return bool(user and user.is_authenticated) and record.owners.filter(pk=user.pk).exists()
 
 
+def is_moderator(user) -> bool:
+    # The moderation issue adds communities with their own moderators; until then the global group decides.
+    if not (user and user.is_authenticated):
+        return False
+    return user.is_superuser or user.groups.filter(name=MODERATORS_GROUP).exists()
+
+
 def can_view_draft(user, version: Version) -> bool:
-    # Drafts are private to their owners; moderators get access through review requests (moderation app).
-    return is_owner(user, version.record)
+    # Drafts are private to their owners; moderators see them once submitted.
+    if is_owner(user, version.record):
+        return True
+    return version.state != Version.State.DRAFT and is_moderator(user)
 
 
 def can_edit_draft(user, version: Version) -> bool:
-    return can_view_draft(user, version) and version.is_editable
+    return is_owner(user, version.record) and version.is_editable
+
+
+def can_request_run(user, version: Version) -> bool:
+    return can_view_draft(user, version) and version.state in Version.UNPUBLISHED_STATES
+
+
+def can_view_run(user, run: ExecutionRun) -> bool:
+    return can_view_draft(user, run.version)

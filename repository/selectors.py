@@ -3,15 +3,15 @@
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
 
 from repository.errors import NotFound
-from repository.models import Version, VersionFile
-from repository.permissions import can_view_draft
+from repository.models import ExecutionRun, Version, VersionFile
+from repository.permissions import can_view_draft, can_view_run
 
 
 def draft_get_for_user(*, record_id: str, user) -> Version:
-    """The record's open draft, if `user` may see it; NotFound otherwise (also when it has no draft)."""
+    """The record's unpublished version (a draft, possibly in review), if `user` may see it; NotFound otherwise."""
     version = (
         Version.objects.select_related("record")
-        .filter(record__public_id=record_id, state=Version.State.DRAFT)
+        .filter(record__public_id=record_id, state__in=Version.UNPUBLISHED_STATES)
         .first()
     )
     if version is None or not can_view_draft(user, version):
@@ -42,3 +42,14 @@ def records_list_for_user(*, user) -> QuerySet[Version]:
         .annotate(file_count=Count("files"), total_size=Sum("files__blob__size"))
         .order_by("-updated")
     )
+
+
+def run_get_for_user(*, run_id, user) -> ExecutionRun:
+    run = ExecutionRun.objects.select_related("version__record", "executed_notebook").filter(run_id=run_id).first()
+    if run is None or not can_view_run(user, run):
+        raise NotFound("No verification run with this id that you can see.")
+    return run
+
+
+def runs_list_for_version(*, version: Version) -> QuerySet[ExecutionRun]:
+    return version.runs.select_related("version__record").defer("logs", "report")

@@ -195,6 +195,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ROUTES = {"repository.tasks.run_verification_task": {"queue": "verification"}}
 
 # --- Pluggable parts ----------------------------------------------------------------------------------
 DOI_PROVIDER = env.str("DOI_PROVIDER", default="local")  # local | datacite
@@ -217,6 +218,24 @@ RUNNER_CELL_TIMEOUT_SECONDS = env.int("RUNNER_CELL_TIMEOUT_SECONDS", default=300
 RUNNER_NOTEBOOK_TIMEOUT_SECONDS = env.int("RUNNER_NOTEBOOK_TIMEOUT_SECONDS", default=1800)
 RUNNER_MAX_OUTPUT_MB = env.int("RUNNER_MAX_OUTPUT_MB", default=50)
 RUNNER_TMPFS_MB = env.int("RUNNER_TMPFS_MB", default=256)
+
+# Comparing fresh outputs with the submitted ones; a version may override these (Version.comparison_tolerance).
+COMPARE_RTOL = env.float("COMPARE_RTOL", default=1e-9)
+COMPARE_ATOL = env.float("COMPARE_ATOL", default=1e-12)
+COMPARE_PIXEL_TOLERANCE = env.int("COMPARE_PIXEL_TOLERANCE", default=8)
+COMPARE_MAX_DIFFERING_PIXELS = env.float("COMPARE_MAX_DIFFERING_PIXELS", default=0.001)
+
+# Fetching data references before a run (outside the sandbox; refuses private addresses).
+STAGING_MAX_BYTES = env.int("STAGING_MAX_BYTES", default=5 * 1024**3)
+STAGING_TIMEOUT_SECONDS = env.float("STAGING_TIMEOUT_SECONDS", default=60)
+STAGING_TOTAL_SECONDS = env.int("STAGING_TOTAL_SECONDS", default=1800)
+STAGING_MAX_REDIRECTS = env.int("STAGING_MAX_REDIRECTS", default=5)
+# Fetched data is kept by checksum, so a re-run does not download it again.
+STAGING_CACHE_DIR = env.str("STAGING_CACHE_DIR", default=str(VAR_DIR / "staging-cache"))
+# CIDRs exempt from the private-address refusal: only for tests or an archive on the same private network.
+STAGING_ALLOWED_NETWORKS = env.list("STAGING_ALLOWED_NETWORKS", default=[])
+STAGING_CA_BUNDLE = env.str("STAGING_CA_BUNDLE", default="")
+STAGING_DOI_RESOLVER = env.str("STAGING_DOI_RESOLVER", default="https://doi.org/")
 GITLAB_URL = env.str("GITLAB_URL", default="")
 GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
 GITLAB_PROJECT = env.str("GITLAB_PROJECT", default="")

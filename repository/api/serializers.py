@@ -158,3 +158,39 @@ class ProblemOutput(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField(help_text="Stable machine-readable code, e.g. invalid, not_found, too_large.")
     errors = ProblemFieldError(many=True, required=False)
+
+
+class RunOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="run_id")
+    record = serializers.CharField(source="version.record.public_id")
+    version = serializers.IntegerField(source="version.number")
+    runner = serializers.CharField()
+    container_image = serializers.CharField(help_text="The image the version pins; the local runner does not pull it.")
+    notebook_path = serializers.CharField()
+    status = serializers.CharField()
+    verdict = serializers.CharField()
+    message = serializers.CharField()
+    queued_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_seconds = serializers.FloatField(allow_null=True)
+    peak_memory_bytes = serializers.IntegerField(allow_null=True)
+    links = serializers.SerializerMethodField()
+
+    def get_links(self, run) -> dict:
+        request = self.context["request"]
+        links = {
+            "self": request.build_absolute_uri(reverse("api:run", kwargs={"run_id": run.run_id})),
+            "html": request.build_absolute_uri(reverse("repository:run_report", kwargs={"run_id": run.run_id})),
+        }
+        if run.executed_notebook_id:
+            links["executed_notebook"] = request.build_absolute_uri(
+                reverse("api:run_executed_notebook", kwargs={"run_id": run.run_id}))
+        return links
+
+
+class RunDetailOutput(RunOutput):
+    environment = serializers.JSONField()
+    report = serializers.JSONField()
+    logs = serializers.CharField()
+    staged_references = serializers.JSONField()

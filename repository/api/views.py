@@ -9,10 +9,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from repository import selectors, storage
-from repository.api.serializers import DraftMetadataInput, DraftOutput, FileOutput, ProblemOutput, UserRecordOutput
-from repository.errors import NbarchiveError, NotFound
+from repository.api.serializers import (
+    DraftMetadataInput,
+    DraftOutput,
+    FileOutput,
+    ProblemOutput,
+    RunDetailOutput,
+    RunOutput,
+    UserRecordOutput,
+)
+from repository.errors import NbarchiveError, NotFound, PermissionDenied
+from repository.permissions import can_request_run
 from repository.services.drafts import draft_update, record_create
 from repository.services.files import draft_file_delete, draft_file_upload
+from repository.services.runs import run_request
+from repository.services.submission import version_submit
 
 
 class LengthRequired(NbarchiveError):
@@ -130,3 +141,51 @@ class UserRecordsApi(APIView):
     def get(self, request):
         versions = selectors.records_list_for_user(user=request.user)
         return Response(UserRecordOutput(versions, many=True).data)
+
+
+class DraftSubmitApi(APIView):
+    @extend_schema(request=None, responses=_with_errors({202: DraftOutput}, 400, 404, 409),
+                   summary="Submit a draft for review (queues a verification run)", operation_id="draft_submit")
+    def post(self, request, record_id):
+        version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
+        version = version_submit(version=version, actor=request.user)
+        return _draft_response(request, version, status.HTTP_202_ACCEPTED)
+
+
+class DraftRunsApi(APIView):
+    @extend_schema(responses=_with_errors({200: RunOutput(many=True)}, 404), operation_id="draft_runs_list",
+                   summary="List the verification runs of a draft, newest first")
+    def get(self, request, record_id):
+        version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
+        runs = selectors.runs_list_for_version(version=version)
+        return Response(RunOutput(runs, many=True, context={"request": request}).data)
+
+    @extend_schema(request=None, responses=_with_errors({202: RunOutput}, 403, 404, 409), operation_id="draft_run_request",
+                   summary="Re-run the verification of a draft (owners and moderators)")
+    def post(self, request, record_id):
+        version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
+        if not can_request_run(request.user, version):
+            raise PermissionDenied("Only the owners and moderators can re-run the verification.")
+        run = run_request(version=version, requested_by=request.user)
+        return Response(RunOutput(run, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RunApi(APIView):
+    @extend_schema(responses=_with_errors({200: RunDetailOutput}, 404), operation_id="run_get",
+                   summary="A verification run with its reproducibility report")
+    def get(self, request, run_id):
+        run = selectors.run_get_for_user(run_id=run_id, user=request.user)
+        return Response(RunDetailOutput(run, context={"request": request}).data)
+
+
+class RunExecutedNotebookApi(APIView):
+    @extend_schema(responses=_with_errors({(200, "application/x-ipynb+json"): OpenApiTypes.BINARY}, 404),
+                   operation_id="run_executed_notebook", summary="Download the notebook as the run executed it")
+    def get(self, request, run_id):
+        run = selectors.run_get_for_user(run_id=run_id, user=request.user)
+        if run.executed_notebook is None:
+            raise NotFound("This run produced no executed notebook.")
+        response = FileResponse(storage.open_blob(run.executed_notebook.storage_key), as_attachment=True,
+                                filename=f"executed-{run.run_id}.ipynb", content_type="application/x-ipynb+json")
+        response["X-Content-Type-Options"] = "nosniff"
+        return response

@@ -4,6 +4,7 @@ from .audit import AuditEvent
 from .files import Blob, VersionFile
 from .records import Creator, Record, RelatedIdentifier, ResourceType, Version
 from .references import DataReference
+from .runs import ExecutionRun, Verdict
 from .tokens import AccessToken
 
 __all__ = [
@@ -12,9 +13,11 @@ __all__ = [
     "Blob",
     "Creator",
     "DataReference",
+    "ExecutionRun",
     "Record",
     "RelatedIdentifier",
     "ResourceType",
+    "Verdict",
     "Version",
     "VersionFile",
 ]

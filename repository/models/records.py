@@ -71,6 +71,9 @@ class Version(models.Model):
     # How to re-run it.
     container_image = models.CharField(max_length=600, blank=True, validators=[validate_container_image])
     notebook_path = models.CharField(max_length=1024, blank=True, help_text="The notebook that is re-executed.")
+    comparison_tolerance = models.JSONField(
+        default=dict, blank=True, help_text="Overrides of the default comparison tolerance, e.g. {\"rtol\": 1e-6}."
+    )
 
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -81,9 +84,11 @@ class Version(models.Model):
         ordering = ["record", "-number"]
         constraints = [
             models.UniqueConstraint(fields=["record", "number"], name="version_number_unique_per_record"),
-            # A record has at most one version being edited at a time (Zenodo's rule).
+            # A record has at most one unpublished version at a time (Zenodo's rule): the draft, which may be
+            # in review or being published.
             models.UniqueConstraint(
-                fields=["record"], condition=models.Q(state="draft"), name="one_draft_per_record"
+                fields=["record"], condition=models.Q(state__in=["draft", "in_review", "publishing"]),
+                name="one_draft_per_record",
             ),
             models.CheckConstraint(condition=models.Q(number__gte=1), name="version_number_positive"),
         ]
@@ -94,9 +99,15 @@ class Version(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("repository:draft_detail", kwargs={"record_id": self.record.public_id})
 
+    UNPUBLISHED_STATES = ("draft", "in_review", "publishing")
+
     @property
     def is_editable(self) -> bool:
         return self.state == self.State.DRAFT
+
+    @property
+    def latest_run(self):
+        return self.runs.order_by("-queued_at", "-id").first()
 
 
 class Creator(models.Model):

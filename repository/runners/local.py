@@ -31,6 +31,7 @@ from django.conf import settings
 from repository.runners.base import Outcome, RunResult, RunSpec
 
 DRIVER = Path(__file__).with_name("sandbox_driver.py")
+KERNEL_ENV_MOUNT = "/opt/kernel-env"
 LOG_LIMIT_BYTES = 256 * 1024
 SANDBOX_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -43,7 +44,7 @@ SANDBOX_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
-    "MPLBACKEND": "Agg",
+    # No MPLBACKEND: ipykernel then uses the inline backend, so figures become outputs as in Jupyter.
     "MPLCONFIGDIR": "/tmp/matplotlib",
     "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
     "JUPYTER_PLATFORM_DIRS": "1",
@@ -147,12 +148,17 @@ class LocalSandboxRunner:
             "--proc", "/proc", "--dev", "/dev",
             "--size", str(limits.tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp",
             "--dir", "/tmp/home",
-            "--ro-bind", str(kernel_env), str(kernel_env),
+            # At a fixed path, so that wherever the checkout lives it cannot be shadowed by /work; a venv
+            # finds its prefix from where its python is started, so it works when moved.
+            "--ro-bind", str(kernel_env), KERNEL_ENV_MOUNT,
             "--ro-bind", str(DRIVER), "/opt/nbarchive/driver.py",
             "--bind", str(spec.workdir), "/work",
             "--bind", str(out_dir), "/out",
+            # bwrap's root is a tmpfs the sandbox user could fill; only /tmp (size-limited), /work and /out
+            # stay writable.
+            "--remount-ro", "/",
             "--chdir", "/work",
-            str(self.kernel_python), "/opt/nbarchive/driver.py",
+            f"{KERNEL_ENV_MOUNT}/bin/{self.kernel_python.name}", "/opt/nbarchive/driver.py",
             f"/work/{spec.notebook_path}", "/out",
             str(limits.cell_timeout_seconds), str(limits.max_output_mb * 1024 * 1024),
         ]

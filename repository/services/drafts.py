@@ -15,8 +15,9 @@ from django.core.validators import URLValidator
 from django.db import transaction
 
 from repository import validators
-from repository.errors import Conflict, InvalidInput
+from repository.errors import Conflict, InvalidInput, PermissionDenied
 from repository.models import Blob, Creator, DataReference, Record, RelatedIdentifier, Version, VersionFile
+from repository.permissions import is_owner
 from repository.services.audit import audit_event_append
 
 VERSION_FIELDS = ("title", "description", "resource_type", "version_label", "license", "container_image",
@@ -52,6 +53,12 @@ class _Errors:
             raise InvalidInput("Some fields are not valid; nothing was saved.", field_errors=self.by_field)
 
 
+def require_owner(actor, version: Version) -> None:
+    """Only owners change a draft; callers check visibility first, this guards every write path."""
+    if not is_owner(actor, version.record):
+        raise PermissionDenied("Only the owners of a record can change its draft.")
+
+
 @transaction.atomic
 def record_create(*, owner, metadata: dict | None = None) -> Version:
     """Create a record owned by `owner` with an empty draft (version 1), optionally with metadata."""
@@ -68,6 +75,7 @@ def record_create(*, owner, metadata: dict | None = None) -> Version:
 def draft_update(*, version: Version, actor, metadata: dict) -> Version:
     """Replace the draft's metadata with `metadata` (fields left out are cleared, as with HTTP PUT)."""
     version = Version.objects.select_for_update().get(pk=version.pk)
+    require_owner(actor, version)
     if not version.is_editable:
         raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; only drafts can be edited.")
     errors = _Errors()

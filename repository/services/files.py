@@ -16,6 +16,7 @@ from repository import storage, validators
 from repository.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from repository.models import Blob, Version, VersionFile
 from repository.services.audit import audit_event_append
+from repository.services.drafts import require_owner
 from repository.services.notebooks import notebook_validate
 
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024
@@ -65,6 +66,7 @@ def _size_limit(path: str) -> int:
 
 def draft_file_upload(*, version: Version, actor, path: str, stream, content_length: int | None) -> VersionFile:
     """Store `stream` as the draft's file at `path`. The transfer happens outside any database transaction."""
+    require_owner(actor, version)
     path = _check_path(version, path)
     _check_can_add(version, path, content_length)
     is_notebook = path.lower().endswith(".ipynb")
@@ -91,7 +93,7 @@ def _attach(*, version: Version, actor, path: str, stored: storage.StoredObject)
         # Checked again under the lock: the transfer may have taken minutes.
         _check_path(version, path)
         _check_can_add(version, path, None)
-        blob, created = _blob_get_or_create(stored)
+        blob, created = blob_get_or_create(stored)
         version_file = VersionFile.objects.create(version=version, path=path, blob=blob)
         if not version.notebook_path and version_file.is_notebook:
             version.notebook_path = path
@@ -104,7 +106,9 @@ def _attach(*, version: Version, actor, path: str, stored: storage.StoredObject)
     return version_file
 
 
-def _blob_get_or_create(stored: storage.StoredObject) -> tuple[Blob, bool]:
+def blob_get_or_create(stored: storage.StoredObject) -> tuple[Blob, bool]:
+    """The Blob for stored bytes: a new row, or the existing one with the same sha256 (the caller then deletes
+    its own copy)."""
     existing = Blob.objects.filter(sha256=stored.sha256).first()
     if existing is not None:
         return existing, False
@@ -121,6 +125,7 @@ def _blob_get_or_create(stored: storage.StoredObject) -> tuple[Blob, bool]:
 def draft_file_delete(*, version: Version, actor, path: str) -> None:
     """Remove a file from a draft. The blob stays: other versions may share it (garbage is swept later)."""
     version = Version.objects.select_for_update().get(pk=version.pk)
+    require_owner(actor, version)
     if not version.is_editable:
         raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; its files cannot change.")
     deleted, _ = VersionFile.objects.filter(version=version, path=path).delete()

@@ -1,6 +1,12 @@
-"""What a draft still lacks before it can be submitted for review (shown on the draft page and in the API)."""
+"""Submitting a draft for review, and what a draft still lacks before it can be (shown on the draft page)."""
 
+from django.db import transaction
+from django.utils import timezone
+
+from repository.errors import Conflict, InvalidInput
 from repository.models import Version
+from repository.services.audit import audit_event_append
+from repository.services.runs import run_request
 
 
 def draft_missing_for_submission(version: Version) -> list[str]:
@@ -18,3 +24,24 @@ def draft_missing_for_submission(version: Version) -> list[str]:
     if not version.notebook_path:
         missing.append("a notebook (.ipynb) file")
     return missing
+
+
+def version_submit(*, version: Version, actor) -> Version:
+    """Submit a complete draft for review: it stops being editable and a verification run is queued.
+
+    The moderation workflow (ReviewRequest) builds on this; until it exists the version waits `in_review`.
+    """
+    with transaction.atomic():
+        version = Version.objects.select_for_update().get(pk=version.pk)
+        if version.state != Version.State.DRAFT:
+            raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}, not a draft.")
+        missing = draft_missing_for_submission(version)
+        if missing:
+            raise InvalidInput("The draft is not complete: it needs " + ", ".join(missing) + ".",
+                               field_errors={"missing": missing})
+        version.state = Version.State.IN_REVIEW
+        version.submitted_at = timezone.now()
+        version.save(update_fields=["state", "submitted_at", "updated"])
+        audit_event_append(actor=actor, action="version.submit", version=version)
+        run_request(version=version, requested_by=actor)
+    return version

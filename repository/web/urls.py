@@ -11,6 +11,9 @@ urlpatterns = [
     path("uploads/<str:record_id>/", views.draft_detail, name="draft_detail"),
     path("uploads/<str:record_id>/edit/", views.draft_edit, name="draft_edit"),
     path("uploads/<str:record_id>/files/delete/", views.draft_file_delete_view, name="draft_file_delete"),
+    path("uploads/<str:record_id>/submit/", views.draft_submit, name="draft_submit"),
+    path("uploads/<str:record_id>/runs/", views.draft_rerun, name="draft_rerun"),
+    path("runs/<uuid:run_id>/", views.run_report, name="run_report"),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
 ]

@@ -15,11 +15,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from repository import selectors
-from repository.errors import Conflict, InvalidInput, NotFound
+from repository.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from repository.models import AccessToken, Version
+from repository.permissions import can_edit_draft, can_request_run, is_owner
 from repository.services import drafts, files
 from repository.services import tokens as token_services
-from repository.services.submission import draft_missing_for_submission
+from repository.services.runs import run_request
+from repository.services.submission import draft_missing_for_submission, version_submit
 from repository.web.deposit import DepositForm
 from repository.web.forms import COMMON_LICENSES, NewUploadForm, TokenCreateForm
 
@@ -65,6 +67,10 @@ def draft_detail(request, record_id):
         "record_id": version.record.public_id,
         "files": list(version.files.all()),
         "missing": draft_missing_for_submission(version),
+        "can_edit": can_edit_draft(request.user, version),
+        "is_owner": is_owner(request.user, version.record),
+        "can_rerun": can_request_run(request.user, version) and bool(version.notebook_path),
+        "runs": list(selectors.runs_list_for_version(version=version)[:10]),
         "upload_url": reverse("api:draft_files", kwargs={"record_id": version.record.public_id}),
         "limits": {
             "file_size": settings.MAX_FILE_SIZE,
@@ -116,12 +122,61 @@ def draft_file_delete_view(request, record_id):
     path = request.POST.get("path", "")
     try:
         files.draft_file_delete(version=version, actor=request.user, path=path)
-    except (NotFound, Conflict) as exc:
+    except (NotFound, Conflict, PermissionDenied) as exc:
         # A second click on the same button, or a draft submitted in another tab: say so, do not fail.
         messages.error(request, exc.detail)
     else:
         messages.success(request, f"Deleted {path}.")
     return redirect("repository:draft_detail", record_id=record_id)
+
+
+@login_required
+@require_POST
+def draft_submit(request, record_id):
+    version = _draft_or_404(request, record_id)
+    try:
+        version_submit(version=version, actor=request.user)
+    except (InvalidInput, Conflict, PermissionDenied) as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, "Submitted for review. The notebook is being re-executed; the result appears below.")
+    return redirect("repository:draft_detail", record_id=record_id)
+
+
+@login_required
+@require_POST
+def draft_rerun(request, record_id):
+    version = _draft_or_404(request, record_id)
+    if not can_request_run(request.user, version):
+        raise Http404("No draft you can re-run.")
+    try:
+        run_request(version=version, requested_by=request.user)
+    except Conflict as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, "A new verification run is queued.")
+    return redirect("repository:draft_detail", record_id=record_id)
+
+
+@login_required
+def run_report(request, run_id):
+    try:
+        run = selectors.run_get_for_user(run_id=run_id, user=request.user)
+    except NotFound as exc:
+        raise Http404(exc.detail) from None
+    report = run.report or {}
+    context = {
+        "run": run,
+        "version": run.version,
+        "record_id": run.version.record.public_id,
+        "report": report,
+        "cells": report.get("cells", []),
+        "execution": report.get("execution", {}),
+        "environment": report.get("environment") or run.environment,
+        "summary": report.get("summary", {}),
+        "notes": report.get("notes", []),
+    }
+    return render(request, "repository/run_report.html", context)
 
 
 @login_required

@@ -121,14 +121,28 @@ def test_unknown_record_is_not_found(client, user):
     assert response.status_code == 404
 
 
-def test_record_without_an_open_draft_is_not_found_and_not_linked(client, user):
+def test_a_draft_in_review_is_shown_read_only(client, user):
     version = record_create(owner=user, metadata={"title": "Under review"})
+    upload(version, user)
     Version.objects.filter(pk=version.pk).update(state=Version.State.IN_REVIEW)
+    client.force_login(user)
+
+    html = client.get(draft_url("draft_detail", version)).content.decode()
+
+    assert "Submitted for review" in html
+    assert 'type="file"' not in html and "Edit metadata" not in html and ">Delete<" not in html
+    listing = client.get(reverse("repository:my_uploads")).content.decode()
+    assert draft_url("draft_detail", version) in listing
+
+
+def test_a_published_version_has_no_draft_page(client, user):
+    version = record_create(owner=user, metadata={"title": "Published"})
+    Version.objects.filter(pk=version.pk).update(state=Version.State.PUBLISHED)
     client.force_login(user)
 
     assert client.get(draft_url("draft_detail", version)).status_code == 404
     listing = client.get(reverse("repository:my_uploads")).content.decode()
-    assert "Under review" in listing and draft_url("draft_detail", version) not in listing
+    assert "Published" in listing and draft_url("draft_detail", version) not in listing
 
 
 def test_draft_page_shows_files_missing_items_and_the_upload_widget(client, user):
