@@ -4,7 +4,6 @@ import pytest
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from repository import demo
 from repository.models import ExecutionRun
 from repository.services.runs import run_execute
 from repository.services.tokens import token_create
