@@ -64,6 +64,10 @@ class DraftMetadataInput(serializers.Serializer):
     container_image = _text(help_text="registry/name@sha256:<64 hex>; a tag alone is refused.")
     notebook_path = _text(help_text="The uploaded notebook to re-execute; defaults to the first one uploaded.")
     data_references = DataReferenceInput(many=True, required=False)
+    comparison_tolerance = serializers.JSONField(
+        required=False, help_text="Overrides of the output comparison tolerance: rtol, atol, pixel_tolerance, "
+        "max_differing_pixels, e.g. {\"rtol\": 1e-6}."
+    )
 
 
 class FileOutput(serializers.Serializer):
@@ -104,6 +108,7 @@ class DraftOutput(serializers.Serializer):
             "funding": version.funding,
             "container_image": version.container_image,
             "notebook_path": version.notebook_path,
+            "comparison_tolerance": version.comparison_tolerance,
             "creators": [
                 {f: getattr(c, f) for f in ("name", "given_name", "family_name", "orcid", "affiliation", "affiliation_ror")}
                 for c in version.creators.all()

@@ -88,6 +88,7 @@ def draft_update(*, version: Version, actor, metadata: dict) -> Version:
         setattr(version, field, value.strip())
     if not version.resource_type:
         version.resource_type = Version._meta.get_field("resource_type").default
+    version.comparison_tolerance = _clean_tolerance(metadata.get("comparison_tolerance") or {}, errors)
     version.keywords = _clean_keywords(metadata.get("keywords") or [], errors)
     version.funding = _clean_funding(metadata.get("funding") or [], errors)
     try:
@@ -167,6 +168,22 @@ def _fits(field, value) -> bool:
     if _is_integer_field(field):
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, str)
+
+
+def _clean_tolerance(overrides, errors: _Errors) -> dict:
+    """Per-version overrides of the comparison tolerance, e.g. {"rtol": 1e-6} for a notebook using float32."""
+    from repository.runners.compare import Tolerance
+    from repository.services.verification import default_tolerance
+
+    if not isinstance(overrides, dict):
+        errors.add("comparison_tolerance", "Expected an object such as {\"rtol\": 1e-6}.")
+        return {}
+    try:
+        Tolerance.from_dict(overrides, default=default_tolerance())
+    except ValueError as exc:
+        errors.add("comparison_tolerance", str(exc))
+        return {}
+    return overrides
 
 
 def _clean_keywords(keywords, errors: _Errors) -> list[str]:

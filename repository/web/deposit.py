@@ -58,6 +58,7 @@ class DepositForm:
         cleaned = self.form.cleaned_data
         metadata = {field: cleaned.get(field) or "" for field in TEXT_FIELDS}
         metadata["keywords"] = cleaned.get("keywords") or []
+        metadata["comparison_tolerance"] = cleaned.get("comparison_tolerance") or {}
         for name, formset in self.formsets.items():
             rows, sent = [], []
             for form in formset.forms:
@@ -117,6 +118,7 @@ def _row_values(form: forms.Form) -> dict:
 def _version_initial(version: Version) -> dict:
     initial = {field: getattr(version, field) for field in TEXT_FIELDS}
     initial["keywords"] = ", ".join(version.keywords or [])
+    initial["comparison_tolerance"] = json.dumps(version.comparison_tolerance) if version.comparison_tolerance else ""
     return initial
 
 

@@ -65,6 +65,20 @@ class DraftMetadataForm(forms.Form):
         label = "— upload a notebook first —" if not notebook_paths else "— choose a notebook —"
         self.fields["notebook_path"].choices = _with_blank([(p, p) for p in notebook_paths], label)
 
+    comparison_tolerance = _text(
+        "Comparison tolerance (JSON)", widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        help_text='Optional overrides of how closely fresh outputs must match, e.g. {"rtol": 1e-6} for a notebook '
+        "computing in single precision. Keys: rtol, atol, pixel_tolerance, max_differing_pixels.")
+
+    def clean_comparison_tolerance(self) -> dict:
+        text = self.cleaned_data["comparison_tolerance"].strip()
+        if not text:
+            return {}
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValidationError(f"This is not valid JSON: {exc}.") from None
+
     def clean_keywords(self) -> list[str]:
         return [keyword.strip() for keyword in self.cleaned_data["keywords"].split(",") if keyword.strip()]
 

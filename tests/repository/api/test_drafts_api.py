@@ -247,3 +247,22 @@ def test_an_oversized_json_body_is_413_before_it_is_parsed(api, settings):
     assert response.status_code == 413
     assert response["Content-Type"] == "application/problem+json"
     assert "over 1000 bytes" in response.json()["detail"]
+
+
+def test_a_version_can_loosen_the_comparison_tolerance(api):
+    record_id = api.post("/api/records", {}, format="json").json()["id"]
+
+    response = api.put(f"/api/records/{record_id}/draft", {"comparison_tolerance": {"rtol": 1e-6}}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["metadata"]["comparison_tolerance"] == {"rtol": 1e-6}
+
+
+@pytest.mark.parametrize("tolerance", [{"rtol": -1}, {"speed": 3}, {"pixel_tolerance": 300}, [1, 2]])
+def test_a_bad_comparison_tolerance_is_400(api, tolerance):
+    record_id = api.post("/api/records", {}, format="json").json()["id"]
+
+    response = api.put(f"/api/records/{record_id}/draft", {"comparison_tolerance": tolerance}, format="json")
+
+    assert response.status_code == 400
+    assert "comparison_tolerance" in errors_by_field(response)

@@ -1,5 +1,7 @@
 """The deposit form: what is saved, and how the service's refusals come back onto the fields typed in."""
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -274,3 +276,22 @@ def test_a_tampered_form_is_refused_without_an_error_page(signed_in, draft, edit
 
     assert response.status_code == 200 and b"Nothing was saved" in response.content
     assert_nothing_saved(draft)
+
+
+def test_the_comparison_tolerance_survives_a_save_and_bad_json_is_a_form_error(client, user):
+    version = record_create(owner=user, metadata={"title": "Float32"})
+    draft_update(version=version, actor=user, metadata={"title": "Float32", "comparison_tolerance": {"rtol": 1e-6}})
+    client.force_login(user)
+    url = reverse("repository:draft_edit", kwargs={"record_id": version.record.public_id})
+    shown = client.get(url).context["deposit"].form.initial["comparison_tolerance"]
+    assert json.loads(shown) == {"rtol": 1e-6}
+
+    saved = client.post(url, deposit_post({"title": "Renamed", "comparison_tolerance": shown}))
+    assert saved.status_code == 302
+    version.refresh_from_db()
+    assert version.title == "Renamed" and version.comparison_tolerance == {"rtol": 1e-6}
+
+    bad = client.post(url, deposit_post({"title": "Again", "comparison_tolerance": "{rtol"}))
+    assert bad.status_code == 200 and "not valid JSON" in bad.content.decode()
+    version.refresh_from_db()
+    assert version.title == "Renamed"
