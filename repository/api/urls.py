@@ -4,7 +4,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from repository.api import views
 
 
-
 class AnyPathConverter:
     """Like Django's `path` converter but also matching control characters, so that a file path with a
     newline reaches the validator and gets a 400 that says why, instead of a bare 404."""

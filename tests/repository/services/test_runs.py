@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from repository import demo
 from repository.errors import Conflict, InvalidInput
 from repository.models import ExecutionRun, Version
 from repository.services.drafts import draft_update, record_create
 from repository.services.files import draft_file_upload
 from repository.services.runs import run_execute, run_request
 from repository.services.submission import version_submit
-from repository import demo
 
 pytestmark = pytest.mark.django_db
 
