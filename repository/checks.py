@@ -29,9 +29,28 @@ def _kept_development_defaults() -> list[Error]:
     return errors
 
 
+def _staging_exemptions() -> list[Error]:
+    """Exempting loopback or link-local ranges from the staging address check reopens SSRF to this machine and
+    to cloud metadata; it is for tests only."""
+    import ipaddress
+
+    errors = []
+    for cidr in settings.STAGING_ALLOWED_NETWORKS:
+        try:
+            network = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            errors.append(Error(f"STAGING_ALLOWED_NETWORKS has '{cidr}', which is not a network.", id="nbarchive.E004"))
+            continue
+        if network.is_loopback or network.is_link_local or network.is_unspecified or network.prefixlen == 0:
+            errors.append(Error(
+                f"STAGING_ALLOWED_NETWORKS exempts {cidr}: data references could then reach this machine or cloud "
+                "metadata.", hint="List only the private network of an on-premise archive.", id="nbarchive.E005"))
+    return errors
+
+
 @register(Tags.security)
 def production_configuration_check(app_configs, **kwargs):
-    return [] if settings.DEBUG else _kept_development_defaults()
+    return [] if settings.DEBUG else _kept_development_defaults() + _staging_exemptions()
 
 
 @register(Tags.security, deploy=True)
@@ -46,5 +65,5 @@ def deployment_check(app_configs, **kwargs):
             )
         )
         # With DEBUG off these already ran as a regular check; with it on, --deploy reports them too.
-        errors.extend(_kept_development_defaults())
+        errors.extend(_kept_development_defaults() + _staging_exemptions())
     return errors

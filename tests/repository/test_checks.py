@@ -54,3 +54,12 @@ def test_a_complete_production_configuration_has_no_nbarchive_errors(tmp_path, a
     result = manage_check(tmp_path, *args, DJANGO_DEBUG="0", SECRET_KEY=GOOD_KEY, DATABASE_URL=POSTGRES)
 
     assert "nbarchive.E" not in result.stderr
+
+
+@pytest.mark.parametrize("networks, refused", [("127.0.0.0/8", True), ("169.254.0.0/16", True), ("0.0.0.0/0", True),
+                                               ("10.20.0.0/16", False)])
+def test_staging_exemptions_for_loopback_or_metadata_are_refused_in_production(tmp_path, networks, refused):
+    result = manage_check(tmp_path, DJANGO_DEBUG="0", SECRET_KEY=GOOD_KEY, DATABASE_URL=POSTGRES,
+                          STAGING_ALLOWED_NETWORKS=networks)
+
+    assert ("nbarchive.E005" in result.stderr) is refused
