@@ -208,7 +208,9 @@ RUNNER = env.str("RUNNER", default="local")  # local | gitlab
 # The Python environment the local sandbox runs notebooks with (ipykernel, nbclient and common scientific
 # packages); `make kernel-env` builds it. It is separate from the worker's environment on purpose.
 RUNNER_KERNEL_PYTHON = env.str("RUNNER_KERNEL_PYTHON", default=str(BASE_DIR / "var" / "kernel-env" / "bin" / "python"))
-RUNNER_SANDBOX_UID = env.int("RUNNER_SANDBOX_UID", default=65534)  # used when the worker runs as root
+# A root worker runs each notebook as a fresh uid from this range (no files on the host belong to them).
+RUNNER_SANDBOX_UID_FIRST = env.int("RUNNER_SANDBOX_UID_FIRST", default=200_000)
+RUNNER_SANDBOX_UID_COUNT = env.int("RUNNER_SANDBOX_UID_COUNT", default=60_000)
 RUNNER_MEMORY_MB = env.int("RUNNER_MEMORY_MB", default=2048)
 RUNNER_CPU_SECONDS = env.int("RUNNER_CPU_SECONDS", default=600)
 RUNNER_MAX_PROCESSES = env.int("RUNNER_MAX_PROCESSES", default=64)

@@ -17,6 +17,7 @@ What the sandbox gives (see ../shared/SANDBOX.md for why each piece is there):
 import json
 import os
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -59,30 +60,35 @@ class SandboxUnavailable(Exception):
 @dataclass
 class LocalSandboxRunner:
     kernel_python: Path
-    sandbox_uid: int = 65534
+    # A root worker gives each run its own unprivileged uid from this range: RLIMIT_NPROC counts every process
+    # and thread of a uid, so runs sharing one uid would eat each other's process limit.
+    uid_first: int = 200_000
+    uid_count: int = 60_000
     name: str = "local"
 
     @classmethod
     def from_settings(cls) -> "LocalSandboxRunner":
-        return cls(kernel_python=Path(settings.RUNNER_KERNEL_PYTHON), sandbox_uid=settings.RUNNER_SANDBOX_UID)
+        return cls(kernel_python=Path(settings.RUNNER_KERNEL_PYTHON), uid_first=settings.RUNNER_SANDBOX_UID_FIRST,
+                   uid_count=settings.RUNNER_SANDBOX_UID_COUNT)
 
     # --- the run -------------------------------------------------------------------------------------
     def run(self, spec: RunSpec) -> RunResult:
         self.check_available()
         started_at = datetime.now(UTC)
+        uid = self._run_uid()
         with tempfile.TemporaryDirectory(prefix="nbarchive-run-") as private:
             out_dir = Path(private) / "out"
             out_dir.mkdir()
             etc_dir = Path(private) / "etc"
             etc_dir.mkdir()
-            self._write_identity(etc_dir)
-            self._hand_over(spec.workdir, out_dir, Path(private))
-            command = self._command(spec, out_dir, etc_dir)
+            self._write_identity(etc_dir, uid)
+            self._hand_over(spec.workdir, out_dir, Path(private), uid)
+            command = self._command(spec, out_dir, etc_dir, uid)
             returncode, logs, peak_memory, timed_out = self._execute(command, spec)
             finished_at = datetime.now(UTC)
             status = self._read_status(out_dir)
             executed = self._read_executed(out_dir, spec)
-        outcome, message, failed_cell = self._interpret(status, returncode, timed_out, spec, executed)
+        outcome, message, failed_cell = self._interpret(status, returncode, timed_out, spec, executed, logs)
         return RunResult(
             outcome=outcome, message=message, executed_notebook=executed, logs=logs, started_at=started_at,
             finished_at=finished_at, peak_memory_bytes=peak_memory, failed_cell_index=failed_cell,
@@ -110,8 +116,7 @@ class LocalSandboxRunner:
         }
 
     # --- pieces --------------------------------------------------------------------------------------
-    def _write_identity(self, etc_dir: Path) -> None:
-        uid = self._uid()
+    def _write_identity(self, etc_dir: Path, uid: int) -> None:
         (etc_dir / "passwd").write_text(f"nbarchive:x:{uid}:{uid}:notebook:/tmp/home:/usr/sbin/nologin\n")
         (etc_dir / "group").write_text(f"nbarchive:x:{uid}:\n")
         (etc_dir / "hostname").write_text("nbarchive\n")
@@ -119,26 +124,27 @@ class LocalSandboxRunner:
             path.chmod(0o444)
         etc_dir.chmod(0o755)
 
-    def _hand_over(self, workdir: Path, out_dir: Path, private: Path) -> None:
+    def _hand_over(self, workdir: Path, out_dir: Path, private: Path, uid: int) -> None:
         """Make the working directory's root and the output folder writable by the sandbox user."""
         private.chmod(0o755)  # the sandbox user must be able to reach the bind sources
         if os.geteuid() == 0:
             for path in (workdir, out_dir):
-                os.chown(path, self.sandbox_uid, self.sandbox_uid)
+                os.chown(path, uid, uid)
         workdir.chmod(0o755)
         out_dir.chmod(0o700 if os.geteuid() == 0 else 0o755)
 
-    def _uid(self) -> int:
-        return self.sandbox_uid if os.geteuid() == 0 else os.geteuid()
+    def _run_uid(self) -> int:
+        # Not a security boundary by itself (the namespaces are): a rare collision only shares a process limit.
+        return self.uid_first + secrets.randbelow(self.uid_count) if os.geteuid() == 0 else os.geteuid()
 
-    def _command(self, spec: RunSpec, out_dir: Path, etc_dir: Path) -> list[str]:
+    def _command(self, spec: RunSpec, out_dir: Path, etc_dir: Path, uid: int) -> list[str]:
         kernel_env = self.kernel_python.parent.parent
         limits = spec.limits
         bwrap = [
             "bwrap",
             "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
             "--cap-drop", "ALL", "--hostname", "nbarchive",
-            "--uid", str(self._uid()), "--gid", str(self._uid()),
+            "--uid", str(uid), "--gid", str(uid),
             "--ro-bind", "/usr", "/usr",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
             "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
@@ -165,7 +171,7 @@ class LocalSandboxRunner:
         environment = [f"{key}={value}" for key, value in SANDBOX_ENV.items()]
         command = ["env", "-i", *environment, *bwrap]
         if os.geteuid() == 0:
-            command = ["setpriv", f"--reuid={self.sandbox_uid}", f"--regid={self.sandbox_uid}", "--clear-groups",
+            command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                        *command]
         return command
 
@@ -229,7 +235,8 @@ class LocalSandboxRunner:
         except OSError:
             return None
 
-    def _interpret(self, status: dict, returncode, timed_out: bool, spec: RunSpec, executed) -> tuple[str, str, int | None]:
+    def _interpret(self, status: dict, returncode, timed_out: bool, spec: RunSpec, executed,
+                   logs: str) -> tuple[str, str, int | None]:
         limits = spec.limits
         cell = status.get("cell_index") if isinstance(status.get("cell_index"), int) else None
         where = f"cell {cell}" if cell is not None else "the notebook"
@@ -258,7 +265,9 @@ class LocalSandboxRunner:
             return _classify_cell_error(str(status.get("ename", "")), str(status.get("evalue", "")), where, limits, cell)
         if outcome == "completed":
             return Outcome.RESOURCE_LIMIT, "The executed notebook could not be read back (too large or missing).", None
-        detail = str(status.get("message", ""))[:500] or f"the sandbox exited with code {returncode}"
+        last_log_line = next((line for line in reversed(logs.splitlines()) if line.strip()), "")
+        detail = str(status.get("message", ""))[:500] or (
+            f"the sandbox exited with code {returncode}" + (f" ({last_log_line[:300]})" if last_log_line else ""))
         return Outcome.EXECUTION_FAILED, f"The notebook could not be run: {detail}", cell
 
 

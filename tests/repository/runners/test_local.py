@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -309,3 +311,25 @@ def test_the_report_records_the_environment_that_ran_it(workdir):
     assert environment["runner"] == "local" and environment["sandbox"] == "bubblewrap"
     assert environment["python_version"].startswith("3.")
     assert "nbclient" in {name.lower() for name in environment["packages"]}
+
+
+def test_concurrent_runs_do_not_share_the_process_limit(workdir):
+    """One run holding every process it may have must not starve another run started beside it."""
+    hog_dir, normal_dir = workdir / "hog", workdir / "normal"
+    for folder in (hog_dir, normal_dir):
+        folder.mkdir()
+    write_notebook(hog_dir, ["import os, time\nchildren = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
+                             "            time.sleep(60)\n            os._exit(0)\n        children += 1\n"
+                             "except OSError:\n    pass\ntime.sleep(10)\nprint(children)"])
+    write_notebook(normal_dir, ["print('still fine')"])
+    results = {}
+
+    hog = threading.Thread(target=lambda: results.setdefault("hog", verify(hog_dir)))
+    hog.start()
+    time.sleep(4)  # the hog has forked up to its limit by now and holds its children
+    results["normal"] = verify(normal_dir)
+    hog.join()
+
+    assert results["normal"].result.outcome == "completed", results["normal"].message
+    assert results["hog"].result.outcome == "completed", results["hog"].message
+    assert int(text_of(executed_cells(results["hog"])[0]).split()[0]) > 10
