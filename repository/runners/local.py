@@ -34,6 +34,8 @@ from repository.runners.base import Outcome, RunResult, RunSpec
 DRIVER = Path(__file__).with_name("sandbox_driver.py")
 KERNEL_ENV_MOUNT = "/opt/kernel-env"
 LOG_LIMIT_BYTES = 256 * 1024
+MEMORY_SAMPLE_SECONDS = 0.25
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 SANDBOX_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": "/tmp/home",
@@ -194,9 +196,11 @@ class LocalSandboxRunner:
             )
             deadline = time.monotonic() + limits.notebook_timeout_seconds
             timed_out = False
-            returncode, usage = None, None
+            returncode = None
+            peak_memory = 0
+            next_sample = 0.0
             while True:
-                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                pid, status, _ = os.wait4(process.pid, os.WNOHANG)
                 if pid:
                     returncode = os.waitstatus_to_exitcode(status)
                     process.returncode = returncode  # we reaped it ourselves
@@ -204,14 +208,16 @@ class LocalSandboxRunner:
                 if time.monotonic() > deadline:
                     timed_out = True
                     _kill_tree(process.pid)
-                    _, status, usage = os.wait4(process.pid, 0)
+                    _, status, _ = os.wait4(process.pid, 0)
                     process.returncode = returncode = os.waitstatus_to_exitcode(status)
                     break
+                if time.monotonic() >= next_sample:
+                    peak_memory = max(peak_memory, _tree_rss_bytes(process.pid))
+                    next_sample = time.monotonic() + MEMORY_SAMPLE_SECONDS
                 time.sleep(0.05)
             log.seek(0)
             logs = log.read(LOG_LIMIT_BYTES).decode("utf-8", errors="replace")
-        peak_memory = usage.ru_maxrss * 1024 if usage is not None else None
-        return returncode, logs, peak_memory, timed_out
+        return returncode, logs, peak_memory or None, timed_out
 
     def _read_status(self, out_dir: Path) -> dict:
         path = out_dir / "status.json"
@@ -286,6 +292,33 @@ def _classify_cell_error(ename: str, evalue: str, where: str, limits, cell) -> t
         return Outcome.EXECUTION_FAILED, (f"{where.capitalize()} raised {text}. The local runner's environment lacks "
                                           "this package; the moderators will see this."), cell
     return Outcome.EXECUTION_FAILED, f"{where.capitalize()} raised {text}"[:1000], cell
+
+
+def _tree_rss_bytes(root_pid: int) -> int:
+    """Resident memory of a process and all its descendants, read from /proc.
+
+    Sampled while the run goes on: rusage cannot tell, because the kernel's usage does not reach us through
+    the sandbox's PID namespace init.
+    """
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)  # fields[1] is the parent pid
+        rss[pid] = int(fields[21]) * PAGE_SIZE  # fields[21] is rss in pages
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
 
 
 def _kill_tree(pid: int) -> None:

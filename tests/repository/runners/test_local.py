@@ -333,3 +333,13 @@ def test_concurrent_runs_do_not_share_the_process_limit(workdir):
     assert results["normal"].result.outcome == "completed", results["normal"].message
     assert results["hog"].result.outcome == "completed", results["hog"].message
     assert int(text_of(executed_cells(results["hog"])[0]).split()[0]) > 10
+
+
+def test_peak_memory_counts_the_kernel(workdir):
+    write_notebook(workdir, ["import numpy as np, time\nblock = np.ones(40 * 1024 * 1024 // 8 * 5)\n"
+                             "time.sleep(1)\nprint(block.nbytes)"])
+
+    verification = verify(workdir)
+
+    assert verification.result.outcome == "completed"
+    assert verification.result.peak_memory_bytes > 200 * 1024 * 1024
