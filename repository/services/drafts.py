@@ -59,6 +59,15 @@ def require_owner(actor, version: Version) -> None:
         raise PermissionDenied("Only the owners of a record can change its draft.")
 
 
+def draft_lock_for_change(*, version: Version, actor) -> Version:
+    """Lock the version's row for the rest of the transaction and check that `actor` may change it now."""
+    version = Version.objects.select_for_update().get(pk=version.pk)
+    require_owner(actor, version)
+    if not version.is_editable:
+        raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; only drafts can be edited.")
+    return version
+
+
 @transaction.atomic
 def record_create(*, owner, metadata: dict | None = None) -> Version:
     """Create a record owned by `owner` with an empty draft (version 1), optionally with metadata."""
@@ -74,10 +83,7 @@ def record_create(*, owner, metadata: dict | None = None) -> Version:
 @transaction.atomic
 def draft_update(*, version: Version, actor, metadata: dict) -> Version:
     """Replace the draft's metadata with `metadata` (fields left out are cleared, as with HTTP PUT)."""
-    version = Version.objects.select_for_update().get(pk=version.pk)
-    require_owner(actor, version)
-    if not version.is_editable:
-        raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; only drafts can be edited.")
+    version = draft_lock_for_change(version=version, actor=actor)
     errors = _Errors()
 
     for field in VERSION_FIELDS:

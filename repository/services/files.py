@@ -16,7 +16,7 @@ from repository import storage, validators
 from repository.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from repository.models import Blob, Version, VersionFile
 from repository.services.audit import audit_event_append
-from repository.services.drafts import require_owner
+from repository.services.drafts import draft_lock_for_change, require_owner
 from repository.services.notebooks import notebook_validate
 
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024
@@ -89,8 +89,8 @@ def _attach(*, version: Version, actor, path: str, stored: storage.StoredObject)
     # The Blob row and the VersionFile row commit together: a refused attach leaves no Blob pointing at bytes
     # that the caller is about to delete.
     with transaction.atomic():
-        version = Version.objects.select_for_update().get(pk=version.pk)
         # Checked again under the lock: the transfer may have taken minutes.
+        version = draft_lock_for_change(version=version, actor=actor)
         _check_path(version, path)
         _check_can_add(version, path, None)
         blob, created = blob_get_or_create(stored)
@@ -124,10 +124,7 @@ def blob_get_or_create(stored: storage.StoredObject) -> tuple[Blob, bool]:
 @transaction.atomic
 def draft_file_delete(*, version: Version, actor, path: str) -> None:
     """Remove a file from a draft. The blob stays: other versions may share it (garbage is swept later)."""
-    version = Version.objects.select_for_update().get(pk=version.pk)
-    require_owner(actor, version)
-    if not version.is_editable:
-        raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; its files cannot change.")
+    version = draft_lock_for_change(version=version, actor=actor)
     deleted, _ = VersionFile.objects.filter(version=version, path=path).delete()
     if not deleted:
         raise NotFound(f"The draft has no file '{path}'.")

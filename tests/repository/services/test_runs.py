@@ -110,18 +110,23 @@ def test_a_run_delivered_twice_executes_once(user):
     assert ExecutionRun.objects.get(pk=run.pk).attempts == 1
 
 
-@needs_sandbox
-def test_a_data_reference_from_this_repository_is_staged_where_the_notebook_reads_it(user):
+def draft_reading_published_data(user) -> Version:
+    """A draft whose notebook reads its data from a file of another, published record of this repository."""
     source = record_create(owner=user, metadata={"title": "Data"})
     put(source, user, "measurements.csv", demo.measurements_csv())
     Version.objects.filter(pk=source.pk).update(state=Version.State.PUBLISHED)
     version = record_create(owner=user, metadata={"title": "Uses data"})
     put(version, user, "thermal.ipynb", demo.notebook())
-    draft_update(version=version, actor=user, metadata={
+    return draft_update(version=version, actor=user, metadata={
         "title": "Uses data", "notebook_path": "thermal.ipynb",
         "data_references": [{"kind": "repository_file", "identifier": f"{source.record.public_id}/measurements.csv",
                              "target_path": demo.DATA_PATH}],
     })
+
+
+@needs_sandbox
+def test_a_data_reference_from_this_repository_is_staged_where_the_notebook_reads_it(user):
+    version = draft_reading_published_data(user)
     run = run_request(version=version, requested_by=user)
 
     run = run_execute(run_pk=run.pk)
@@ -132,16 +137,7 @@ def test_a_data_reference_from_this_repository_is_staged_where_the_notebook_read
 
 @needs_sandbox
 def test_a_checksum_mismatch_fails_the_run_naming_the_reference(user):
-    source = record_create(owner=user, metadata={"title": "Data"})
-    put(source, user, "measurements.csv", demo.measurements_csv())
-    Version.objects.filter(pk=source.pk).update(state=Version.State.PUBLISHED)
-    version = record_create(owner=user, metadata={"title": "Uses data"})
-    put(version, user, "thermal.ipynb", demo.notebook())
-    draft_update(version=version, actor=user, metadata={
-        "title": "Uses data", "notebook_path": "thermal.ipynb",
-        "data_references": [{"kind": "repository_file", "identifier": f"{source.record.public_id}/measurements.csv",
-                             "target_path": demo.DATA_PATH}],
-    })
+    version = draft_reading_published_data(user)
     # The stored checksum no longer matches the bytes (as if the reference had been recorded wrongly).
     version.data_references.update(sha256=hashlib.sha256(b"other bytes").hexdigest())
     run = run_request(version=version, requested_by=user)
