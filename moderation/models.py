@@ -1,1 +1,86 @@
-# ReviewRequest and its timeline arrive with the moderation issue; see ../shared/DESIGN.md.
+"""Communities, review requests and their timelines.
+
+A ReviewRequest is opened when a version is submitted and follows the state machine of moderation/workflow.py;
+every change and comment is a ReviewEvent, so the timeline is the audit trail.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class Community(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    moderators = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="moderated_communities")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "communities"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReviewRequest(models.Model):
+    class State(models.TextChoices):
+        SUBMITTED = "submitted", "Submitted"
+        CHANGES_REQUESTED = "changes_requested", "Changes requested"
+        RESUBMITTED = "resubmitted", "Resubmitted"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+        CANCELLED = "cancelled", "Cancelled"
+
+    OPEN_STATES = ("submitted", "changes_requested", "resubmitted")
+
+    version = models.ForeignKey("repository.Version", on_delete=models.CASCADE, related_name="review_requests")
+    community = models.ForeignKey(Community, on_delete=models.PROTECT, related_name="review_requests")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.SUBMITTED)
+    checklist = models.JSONField(default=dict, blank=True, help_text="The moderator's checklist, item -> bool.")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["version"], condition=models.Q(state__in=["submitted", "changes_requested",
+                                                                                      "resubmitted"]),
+                                    name="one_open_review_per_version"),
+        ]
+        indexes = [models.Index(fields=["community", "state", "created"])]
+
+    def __str__(self) -> str:
+        return f"review {self.pk} of {self.version}: {self.state}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("moderation:request_detail", kwargs={"request_id": self.pk})
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in self.OPEN_STATES
+
+
+class ReviewEvent(models.Model):
+    class Kind(models.TextChoices):
+        STATE_CHANGE = "state_change", "State change"
+        COMMENT = "comment", "Comment"
+        VERIFICATION = "verification", "Verification result"
+
+    request = models.ForeignKey(ReviewRequest, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20, blank=True)
+    comment = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on review {self.request_id} at {self.created:%Y-%m-%d %H:%M}"

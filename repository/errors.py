@@ -56,3 +56,9 @@ class StorageUnavailable(NbarchiveError):
     status = 503
     code = "storage_unavailable"
     title = "File storage is not available; nothing was saved, please try again"
+
+
+class TooManyRequests(NbarchiveError):
+    status = 429
+    code = "too_many_requests"
+    title = "Too many requests"

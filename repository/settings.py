@@ -242,6 +242,11 @@ GITLAB_URL = env.str("GITLAB_URL", default="")
 GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
 GITLAB_PROJECT = env.str("GITLAB_PROJECT", default="")
 
+# --- Moderation ---------------------------------------------------------------------------------------
+MODERATION_DEFAULT_COMMUNITY = env.str("MODERATION_DEFAULT_COMMUNITY", default="general")
+MODERATION_MAX_OPEN_SUBMISSIONS = env.int("MODERATION_MAX_OPEN_SUBMISSIONS", default=10)
+MODERATION_MAX_SUBMISSIONS_PER_DAY = env.int("MODERATION_MAX_SUBMISSIONS_PER_DAY", default=20)
+
 # --- Accounts (django-allauth; ORCID sign-in appears once its credentials are set) ----------------------
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]

@@ -5,6 +5,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("api/", include("repository.api.urls")),
+    path("api/", include("moderation.api_urls")),
+    path("requests/", include("moderation.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("", include("repository.web.urls")),

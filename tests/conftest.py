@@ -9,6 +9,12 @@ from tests.factories import UserFactory
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness costs ~0.5 s per test user; no test here is about password strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def local_blob_storage(settings, tmp_path):
     """Every test gets its own empty local storage, unless it switches to S3 with `s3_blob_storage`."""
     settings.STORAGES = {

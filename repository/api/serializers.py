@@ -199,3 +199,7 @@ class RunDetailOutput(RunOutput):
     report = serializers.JSONField()
     logs = serializers.CharField()
     staged_references = serializers.JSONField()
+
+
+class SubmitInput(serializers.Serializer):
+    community = serializers.SlugField(required=False, help_text="The community to submit to; the default if absent.")

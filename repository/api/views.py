@@ -16,6 +16,7 @@ from repository.api.serializers import (
     ProblemOutput,
     RunDetailOutput,
     RunOutput,
+    SubmitInput,
     UserRecordOutput,
 )
 from repository.errors import NbarchiveError, NotFound, PermissionDenied
@@ -23,7 +24,6 @@ from repository.permissions import can_request_run
 from repository.services.drafts import draft_update, record_create
 from repository.services.files import draft_file_delete, draft_file_upload
 from repository.services.runs import run_request
-from repository.services.submission import version_submit
 
 
 class LengthRequired(NbarchiveError):
@@ -144,11 +144,17 @@ class UserRecordsApi(APIView):
 
 
 class DraftSubmitApi(APIView):
-    @extend_schema(request=None, responses=_with_errors({202: DraftOutput}, 400, 404, 409),
-                   summary="Submit a draft for review (queues a verification run)", operation_id="draft_submit")
+    @extend_schema(request=SubmitInput, responses=_with_errors({202: DraftOutput}, 400, 404, 409, 429),
+                   summary="Submit a draft for review to a community (queues a verification run)",
+                   operation_id="draft_submit")
     def post(self, request, record_id):
+        from moderation.services import community_get, review_submit
+
         version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
-        version = version_submit(version=version, actor=request.user)
+        serializer = SubmitInput(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        slug = serializer.validated_data.get("community")
+        review_submit(version=version, actor=request.user, community=community_get(slug) if slug else None)
         return _draft_response(request, version, status.HTTP_202_ACCEPTED)
 
 

@@ -40,15 +40,24 @@ class InfrastructureError(Exception):
     """Our side failed; the run may be retried and says nothing about the notebook."""
 
 
-def run_request(*, version: Version, requested_by) -> ExecutionRun:
-    """Queue a verification run of the version's notebook; refused while another run of it is active."""
+def run_request(*, version: Version, requested_by, supersede: bool = False) -> ExecutionRun:
+    """Queue a verification run of the version's notebook.
+
+    A re-run is refused while another run is active. A (re)submission supersedes runs still waiting in the
+    queue instead: they would verify content that has since changed.
+    """
     from repository.tasks import run_verification_task
 
     with transaction.atomic():
         version = Version.objects.select_for_update().get(pk=version.pk)
         if not version.notebook_path:
             raise Conflict("The version has no notebook to run; upload a .ipynb file first.")
-        if version.runs.filter(status__in=[ExecutionRun.Status.QUEUED, ExecutionRun.Status.RUNNING]).exists():
+        active = version.runs.filter(status__in=[ExecutionRun.Status.QUEUED, ExecutionRun.Status.RUNNING])
+        if supersede:
+            active.filter(status=ExecutionRun.Status.QUEUED).update(
+                status=ExecutionRun.Status.ERROR, finished_at=timezone.now(),
+                message="Superseded by a newer submission before it started.")
+        elif active.exists():
             raise Conflict("A verification run of this version is already queued or running.")
         run = ExecutionRun.objects.create(
             version=version, requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,

@@ -43,5 +43,5 @@ def version_submit(*, version: Version, actor) -> Version:
         version.submitted_at = timezone.now()
         version.save(update_fields=["state", "submitted_at", "updated"])
         audit_event_append(actor=actor, action="version.submit", version=version)
-        run_request(version=version, requested_by=actor)
+        run_request(version=version, requested_by=actor, supersede=True)
     return version

@@ -15,13 +15,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from repository import selectors
-from repository.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from repository.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyRequests
 from repository.models import AccessToken, Version
 from repository.permissions import can_edit_draft, can_request_run, is_owner
 from repository.services import drafts, files
 from repository.services import tokens as token_services
 from repository.services.runs import run_request
-from repository.services.submission import draft_missing_for_submission, version_submit
+from repository.services.submission import draft_missing_for_submission
 from repository.web.deposit import DepositForm
 from repository.web.forms import COMMON_LICENSES, NewUploadForm, TokenCreateForm
 
@@ -133,10 +133,12 @@ def draft_file_delete_view(request, record_id):
 @login_required
 @require_POST
 def draft_submit(request, record_id):
+    from moderation.services import review_submit
+
     version = _draft_or_404(request, record_id)
     try:
-        version_submit(version=version, actor=request.user)
-    except (InvalidInput, Conflict, PermissionDenied) as exc:
+        review_submit(version=version, actor=request.user)
+    except (InvalidInput, Conflict, PermissionDenied, TooManyRequests) as exc:
         messages.error(request, exc.detail)
     else:
         messages.success(request, "Submitted for review. The notebook is being re-executed; the result appears below.")

@@ -1,0 +1,13 @@
+from django.urls import path, re_path
+
+from moderation import api
+
+app_name = "moderation_api"
+
+urlpatterns = [
+    path("requests", api.RequestListApi.as_view(), name="requests"),
+    path("requests/<int:request_id>", api.RequestApi.as_view(), name="request"),
+    path("requests/<int:request_id>/timeline", api.TimelineApi.as_view(), name="timeline"),
+    re_path(r"^requests/(?P<request_id>[0-9]+)/actions/(?P<action>accept|decline|request-changes|cancel|resubmit)$",
+            api.ActionApi.as_view(), name="action"),
+]

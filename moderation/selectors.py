@@ -1,0 +1,57 @@
+"""Reads for moderation: queues, a request with what a decision needs, its timeline."""
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+
+from moderation.models import ReviewEvent, ReviewRequest
+from moderation.permissions import can_view_request, is_global_moderator
+from repository.errors import NotFound
+from repository.models import ExecutionRun
+
+
+def requests_visible_to(user) -> QuerySet[ReviewRequest]:
+    """Moderators: every request of their communities; everyone: the requests of their own records."""
+    requests = ReviewRequest.objects.select_related("version__record", "community", "submitted_by")
+    if is_global_moderator(user):
+        return requests
+    return requests.filter(Q(community__moderators=user) | Q(version__record__owners=user)).distinct()
+
+
+def request_queue(*, user, state: str | None = None, community: str | None = None, verdict: str | None = None,
+                  open_only: bool = True, order: str = "-created") -> QuerySet[ReviewRequest]:
+    requests = requests_visible_to(user)
+    if open_only and not state:
+        requests = requests.filter(state__in=ReviewRequest.OPEN_STATES)
+    if state:
+        requests = requests.filter(state=state)
+    if community:
+        requests = requests.filter(community__slug=community)
+    if verdict:
+        latest = ExecutionRun.objects.filter(version=OuterRef("version")).order_by("-queued_at", "-id")
+        requests = requests.annotate(latest_verdict=Subquery(latest.values("verdict")[:1])).filter(
+            latest_verdict=verdict)
+    allowed = {"created", "-created", "updated", "-updated"}
+    return requests.order_by(order if order in allowed else "-created", "-id")
+
+
+def request_get_for_user(*, request_id, user) -> ReviewRequest:
+    review = ReviewRequest.objects.select_related("version__record", "community", "submitted_by").filter(
+        pk=request_id).first()
+    if review is None or not can_view_request(user, review):
+        raise NotFound("No review request with this id that you can see.")
+    return review
+
+
+def request_timeline(review: ReviewRequest) -> list[dict]:
+    """State changes and comments, with the verification runs of the version merged in by time."""
+    entries = [
+        {"kind": event.kind, "created": event.created, "actor": event.actor.get_username() if event.actor else None,
+         "from_state": event.from_state, "to_state": event.to_state, "comment": event.comment}
+        for event in ReviewEvent.objects.filter(request=review).select_related("actor")
+    ]
+    # Every run of the version: ones the author started before submitting are part of the story too.
+    runs = ExecutionRun.objects.filter(version=review.version).defer("logs", "report")
+    for run in runs:
+        entries.append({"kind": ReviewEvent.Kind.VERIFICATION, "created": run.finished_at or run.queued_at,
+                        "actor": None, "from_state": "", "to_state": "", "run_id": str(run.run_id),
+                        "status": run.status, "verdict": run.verdict, "comment": run.message})
+    return sorted(entries, key=lambda entry: entry["created"])

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from moderation import views
+
+app_name = "moderation"
+
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("<int:request_id>/", views.request_detail, name="request_detail"),
+    path("<int:request_id>/act/", views.request_act, name="request_act"),
+    path("<int:request_id>/comment/", views.request_comment, name="request_comment"),
+]

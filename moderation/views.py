@@ -1,0 +1,86 @@
+"""Moderator and author pages for review requests: the queue and one request with its decision form.
+
+Thin views over moderation.services and moderation.selectors; refusals become messages, never a 500.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from moderation import selectors, services, workflow
+from moderation.models import Community, ReviewRequest
+from moderation.permissions import can_comment, can_moderate
+from repository.errors import NbarchiveError, NotFound
+from repository.models import Verdict
+from repository.services.submission import draft_missing_for_submission
+
+
+def _request_or_404(request, request_id) -> ReviewRequest:
+    try:
+        return selectors.request_get_for_user(request_id=request_id, user=request.user)
+    except NotFound as exc:
+        raise Http404(exc.detail) from None
+
+
+@login_required
+def queue(request):
+    params = request.GET
+    state = params.get("state") or None
+    requests = selectors.request_queue(user=request.user, state=state, community=params.get("community") or None,
+                                       verdict=params.get("verdict") or None, order=params.get("order") or "-created")
+    context = {
+        "requests": list(requests[:200]),
+        "states": ReviewRequest.State.choices,
+        "verdicts": Verdict.choices,
+        "communities": Community.objects.all(),
+        "filters": {key: params.get(key, "") for key in ("state", "community", "verdict", "order")},
+    }
+    return render(request, "moderation/queue.html", context)
+
+
+@login_required
+def request_detail(request, request_id):
+    review = _request_or_404(request, request_id)
+    version = review.version
+    context = {
+        "review": review,
+        "version": version,
+        "record_id": version.record.public_id,
+        "files": list(version.files.select_related("blob")),
+        "runs": list(version.runs.defer("logs")[:5]),
+        "timeline": selectors.request_timeline(review),
+        "allowed_actions": workflow.allowed_actions(request.user, review),
+        "can_moderate": can_moderate(request.user, review),
+        "can_comment": can_comment(request.user, review),
+        "checklist": [(key, label, bool(review.checklist.get(key))) for key, label in services.CHECKLIST_ITEMS.items()],
+        "missing": draft_missing_for_submission(version),
+    }
+    return render(request, "moderation/request_detail.html", context)
+
+
+@login_required
+@require_POST
+def request_act(request, request_id):
+    review = _request_or_404(request, request_id)
+    action = request.POST.get("action", "")
+    try:
+        services.review_act(request_id=review.pk, action=action, actor=request.user,
+                            comment=request.POST.get("comment", ""), checklist=request.POST.getlist("checklist"))
+    except NbarchiveError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Done: {action.replace('_', ' ')}.")
+    return redirect("moderation:request_detail", request_id=review.pk)
+
+
+@login_required
+@require_POST
+def request_comment(request, request_id):
+    review = _request_or_404(request, request_id)
+    try:
+        services.review_comment(request_id=review.pk, actor=request.user, comment=request.POST.get("comment", ""))
+    except NbarchiveError as exc:
+        messages.error(request, exc.detail)
+    return redirect("moderation:request_detail", request_id=review.pk)

@@ -1,0 +1,46 @@
+"""Moving a submitted version along: published on acceptance, back to draft when sent back or withdrawn from
+review. Called by the moderation workflow inside its transaction; each locks the version row itself.
+
+Publishing here only marks the version published and immutable; the DOI issue adds the DataCite step.
+"""
+
+from django.utils import timezone
+
+from repository.errors import Conflict
+from repository.models import Version
+from repository.services.audit import audit_event_append
+from repository.services.submission import version_submit
+
+
+def _locked(version: Version) -> Version:
+    return Version.objects.select_for_update().select_related("record").get(pk=version.pk)
+
+
+def version_publish(*, version: Version, actor) -> Version:
+    version = _locked(version)
+    if version.state != Version.State.IN_REVIEW:
+        raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; only a version in "
+                       "review can be published.")
+    version.state = Version.State.PUBLISHED
+    version.published_at = timezone.now()
+    version.save(update_fields=["state", "published_at", "updated"])
+    audit_event_append(actor=actor, action="version.publish", version=version)
+    return version
+
+
+def version_reopen(*, version: Version, actor) -> Version:
+    """A version in review becomes an editable draft again (changes requested, declined, cancelled)."""
+    version = _locked(version)
+    if version.state == Version.State.DRAFT:
+        return version  # already back with its authors (declined or cancelled after changes were requested)
+    if version.state != Version.State.IN_REVIEW:
+        raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}, not in review.")
+    version.state = Version.State.DRAFT
+    version.save(update_fields=["state", "updated"])
+    audit_event_append(actor=actor, action="version.reopen", version=version)
+    return version
+
+
+def version_resubmit(*, version: Version, actor) -> Version:
+    """After changes: the same checks as the first submission, and a new verification run."""
+    return version_submit(version=version, actor=actor)
