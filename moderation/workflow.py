@@ -35,20 +35,26 @@ class Transition:
     on_version: Callable  # what happens to the version, inside the same transaction
 
 
+def _publish(review: ReviewRequest, actor) -> None:
+    version_services.version_publish(version=review.version, actor=actor)
+
+
+def _reopen(review: ReviewRequest, actor) -> None:
+    version_services.version_reopen(version=review.version, actor=actor)
+
+
+def _resubmit(review: ReviewRequest, actor) -> None:
+    version_services.version_resubmit(version=review.version, actor=actor)
+
+
 TRANSITIONS: dict[str, Transition] = {
-    "accept": Transition((S.SUBMITTED, S.RESUBMITTED), S.ACCEPTED, MODERATOR, None,
-                         lambda review, actor: version_services.version_publish(version=review.version, actor=actor)),
+    "accept": Transition((S.SUBMITTED, S.RESUBMITTED), S.ACCEPTED, MODERATOR, None, _publish),
     "request_changes": Transition((S.SUBMITTED, S.RESUBMITTED), S.CHANGES_REQUESTED, MODERATOR,
-                                  "Say what needs to change.",
-                                  lambda review, actor: version_services.version_reopen(version=review.version,
-                                                                                        actor=actor)),
+                                  "Say what needs to change.", _reopen),
     "decline": Transition((S.SUBMITTED, S.RESUBMITTED, S.CHANGES_REQUESTED), S.DECLINED, MODERATOR,
-                          "Give the reason for declining.",
-                          lambda review, actor: version_services.version_reopen(version=review.version, actor=actor)),
-    "resubmit": Transition((S.CHANGES_REQUESTED,), S.RESUBMITTED, AUTHOR, None,
-                           lambda review, actor: version_services.version_resubmit(version=review.version, actor=actor)),
-    "cancel": Transition((S.SUBMITTED, S.RESUBMITTED, S.CHANGES_REQUESTED), S.CANCELLED, AUTHOR, None,
-                         lambda review, actor: version_services.version_reopen(version=review.version, actor=actor)),
+                          "Give the reason for declining.", _reopen),
+    "resubmit": Transition((S.CHANGES_REQUESTED,), S.RESUBMITTED, AUTHOR, None, _resubmit),
+    "cancel": Transition((S.SUBMITTED, S.RESUBMITTED, S.CHANGES_REQUESTED), S.CANCELLED, AUTHOR, None, _reopen),
 }
 FINAL_STATES = (S.ACCEPTED, S.DECLINED, S.CANCELLED)
 
