@@ -12,7 +12,7 @@ from django.utils import timezone
 from moderation import notifications, workflow
 from moderation.models import Community, ReviewEvent, ReviewRequest
 from moderation.permissions import can_comment, can_moderate
-from repository.errors import InvalidInput, NotFound, PermissionDenied, TooManyRequests
+from repository.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyRequests
 from repository.models import Version
 from repository.services.submission import version_submit
 
@@ -59,6 +59,11 @@ def review_submit(*, version: Version, actor, community: Community | None = None
     a verification run is queued and the community's moderators are told."""
     community = community or community_default()
     with transaction.atomic():
+        open_request = ReviewRequest.objects.filter(version=version, state__in=ReviewRequest.OPEN_STATES).first()
+        if open_request is not None:
+            state = open_request.get_state_display().lower()
+            raise Conflict(f"This version already has an open review request ({state}); resubmit it there "
+                           "instead of submitting again.")
         _check_submission_limits(actor)
         version = version_submit(version=version, actor=actor)
         review = ReviewRequest.objects.create(version=version, community=community, submitted_by=actor)

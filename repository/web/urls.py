@@ -1,6 +1,6 @@
 from django.urls import path
 
-from repository.web import views
+from repository.web import landing, views
 
 app_name = "repository"
 
@@ -14,6 +14,10 @@ urlpatterns = [
     path("uploads/<str:record_id>/submit/", views.draft_submit, name="draft_submit"),
     path("uploads/<str:record_id>/runs/", views.draft_rerun, name="draft_rerun"),
     path("runs/<uuid:run_id>/", views.run_report, name="run_report"),
+    path("records/<str:record_id>/", landing.record_landing, name="record_landing"),
+    path("records/<str:record_id>/versions/<int:number>/", landing.record_landing, name="version_landing"),
+    path("records/<str:record_id>/versions/<int:number>/files/<path:file_path>", landing.published_file,
+         name="published_file"),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
 ]

@@ -71,6 +71,7 @@ def draft_detail(request, record_id):
         "is_owner": is_owner(request.user, version.record),
         "can_rerun": can_request_run(request.user, version) and bool(version.notebook_path),
         "runs": list(selectors.runs_list_for_version(version=version)[:10]),
+        "review": version.review_requests.order_by("-created").first(),
         "upload_url": reverse("api:draft_files", kwargs={"record_id": version.record.public_id}),
         "limits": {
             "file_size": settings.MAX_FILE_SIZE,

@@ -146,3 +146,13 @@ def test_too_many_submissions_in_a_day_is_429(author, community_moderator, setti
 
     assert response.status_code == 429
     assert "24 hours" in response.json()["detail"]
+
+
+def test_submitting_again_while_changes_are_requested_points_to_the_open_request(review, author, community_moderator):
+    review_act(request_id=review.pk, action="request_changes", actor=community_moderator, comment="Fix the title.")
+
+    response = client_for(author).post(f"/api/records/{review.version.record.public_id}/draft/actions/submit")
+
+    assert response.status_code == 409
+    assert "resubmit it there" in response.json()["detail"]
+    assert ReviewRequest.objects.count() == 1
