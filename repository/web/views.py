@@ -62,6 +62,7 @@ def _draft_or_404(request, record_id: str) -> Version:
 @login_required
 def draft_detail(request, record_id):
     version = selectors.draft_with_details(_draft_or_404(request, record_id))
+    runs = list(selectors.runs_list_for_version(version=version)[:10])
     context = {
         "version": version,
         "record_id": version.record.public_id,
@@ -69,8 +70,9 @@ def draft_detail(request, record_id):
         "missing": draft_missing_for_submission(version),
         "can_edit": can_edit_draft(request.user, version),
         "is_owner": is_owner(request.user, version.record),
-        "can_rerun": can_request_run(request.user, version) and bool(version.notebook_path),
-        "runs": list(selectors.runs_list_for_version(version=version)[:10]),
+        "can_rerun": (can_request_run(request.user, version) and bool(version.notebook_path)
+                      and not any(run.is_active for run in runs)),
+        "runs": runs,
         "review": version.review_requests.order_by("-created").first(),
         "upload_url": reverse("api:draft_files", kwargs={"record_id": version.record.public_id}),
         "limits": {
@@ -161,6 +163,13 @@ def draft_rerun(request, record_id):
     return redirect("repository:draft_detail", record_id=record_id)
 
 
+STATUS_LABELS = {
+    "identical": "Identical", "within_tolerance": "Within tolerance", "differs": "Differs", "skipped": "Skipped",
+    "expected_error": "Expected error", "no_stored_output": "No stored output", "not_executed": "Not executed",
+    "missing": "Missing", "unexpected": "Unexpected",
+}
+
+
 @login_required
 def run_report(request, run_id):
     try:
@@ -168,6 +177,11 @@ def run_report(request, run_id):
     except NotFound as exc:
         raise Http404(exc.detail) from None
     report = run.report or {}
+    for cell in report.get("cells", []):
+        cell["status_label"] = STATUS_LABELS.get(cell.get("status"), cell.get("status", ""))
+        for output in cell.get("outputs", []):
+            output["status_label"] = STATUS_LABELS.get(output.get("status"), output.get("status", ""))
+    tolerance = report.get("tolerance") or {}
     context = {
         "run": run,
         "version": run.version,
@@ -178,6 +192,11 @@ def run_report(request, run_id):
         "environment": report.get("environment") or run.environment,
         "summary": report.get("summary", {}),
         "notes": report.get("notes", []),
+        "tolerance": {
+            "rtol": f"{tolerance.get('rtol', 0):g}", "atol": f"{tolerance.get('atol', 0):g}",
+            "pixel_tolerance": tolerance.get("pixel_tolerance"),
+            "differing_percent": f"{100 * tolerance.get('max_differing_pixels', 0):g} %",
+        } if tolerance else None,
     }
     return render(request, "repository/run_report.html", context)
 

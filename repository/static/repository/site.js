@@ -50,4 +50,8 @@
 
   document.querySelectorAll("[data-formset]").forEach(setUpFormset);
   document.querySelectorAll("[data-copy]").forEach(setUpCopy);
+
+  // After a refused save the first wrong field may be far below the summary: take the user to it.
+  var firstInvalid = document.querySelector('form [aria-invalid="true"]');
+  if (firstInvalid) firstInvalid.focus();
 })();

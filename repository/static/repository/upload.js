@@ -16,7 +16,7 @@
   var startButton = form.querySelector("[data-upload-start]");
   var busy = false;
   // Parts of the page that an upload can change: the files, what submission still needs, the notebook.
-  var REFRESHED_IDS = ["file-list", "submission-status", "metadata-summary"];
+  var REFRESHED_IDS = ["file-list", "submission-status", "metadata-summary", "runs"];
 
   function csrfToken() {
     var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -79,6 +79,7 @@
   function createItem(path, file) {
     var item = document.createElement("li");
     item.className = "upload-item";
+    window.setTimeout(function () { item.scrollIntoView({block: "nearest"}); }, 0);  // keep the progress in view
     var head = document.createElement("div");
     head.className = "upload-head";
     var name = document.createElement("span");
