@@ -5,13 +5,15 @@ Thin views over moderation.services and moderation.selectors; refusals become me
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_POST, require_safe
 
-from moderation import selectors, services, workflow
+from moderation import rendering, selectors, services, workflow
 from moderation.models import Community, ReviewRequest
 from moderation.permissions import can_comment, can_moderate
+from repository import storage
 from repository.errors import NbarchiveError, NotFound
 from repository.models import Verdict
 from repository.services.submission import draft_missing_for_submission
@@ -84,3 +86,46 @@ def request_comment(request, request_id):
     except NbarchiveError as exc:
         messages.error(request, exc.detail)
     return redirect("moderation:request_detail", request_id=review.pk)
+
+
+def _notebook_file(review: ReviewRequest):
+    """The version's notebook (its VersionFile with the blob), or None when it names none that it has."""
+    version = review.version
+    if not version.notebook_path:
+        return None
+    return version.files.select_related("blob").filter(path=version.notebook_path).first()
+
+
+@login_required
+@require_safe
+@xframe_options_sameorigin
+def notebook_render(request, request_id):
+    """The version's notebook as sanitised static HTML, for the review page's <iframe sandbox> only."""
+    review = _request_or_404(request, request_id)
+    notebook = _notebook_file(review)
+    if notebook is None:
+        page = rendering.RenderedPage(rendering.error_page("This version has no notebook to show."), 404)
+    else:
+        page = rendering.rendered_page(notebook.blob)
+    response = HttpResponse(page.html, status=page.status, content_type="text/html; charset=utf-8")
+    for header, value in rendering.RESPONSE_HEADERS.items():
+        response[header] = value
+    if page.status == 503:
+        response["Retry-After"] = "60"
+    return response
+
+
+@login_required
+@require_safe
+def notebook_download(request, request_id):
+    """The raw .ipynb of the request's version, as a download (never shown inline)."""
+    review = _request_or_404(request, request_id)
+    notebook = _notebook_file(review)
+    if notebook is None:
+        raise Http404("This version has no notebook.")
+    response = FileResponse(storage.open_blob(notebook.blob.storage_key), as_attachment=True,
+                            filename=notebook.path.rsplit("/", 1)[-1], content_type="application/x-ipynb+json")
+    response["Content-Length"] = str(notebook.blob.size)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private"
+    return response
