@@ -17,6 +17,10 @@ def _with_errors(success: dict, *codes: int) -> dict:
     return {**success, **{(code, "application/problem+json"): ProblemOutput for code in (401, *codes)}}
 
 
+def _positive_int(value) -> int | None:
+    return int(value) if value and str(value).isdigit() else None
+
+
 class CommentInput(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=20_000, trim_whitespace=True)
 
@@ -71,7 +75,8 @@ class TimelineEntryOutput(serializers.Serializer):
 class RequestListApi(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("state", str), OpenApiParameter("community", str),
-                    OpenApiParameter("verdict", str), OpenApiParameter("order", str, enum=["created", "-created",
+                    OpenApiParameter("verdict", str), OpenApiParameter("older_than", int, description="days"),
+                    OpenApiParameter("order", str, enum=["created", "-created",
                                                                                            "updated", "-updated"])],
         responses=_with_errors({200: RequestOutput(many=True)}), operation_id="requests_list",
         summary="Review requests: moderators see their communities' open requests, authors their own")
@@ -79,7 +84,9 @@ class RequestListApi(APIView):
         params = request.query_params
         queue = selectors.request_queue(user=request.user, state=params.get("state") or None,
                                         community=params.get("community") or None,
-                                        verdict=params.get("verdict") or None, order=params.get("order") or "-created")
+                                        verdict=params.get("verdict") or None,
+                                        older_than_days=_positive_int(params.get("older_than")),
+                                        order=params.get("order") or "-created")
         return Response(RequestOutput(queue[:500], many=True, context={"request": request}).data)
 
 

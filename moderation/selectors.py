@@ -1,6 +1,9 @@
 """Reads for moderation: queues, a request with what a decision needs, its timeline."""
 
+from datetime import timedelta
+
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from moderation.models import ReviewEvent, ReviewRequest
 from moderation.permissions import can_view_request, is_global_moderator
@@ -17,8 +20,11 @@ def requests_visible_to(user) -> QuerySet[ReviewRequest]:
 
 
 def request_queue(*, user, state: str | None = None, community: str | None = None, verdict: str | None = None,
-                  open_only: bool = True, order: str = "-created") -> QuerySet[ReviewRequest]:
+                  older_than_days: int | None = None, open_only: bool = True,
+                  order: str = "-created") -> QuerySet[ReviewRequest]:
     requests = requests_visible_to(user)
+    if older_than_days:
+        requests = requests.filter(created__lte=timezone.now() - timedelta(days=older_than_days))
     if open_only and not state:
         requests = requests.filter(state__in=ReviewRequest.OPEN_STATES)
     if state:

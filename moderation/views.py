@@ -30,14 +30,18 @@ def _request_or_404(request, request_id) -> ReviewRequest:
 def queue(request):
     params = request.GET
     state = params.get("state") or None
+    older_than = params.get("older_than", "")
     requests = selectors.request_queue(user=request.user, state=state, community=params.get("community") or None,
-                                       verdict=params.get("verdict") or None, order=params.get("order") or "-created")
+                                       verdict=params.get("verdict") or None,
+                                       older_than_days=int(older_than) if older_than.isdigit() else None,
+                                       order=params.get("order") or "-created")
     context = {
         "requests": list(requests[:200]),
         "states": ReviewRequest.State.choices,
         "verdicts": Verdict.choices,
         "communities": Community.objects.all(),
-        "filters": {key: params.get(key, "") for key in ("state", "community", "verdict", "order")},
+        "age_choices": [("1", "Waiting over a day"), ("7", "Over a week"), ("30", "Over a month")],
+        "filters": {key: params.get(key, "") for key in ("state", "community", "verdict", "older_than", "order")},
     }
     return render(request, "moderation/queue.html", context)
 

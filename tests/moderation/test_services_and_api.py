@@ -3,6 +3,7 @@
 import pytest
 from django.core import mail
 from django.utils import timezone
+from django.test import Client
 from rest_framework.test import APIClient
 
 from moderation.models import ReviewEvent, ReviewRequest
@@ -156,3 +157,16 @@ def test_submitting_again_while_changes_are_requested_points_to_the_open_request
     assert response.status_code == 409
     assert "resubmit it there" in response.json()["detail"]
     assert ReviewRequest.objects.count() == 1
+
+
+def test_queue_filters_by_age(review, community_moderator):
+    client = client_for(community_moderator)
+    assert client.get("/api/requests?older_than=7").json() == []
+
+    ReviewRequest.objects.filter(pk=review.pk).update(created=timezone.now() - timezone.timedelta(days=8))
+
+    assert [item["id"] for item in client.get("/api/requests?older_than=7").json()] == [review.pk]
+    page = Client()
+    page.force_login(community_moderator)
+    assert "Thermal expansion" in page.get("/requests/?older_than=7").content.decode()
+    assert "Thermal expansion" not in page.get("/requests/?older_than=30").content.decode()
