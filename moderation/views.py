@@ -11,12 +11,17 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST, require_safe
 
 from moderation import rendering, selectors, services, workflow
+from moderation.diff import version_diff
 from moderation.models import Community, ReviewRequest
 from moderation.permissions import can_comment, can_moderate
 from repository import storage
 from repository.errors import NbarchiveError, NotFound
 from repository.models import Verdict
 from repository.services.submission import draft_missing_for_submission
+
+
+ACTION_LABELS = {"accept": "Accept", "request_changes": "Request changes", "decline": "Decline",
+                 "resubmit": "Resubmit", "cancel": "Withdraw submission"}
 
 
 def _request_or_404(request, request_id) -> ReviewRequest:
@@ -57,7 +62,9 @@ def request_detail(request, request_id):
         "files": list(version.files.select_related("blob")),
         "runs": list(version.runs.defer("logs")[:5]),
         "timeline": selectors.request_timeline(review),
-        "allowed_actions": workflow.allowed_actions(request.user, review),
+        "allowed_actions": [(action, ACTION_LABELS[action])
+                            for action in workflow.allowed_actions(request.user, review)],
+        "diff": version_diff(version),
         "can_moderate": can_moderate(request.user, review),
         "can_comment": can_comment(request.user, review),
         "checklist": [(key, label, bool(review.checklist.get(key))) for key, label in services.CHECKLIST_ITEMS.items()],

@@ -246,6 +246,10 @@ GITLAB_PROJECT = env.str("GITLAB_PROJECT", default="")
 MODERATION_DEFAULT_COMMUNITY = env.str("MODERATION_DEFAULT_COMMUNITY", default="general")
 MODERATION_MAX_OPEN_SUBMISSIONS = env.int("MODERATION_MAX_OPEN_SUBMISSIONS", default=10)
 MODERATION_MAX_SUBMISSIONS_PER_DAY = env.int("MODERATION_MAX_SUBMISSIONS_PER_DAY", default=20)
+# Rendering a notebook for moderators happens in a separate, time- and memory-limited process.
+NOTEBOOK_RENDER_TIMEOUT = env.int("NOTEBOOK_RENDER_TIMEOUT", default=30)
+NOTEBOOK_RENDER_MEMORY = env.int("NOTEBOOK_RENDER_MEMORY", default=3 * 1024**3)
+NOTEBOOK_RENDER_RETRY_AFTER = env.int("NOTEBOOK_RENDER_RETRY_AFTER", default=600)
 
 # --- Accounts (django-allauth; ORCID sign-in appears once its credentials are set) ----------------------
 ACCOUNT_LOGIN_METHODS = {"username"}

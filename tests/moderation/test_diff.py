@@ -66,3 +66,23 @@ def test_unchanged_files_are_not_listed(user):
     diff = version_diff(next_version(Version.objects.get(pk=first.pk), user))
 
     assert diff["files"] == [] and diff["metadata"] == []
+
+
+def test_the_request_page_shows_the_diff_against_the_published_version(client, user, community_moderator, community):
+    from moderation.services import review_submit
+    from tests.repository.services.test_runs import demo_draft
+
+    first = demo_draft(user)
+    Version.objects.filter(pk=first.pk).update(state=Version.State.PUBLISHED)
+    second = next_version(Version.objects.get(pk=first.pk), user)
+    second = draft_update(version=second, actor=user, metadata={
+        "title": "Thermal expansion, second look", "description": "Demo", "license": "CC-BY-4.0",
+        "creators": [{"name": "Doe, Jane"}], "container_image": first.container_image,
+        "notebook_path": first.notebook_path})
+    review = review_submit(version=second, actor=user, community=community)
+    client.force_login(community_moderator)
+
+    html = client.get(f"/requests/{review.pk}/").content.decode()
+
+    assert "Compared with version 1" in html and "Thermal expansion, second look" in html
+    assert "Request changes" in html and "Requestchanges" not in html
