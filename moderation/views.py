@@ -19,7 +19,6 @@ from repository.errors import NbarchiveError, NotFound
 from repository.models import Verdict
 from repository.services.submission import draft_missing_for_submission
 
-
 ACTION_LABELS = {"accept": "Accept", "request_changes": "Request changes", "decline": "Decline",
                  "resubmit": "Resubmit", "cancel": "Withdraw submission"}
 

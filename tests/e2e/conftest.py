@@ -99,3 +99,13 @@ def save_screenshot(driver, name: str, full_page: bool = True) -> Path:
 def screenshot(browser):
     """screenshot("name") saves the current page as test-output/e2e/name.png and returns the path."""
     return lambda name, full_page=True: save_screenshot(browser, name, full_page)
+
+
+@pytest.fixture
+def verification_queue(monkeypatch):
+    """The verification tasks the application queues, kept here instead of being sent to a broker."""
+    from repository.tasks import run_verification_task
+
+    queued = []
+    monkeypatch.setattr(run_verification_task, "apply_async", lambda *args, **kwargs: queued.append((args, kwargs)))
+    return queued

@@ -107,16 +107,6 @@ def wait_for_files(browser, expected: set[str]) -> None:
     wait_for(browser, lambda b: expected <= set(listed_files(b)), message=f"the file list never showed {expected}")
 
 
-@pytest.fixture
-def verification_queue(monkeypatch):
-    """The verification tasks the application queues, kept here instead of being sent to a broker."""
-    from repository.tasks import run_verification_task
-
-    queued = []
-    monkeypatch.setattr(run_verification_task, "apply_async", lambda *args, **kwargs: queued.append((args, kwargs)))
-    return queued
-
-
 def work_off(queue: list) -> None:
     """Do what a Celery worker would: run each queued verification task, here and now."""
     from repository.tasks import run_verification_task

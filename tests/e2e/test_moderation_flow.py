@@ -13,10 +13,8 @@ from repository import demo
 from repository.models import Version
 from repository.services.drafts import record_create
 from repository.services.files import draft_file_upload
+from tests.e2e.test_deposit_flow import IMAGE, click, fill_field, login, open_page, wait_for, work_off
 from tests.factories import UserFactory
-from tests.e2e.test_deposit_flow import (
-    IMAGE, RUN_SECONDS, click, fill_field, login, open_page, verification_queue, wait_for, work_off,  # noqa: F401
-)
 from tests.repository.services.test_runs import SANDBOX_READY
 
 pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")

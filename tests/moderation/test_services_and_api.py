@@ -2,8 +2,8 @@
 
 import pytest
 from django.core import mail
-from django.utils import timezone
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from moderation.models import ReviewEvent, ReviewRequest
