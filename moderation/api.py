@@ -7,14 +7,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from moderation import selectors, services, workflow
-from repository.api.serializers import ProblemOutput
+from repository.api.serializers import with_problem_responses
 
 ACTION_NAMES = {"accept": "accept", "decline": "decline", "request-changes": "request_changes", "cancel": "cancel",
                 "resubmit": "resubmit"}
 
 
-def _with_errors(success: dict, *codes: int) -> dict:
-    return {**success, **{(code, "application/problem+json"): ProblemOutput for code in (401, *codes)}}
+_with_errors = with_problem_responses
 
 
 def _positive_int(value) -> int | None:

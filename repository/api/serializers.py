@@ -203,3 +203,8 @@ class RunDetailOutput(RunOutput):
 
 class SubmitInput(serializers.Serializer):
     community = serializers.SlugField(required=False, help_text="The community to submit to; the default if absent.")
+
+
+def with_problem_responses(success: dict, *codes: int) -> dict:
+    """An extend_schema `responses` dict: the success response plus the problem+json answers (always 401)."""
+    return {**success, **{(code, "application/problem+json"): ProblemOutput for code in (401, *codes)}}

@@ -13,11 +13,11 @@ from repository.api.serializers import (
     DraftMetadataInput,
     DraftOutput,
     FileOutput,
-    ProblemOutput,
     RunDetailOutput,
     RunOutput,
     SubmitInput,
     UserRecordOutput,
+    with_problem_responses,
 )
 from repository.errors import NbarchiveError, NotFound, PermissionDenied
 from repository.permissions import can_request_run
@@ -41,10 +41,7 @@ class RawBodyParser(BaseParser):
         return stream
 
 
-def _with_errors(success: dict, *codes: int) -> dict:
-    """Document the problem+json answers an operation can give besides its success response."""
-    problem = {(code, "application/problem+json"): ProblemOutput for code in (401, *codes)}
-    return {**success, **problem}
+_with_errors = with_problem_responses
 
 
 def _draft_response(request, version, status_code=status.HTTP_200_OK) -> Response:
