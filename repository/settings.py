@@ -119,13 +119,11 @@ S3_ACCESS_KEY_ID = env.str("S3_ACCESS_KEY_ID", default="") or None
 S3_SECRET_ACCESS_KEY = env.str("S3_SECRET_ACCESS_KEY", default="") or None
 # Part size and parallelism of multipart uploads. They bound the memory an upload holds: roughly
 # (concurrency + queued parts) x part size, whatever the file size.
-S3_MULTIPART_CHUNK_SIZE = env.int("S3_MULTIPART_CHUNK_SIZE", default=16 * 1024 * 1024)
+S3_MULTIPART_CHUNK_SIZE = env.int("S3_MULTIPART_CHUNK_SIZE", default=8 * 1024 * 1024)
 S3_MULTIPART_CONCURRENCY = env.int("S3_MULTIPART_CONCURRENCY", default=4)
 
 
 def _s3_storage(bucket: str) -> dict:
-    from boto3.s3.transfer import TransferConfig
-
     return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -139,15 +137,23 @@ def _s3_storage(bucket: str) -> dict:
             "querystring_expire": 300,
             # Keys are unique per upload, so there is nothing to protect by asking S3 first.
             "file_overwrite": True,
-            "transfer_config": TransferConfig(
-                multipart_threshold=S3_MULTIPART_CHUNK_SIZE,
-                multipart_chunksize=S3_MULTIPART_CHUNK_SIZE,
-                max_concurrency=S3_MULTIPART_CONCURRENCY,
-                # Parts read from a non-seekable upload stream wait in memory; bound how many.
-                max_in_memory_upload_chunks=S3_MULTIPART_CONCURRENCY + 2,
-            ),
+            "transfer_config": _transfer_config(),
         },
     }
+
+
+def _transfer_config():
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(
+        multipart_threshold=S3_MULTIPART_CHUNK_SIZE,
+        multipart_chunksize=S3_MULTIPART_CHUNK_SIZE,
+        max_concurrency=S3_MULTIPART_CONCURRENCY,
+    )
+    # Parts read from a non-seekable upload stream wait in memory; bound how many. boto3's TransferConfig does
+    # not take this as an argument (s3transfer's own class does), but s3transfer reads the attribute.
+    config.max_in_memory_upload_chunks = S3_MULTIPART_CONCURRENCY + 2
+    return config
 
 
 def _local_storage(directory: Path) -> dict:

@@ -63,3 +63,12 @@ def test_staging_exemptions_for_loopback_or_metadata_are_refused_in_production(t
                           STAGING_ALLOWED_NETWORKS=networks)
 
     assert ("nbarchive.E005" in result.stderr) is refused
+
+
+def test_the_s3_configuration_loads(tmp_path):
+    # Settings build the S3 storage options (TransferConfig) at import: a wrong argument there would stop every
+    # process of a production deployment, while tests that set STORAGES themselves would not notice.
+    result = manage_check(tmp_path, S3_BUCKET="nbarchive-files", S3_ENDPOINT_URL="http://127.0.0.1:9",
+                          BACKUP_S3_BUCKET="nbarchive-backup")
+
+    assert result.returncode == 0, result.stderr

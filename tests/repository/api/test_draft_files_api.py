@@ -262,3 +262,26 @@ def _small_parts():
 
     size = 5 * 1024 * 1024
     return TransferConfig(multipart_threshold=size, multipart_chunksize=size, max_concurrency=2)
+
+
+@pytest.mark.s3
+def test_the_s3_storage_configured_from_settings_uploads(api, record_id, s3_endpoint, settings):
+    """The storage exactly as settings.py builds it from S3_* variables, against the loopback endpoint."""
+    import boto3
+
+    from repository import settings as project_settings
+
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+    client.create_bucket(Bucket="configured-bucket")
+    storage = project_settings._s3_storage("configured-bucket")
+    storage["OPTIONS"].update(endpoint_url=s3_endpoint, access_key="testing", secret_key="testing")
+    settings.STORAGES = {**settings.STORAGES, "blobs": storage}
+    data = b"p" * (20 * 1024 * 1024 + 5)
+
+    response = put_file(api, record_id, "data/big.bin", data)
+
+    assert response.status_code == 201, response.content
+    assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    parts = client.head_object(Bucket="configured-bucket", Key=Blob.objects.get().storage_key, PartNumber=1)
+    assert parts["PartsCount"] == 3  # 8 MiB parts: the configured part size is what boto3 used
