@@ -1,6 +1,6 @@
 """A stored notebook as static, sanitised HTML for the review page, rendered in a worker with a time limit.
 
-Every notebook is hostile (docs: /work/shared/SANDBOX.md, "Showing notebooks"). The layers, outermost first:
+Every notebook is hostile (see ../shared/SANDBOX.md, "Showing notebooks"). The layers, outermost first:
 
 1. The page is served from its own URL with a Content-Security-Policy that allows no script, no network and
    no plugins, and that sandboxes the document (`RESPONSE_HEADERS`); the review page embeds it in an
