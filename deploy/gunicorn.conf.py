@@ -7,3 +7,7 @@ worker_class = "gthread"
 timeout = 3600
 graceful_timeout = 60
 accesslog = "-"
+# A worker's heap grows with each large upload it streams (glibc keeps freed arenas); recycling workers now
+# and then keeps their memory flat (see tests/bench/upload.py).
+max_requests = 500
+max_requests_jitter = 100
