@@ -710,9 +710,9 @@ class Bench:
         print(f"  test file written in {time.perf_counter() - started:.1f} s, sha256 {self.sha256}", flush=True)
         self.set_up_app()
         self.start_gunicorn()
-        print(f"  gunicorn at {self.base_url}, worker pid {self.worker_pid}, DJANGO_DEBUG="
-              f"{int(args.django_debug)}, S3_MULTIPART_CHUNK_SIZE={args.chunk_mb or 'default'} MiB, "
-              f"S3_MULTIPART_CONCURRENCY={args.concurrency or 'default'}"
+        print(f"  gunicorn at {self.base_url}, worker pid {self.worker_pid}, DJANGO_DEBUG={int(args.django_debug)},"
+              f" S3_MULTIPART_CHUNK_SIZE={f'{args.chunk_mb} MiB' if args.chunk_mb else 'unset'},"
+              f" S3_MULTIPART_CONCURRENCY={args.concurrency or 'unset'}"
               f"{', ' + ' '.join(args.worker_env) if args.worker_env else ''}", flush=True)
         self.create_draft()  # warm up: URLconf, DRF, the DB connection, the S3 client are loaded lazily
         app_config = self.app_config
