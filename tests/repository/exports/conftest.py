@@ -1,0 +1,81 @@
+"""Builders for versions with full citation metadata, written straight through the ORM.
+
+Exports only read, so the tests build the rows they describe directly instead of walking the publish flow.
+"""
+
+import datetime
+import hashlib
+
+import pytest
+
+from repository.models import Blob, Creator, DataReference, RelatedIdentifier, Version, VersionFile
+from tests.factories import RecordFactory, VersionFactory
+
+PUBLISHED_AT = datetime.datetime(2024, 5, 3, 12, 30, tzinfo=datetime.UTC)
+ORCID = "0000-0002-1825-0097"
+
+
+def add_creator(version, name, **fields):
+    return Creator.objects.create(version=version, position=version.creators.count(), name=name, **fields)
+
+
+def add_related(version, identifier, scheme, relation):
+    return RelatedIdentifier.objects.create(version=version, position=version.related_identifiers.count(),
+                                            identifier=identifier, scheme=scheme, relation=relation)
+
+
+def add_reference(version, kind, identifier, target_path, **fields):
+    return DataReference.objects.create(version=version, position=version.data_references.count(), kind=kind,
+                                        identifier=identifier, target_path=target_path,
+                                        sha256=hashlib.sha256(identifier.encode()).hexdigest(), size=10, **fields)
+
+
+def add_file(version, path, content: bytes):
+    sha256 = hashlib.sha256(content).hexdigest()
+    blob, _ = Blob.objects.get_or_create(sha256=sha256, defaults={
+        "md5": hashlib.md5(content).hexdigest(), "size": len(content), "storage_key": f"blobs/{sha256}"})
+    return VersionFile.objects.create(version=version, path=path, blob=blob)
+
+
+@pytest.fixture
+def make_version(db):
+    """make_version(record=None, number=1, state="published", **fields) -> Version with a DOI when accepted."""
+
+    def make(record=None, number=1, state=Version.State.PUBLISHED, **fields):
+        record = record or RecordFactory(concept_doi="10.5072/nba.concept1")
+        accepted = state in ("publishing", "published", "withdrawn")
+        defaults = {"doi": f"10.5072/nba.{record.public_id}.v{number}" if accepted else "",
+                    "published_at": PUBLISHED_AT + datetime.timedelta(days=number) if state != "draft" else None,
+                    "title": f"Band gaps of perovskites, take {number}"}
+        return VersionFactory(record=record, number=number, state=state, **{**defaults, **fields})
+
+    return make
+
+
+@pytest.fixture
+def rich_version(make_version):
+    """A published notebook with every kind of metadata a submitter can give."""
+    version = make_version(
+        description="We recompute the band gaps of 40 perovskites.\n\nAll figures re-run.",
+        version_label="v1.2", license="CC-BY-4.0", keywords=["DFT", "perovskites"],
+        funding=[{"funder_name": "European Research Council", "funder_identifier": "10.13039/501100000781",
+                  "award_number": "101000000", "award_title": "Open materials"},
+                 {"funder_name": "Swiss National Science Foundation", "funder_identifier": "https://ror.org/00yjd3n13"}],
+        container_image="registry.example.org/group/image@sha256:" + "a" * 64, notebook_path="analysis.ipynb",
+        submitted_at=PUBLISHED_AT - datetime.timedelta(days=3),
+    )
+    add_creator(version, "Doe, Jane", given_name="Jane", family_name="Doe", orcid=ORCID,
+                affiliation="University of Example", affiliation_ror="02mhbdp94")
+    add_creator(version, "van der Berg, Anna")
+    add_creator(version, "CERN & Friends")
+    add_related(version, "10.1103/PhysRevB.1.1", "DOI", "IsSupplementTo")
+    add_related(version, "2101.00001", "arXiv", "IsSupplementTo")
+    add_related(version, "https://github.com/example/code", "URL", "IsDerivedFrom")
+    add_related(version, "11304/1234-abcd", "Handle", "References")
+    add_reference(version, "doi", "10.5281/zenodo.1234", "data/a.csv")
+    add_reference(version, "url", "https://data.example.org/b.csv", "data/b.csv")
+    add_reference(version, "archive_query", "https://archive.example.org/api/query", "data/c.json",
+                  query={"formula": "CaTiO3"})
+    add_file(version, "analysis.ipynb", b'{"cells": []}')
+    add_file(version, "data/table.csv", b"a,b\n1,2\n")
+    return version
