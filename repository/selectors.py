@@ -53,3 +53,48 @@ def run_get_for_user(*, run_id, user) -> ExecutionRun:
 
 def runs_list_for_version(*, version: Version) -> QuerySet[ExecutionRun]:
     return version.runs.select_related("version__record").defer("logs", "report")
+
+
+CREATOR_FIELDS = ("name", "given_name", "family_name", "orcid", "affiliation", "affiliation_ror")
+REFERENCE_FIELDS = ("kind", "identifier", "query", "target_path", "sha256", "size", "title")
+
+
+def version_metadata(version: Version) -> dict:
+    """A version's metadata in the shape `draft_update` takes: the API's representation, what a new version
+    starts from and what an audited correction records as before and after."""
+    return {
+        "title": version.title,
+        "description": version.description,
+        "resource_type": version.resource_type,
+        "version_label": version.version_label,
+        "license": version.license,
+        "keywords": version.keywords,
+        "funding": version.funding,
+        "container_image": version.container_image,
+        "notebook_path": version.notebook_path,
+        "comparison_tolerance": version.comparison_tolerance,
+        "creators": [{f: getattr(c, f) for f in CREATOR_FIELDS} for c in version.creators.all()],
+        "related_identifiers": [{"identifier": r.identifier, "scheme": r.scheme, "relation": r.relation}
+                                for r in version.related_identifiers.all()],
+        "data_references": [{f: getattr(d, f) for f in REFERENCE_FIELDS} for d in version.data_references.all()],
+    }
+
+
+def versions_public(*, record_id: str) -> list[Version]:
+    """Every version of a record a reader may know of (published and withdrawn), newest first."""
+    return list(Version.objects.filter(record__public_id=record_id,
+                                       state__in=(Version.State.PUBLISHED, Version.State.WITHDRAWN))
+                .select_related("record").order_by("-number"))
+
+
+def version_get_public(*, record_id: str, number: int | None = None) -> tuple[Version, list[Version]]:
+    """The version a landing page shows (the latest published one when `number` is None, else that one,
+    possibly withdrawn) with all the record's public versions; NotFound when there is none."""
+    versions = versions_public(record_id=record_id)
+    if number is None:
+        version = next((v for v in versions if v.state == Version.State.PUBLISHED), versions[0] if versions else None)
+    else:
+        version = next((v for v in versions if v.number == number), None)
+    if version is None:
+        raise NotFound(f"No published version of record '{record_id}'" + (f" numbered {number}." if number else "."))
+    return version, versions

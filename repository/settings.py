@@ -210,6 +210,14 @@ DATACITE_API_URL = env.str("DATACITE_API_URL", default="https://api.test.datacit
 DATACITE_USERNAME = env.str("DATACITE_USERNAME", default="")
 DATACITE_PASSWORD = env.str("DATACITE_PASSWORD", default="")
 DATACITE_TEST_MODE = env.bool("DATACITE_TEST_MODE", default=True)
+# The publisher named in DataCite metadata and citations (DataCite 4.5: an object with a name).
+DOI_PUBLISHER = env.str("DOI_PUBLISHER", default="nbarchive")
+DATACITE_TIMEOUT = env.float("DATACITE_TIMEOUT", default=20.0)
+# The DOI sync task retries with exponential backoff (DOI_SYNC_RETRY_BASE seconds, doubling, capped at
+# DOI_SYNC_RETRY_MAX); a periodic sweep picks up whatever is still pending after the retries ran out.
+DOI_SYNC_RETRY_BASE = env.float("DOI_SYNC_RETRY_BASE", default=30.0)
+DOI_SYNC_RETRY_MAX = env.float("DOI_SYNC_RETRY_MAX", default=3600.0)
+DOI_SYNC_MAX_RETRIES = env.int("DOI_SYNC_MAX_RETRIES", default=12)
 RUNNER = env.str("RUNNER", default="local")  # local | gitlab
 # The Python environment the local sandbox runs notebooks with (ipykernel, nbclient and common scientific
 # packages); `make kernel-env` builds it. It is separate from the worker's environment on purpose.

@@ -19,3 +19,25 @@ def run_verification_task(self, run_pk: int) -> None:
             run_mark_error(run_pk=run_pk, message=str(exc))
             return
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
+
+
+@shared_task(bind=True, acks_late=True, max_retries=settings.DOI_SYNC_MAX_RETRIES)
+def doi_sync_task(self, outbox_pk: int) -> str:
+    """Bring one DOI at the registrar up to date; DataCite failing on its side is retried with backoff, and the
+    periodic sweep (`doi_sync_pending_task`) picks up whatever is still pending after the retries ran out."""
+    from repository.doi import DoiUnavailable
+    from repository.services.dois import _backoff, doi_sync
+
+    try:
+        return doi_sync(outbox_pk=outbox_pk)
+    except DoiUnavailable as exc:
+        if self.request.retries >= self.max_retries:
+            return "left for the sweep"
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries + 1).total_seconds()) from exc
+
+
+@shared_task
+def doi_sync_pending_task() -> int:
+    from repository.services.dois import doi_sync_pending
+
+    return doi_sync_pending()

@@ -1,6 +1,7 @@
 """Tables of the core app, split by aggregate. Data and constraints only: the rules live in services."""
 
 from .audit import AuditEvent
+from .dois import DoiOutbox, DoiState, LocalDoi
 from .files import Blob, VersionFile
 from .records import Creator, Record, RelatedIdentifier, ResourceType, Version
 from .references import DataReference
@@ -13,6 +14,9 @@ __all__ = [
     "Blob",
     "Creator",
     "DataReference",
+    "DoiOutbox",
+    "DoiState",
+    "LocalDoi",
     "ExecutionRun",
     "Record",
     "RelatedIdentifier",

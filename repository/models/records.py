@@ -79,6 +79,8 @@ class Version(models.Model):
     updated = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawal_reason = models.TextField(blank=True, help_text="Shown on the tombstone page.")
 
     class Meta:
         ordering = ["record", "-number"]
@@ -100,6 +102,8 @@ class Version(models.Model):
         return reverse("repository:draft_detail", kwargs={"record_id": self.record.public_id})
 
     UNPUBLISHED_STATES = ("draft", "in_review", "publishing")
+    # Accepted by a moderator: its DOI is (being) registered and it is part of the record's public history.
+    ACCEPTED_STATES = ("publishing", "published", "withdrawn")
 
     @property
     def is_editable(self) -> bool:

@@ -19,6 +19,7 @@ from repository.errors import Conflict, InvalidInput, PermissionDenied
 from repository.models import Blob, Creator, DataReference, Record, RelatedIdentifier, Version, VersionFile
 from repository.permissions import is_owner
 from repository.services.audit import audit_event_append
+from repository.services.dois import doi_reserve_for_draft
 
 VERSION_FIELDS = ("title", "description", "resource_type", "version_label", "license", "container_image",
                   "notebook_path")
@@ -74,6 +75,7 @@ def record_create(*, owner, metadata: dict | None = None) -> Version:
     record = Record.objects.create()
     record.owners.add(owner)
     version = Version.objects.create(record=record, number=1, created_by=owner)
+    doi_reserve_for_draft(version)
     audit_event_append(actor=owner, action="record.create", record=record, version=version)
     if metadata:
         version = draft_update(version=version, actor=owner, metadata=metadata)
@@ -84,6 +86,14 @@ def record_create(*, owner, metadata: dict | None = None) -> Version:
 def draft_update(*, version: Version, actor, metadata: dict) -> Version:
     """Replace the draft's metadata with `metadata` (fields left out are cleared, as with HTTP PUT)."""
     version = draft_lock_for_change(version=version, actor=actor)
+    metadata_write(version, metadata)
+    audit_event_append(actor=actor, action="draft.update", version=version)
+    return version
+
+
+def metadata_write(version: Version, metadata: dict) -> None:
+    """Validate `metadata` completely, then replace the version's metadata and rows with it. The caller holds
+    the version's row lock and has checked that this kind of change is allowed."""
     errors = _Errors()
 
     for field in VERSION_FIELDS:
@@ -120,8 +130,6 @@ def draft_update(*, version: Version, actor, metadata: dict) -> Version:
         for row in rows:
             row.version = version
         model.objects.bulk_create(rows)
-    audit_event_append(actor=actor, action="draft.update", version=version)
-    return version
 
 
 def _build_rows(model, items, prefix: str, errors: _Errors, clean) -> list:

@@ -1,7 +1,8 @@
 """Moving a submitted version along: published on acceptance, back to draft when sent back or withdrawn from
 review. Called by the moderation workflow inside its transaction; each locks the version row itself.
 
-Publishing here only marks the version published and immutable; the DOI issue adds the DataCite step.
+Publishing makes the version immutable at once and `publishing`; it becomes `published` when the registrar
+confirms its DOI (repository/services/dois.py).
 """
 
 from django.utils import timezone
@@ -9,6 +10,7 @@ from django.utils import timezone
 from repository.errors import Conflict
 from repository.models import Version
 from repository.services.audit import audit_event_append
+from repository.services.dois import doi_publish_version
 from repository.services.submission import version_submit
 
 
@@ -21,10 +23,11 @@ def version_publish(*, version: Version, actor) -> Version:
     if version.state != Version.State.IN_REVIEW:
         raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; only a version in "
                        "review can be published.")
-    version.state = Version.State.PUBLISHED
+    version.state = Version.State.PUBLISHING
     version.published_at = timezone.now()
     version.save(update_fields=["state", "published_at", "updated"])
-    audit_event_append(actor=actor, action="version.publish", version=version)
+    doi_publish_version(version)
+    audit_event_append(actor=actor, action="version.publish", version=version, data={"doi": version.doi})
     return version
 
 

@@ -16,14 +16,14 @@ pytestmark = pytest.mark.django_db
 
 S = ReviewRequest.State
 ALLOWED = {  # (state, action) -> (new review state, new version state)
-    (S.SUBMITTED, "accept"): (S.ACCEPTED, Version.State.PUBLISHED),
+    (S.SUBMITTED, "accept"): (S.ACCEPTED, Version.State.PUBLISHING),  # published once DataCite confirms
     (S.SUBMITTED, "request_changes"): (S.CHANGES_REQUESTED, Version.State.DRAFT),
     (S.SUBMITTED, "decline"): (S.DECLINED, Version.State.DRAFT),
     (S.SUBMITTED, "cancel"): (S.CANCELLED, Version.State.DRAFT),
     (S.CHANGES_REQUESTED, "resubmit"): (S.RESUBMITTED, Version.State.IN_REVIEW),
     (S.CHANGES_REQUESTED, "decline"): (S.DECLINED, Version.State.DRAFT),
     (S.CHANGES_REQUESTED, "cancel"): (S.CANCELLED, Version.State.DRAFT),
-    (S.RESUBMITTED, "accept"): (S.ACCEPTED, Version.State.PUBLISHED),
+    (S.RESUBMITTED, "accept"): (S.ACCEPTED, Version.State.PUBLISHING),
     (S.RESUBMITTED, "request_changes"): (S.CHANGES_REQUESTED, Version.State.DRAFT),
     (S.RESUBMITTED, "decline"): (S.DECLINED, Version.State.DRAFT),
     (S.RESUBMITTED, "cancel"): (S.CANCELLED, Version.State.DRAFT),

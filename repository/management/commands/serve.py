@@ -7,6 +7,7 @@ The worker is a child process; it is stopped when the web server stops. In produ
 import subprocess
 import sys
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -20,7 +21,9 @@ class Command(BaseCommand):
     def handle(self, *args, address, **options):
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "repository", "worker", "--loglevel", "INFO",
-             "--concurrency", "1", "--queues", "celery,verification"]
+             "--concurrency", "1", "--queues", "celery,verification",
+             # The embedded beat runs the periodic jobs (the DOI sweep); production runs `celery beat` once.
+             "--beat", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")]
         )
         try:
             call_command("runserver", address, use_reloader=False)

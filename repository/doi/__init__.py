@@ -1,0 +1,5 @@
+"""DOI registrars behind one interface, chosen by settings.DOI_PROVIDER (`local` or `datacite`)."""
+
+from repository.doi.base import DoiProvider, DoiRejected, DoiUnavailable, RegistrarDoi, get_provider
+
+__all__ = ["DoiProvider", "DoiRejected", "DoiUnavailable", "RegistrarDoi", "get_provider"]

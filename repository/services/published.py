@@ -1,0 +1,71 @@
+"""Changes to published versions: metadata corrections (audited, re-sent to DataCite, files never change) and
+withdrawal by an admin (a tombstone; the DOI stays registered and resolves to it)."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from repository.errors import Conflict, InvalidInput, PermissionDenied
+from repository.models import Version
+from repository.permissions import is_owner
+from repository.selectors import version_metadata
+from repository.services.audit import audit_event_append
+from repository.services.dois import doi_metadata_changed, doi_withdraw_version
+from repository.services.drafts import metadata_write
+
+# What a correction may not touch: they decide what was verified and accepted.
+FROZEN_FIELDS = ("container_image", "notebook_path", "comparison_tolerance", "data_references", "resource_type")
+MAX_REASON_LENGTH = 2000
+
+
+def _locked_public(version: Version) -> Version:
+    return Version.objects.select_for_update().select_related("record").get(pk=version.pk)
+
+
+@transaction.atomic
+def version_correct_metadata(*, version: Version, actor, metadata: dict, reason: str = "") -> Version:
+    """Correct a published version's citation metadata (a typo, a new related identifier). The previous and new
+    metadata are kept in the audit trail; the DOI's metadata is sent again. Owners and admins may correct."""
+    version = _locked_public(version)
+    if not (is_owner(actor, version.record) or getattr(actor, "is_superuser", False)):
+        raise PermissionDenied("Only the owners of a record or an admin can correct its metadata.")
+    if version.state not in (Version.State.PUBLISHED, Version.State.PUBLISHING):
+        raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; only published "
+                       "versions are corrected this way (drafts are simply edited).")
+    before = version_metadata(version)
+    changed_frozen = [f for f in FROZEN_FIELDS if f in metadata and metadata[f] != before[f]]
+    if changed_frozen:
+        raise InvalidInput("A published version's files and what was verified cannot change; start a new version.",
+                           field_errors={f: ["Cannot be changed on a published version."] for f in changed_frozen})
+    metadata_write(version, {**metadata, **{f: before[f] for f in FROZEN_FIELDS}})
+    after = version_metadata(version)
+    if after == before:
+        return version
+    audit_event_append(actor=actor, action="version.correct", version=version,
+                       data={"reason": reason[:MAX_REASON_LENGTH], "before": before, "after": after})
+    doi_metadata_changed(version)
+    return version
+
+
+@transaction.atomic
+def version_withdraw(*, version: Version, actor, reason: str) -> Version:
+    """Withdraw a published version (an admin's decision, with a reason shown on the tombstone)."""
+    if not getattr(actor, "is_superuser", False):
+        raise PermissionDenied("Only an admin can withdraw a published version.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why the version is withdrawn; readers see it.",
+                           field_errors={"reason": ["This field is required."]})
+    if len(reason) > MAX_REASON_LENGTH:
+        raise InvalidInput("The reason is too long.",
+                           field_errors={"reason": [f"At most {MAX_REASON_LENGTH} characters."]})
+    version = _locked_public(version)
+    if version.state != Version.State.PUBLISHED:
+        raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; only a published "
+                       "version can be withdrawn.")
+    version.state = Version.State.WITHDRAWN
+    version.withdrawn_at = timezone.now()
+    version.withdrawal_reason = reason
+    version.save(update_fields=["state", "withdrawn_at", "withdrawal_reason", "updated"])
+    doi_withdraw_version(version)
+    audit_event_append(actor=actor, action="version.withdraw", version=version, data={"reason": reason})
+    return version
