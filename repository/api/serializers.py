@@ -8,6 +8,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from repository.models import DataReference, RelatedIdentifier, ResourceType, Version
+from repository.selectors import version_metadata
 
 
 def _text(**kwargs):
@@ -98,30 +99,7 @@ class DraftOutput(serializers.Serializer):
     links = serializers.SerializerMethodField()
 
     def get_metadata(self, version: Version) -> dict:
-        return {
-            "title": version.title,
-            "description": version.description,
-            "resource_type": version.resource_type,
-            "version_label": version.version_label,
-            "license": version.license,
-            "keywords": version.keywords,
-            "funding": version.funding,
-            "container_image": version.container_image,
-            "notebook_path": version.notebook_path,
-            "comparison_tolerance": version.comparison_tolerance,
-            "creators": [
-                {f: getattr(c, f) for f in ("name", "given_name", "family_name", "orcid", "affiliation", "affiliation_ror")}
-                for c in version.creators.all()
-            ],
-            "related_identifiers": [
-                {"identifier": r.identifier, "scheme": r.scheme, "relation": r.relation}
-                for r in version.related_identifiers.all()
-            ],
-            "data_references": [
-                {f: getattr(d, f) for f in ("kind", "identifier", "query", "target_path", "sha256", "size", "title")}
-                for d in version.data_references.all()
-            ],
-        }
+        return version_metadata(version)
 
     def get_missing_for_submission(self, version: Version) -> list[str]:
         from repository.services.submission import draft_missing_for_submission

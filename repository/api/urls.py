@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from repository.api import views
+from repository.api import records, views
 
 
 class AnyPathConverter:
@@ -23,6 +23,13 @@ app_name = "api"
 
 urlpatterns = [
     path("records", views.RecordCreateApi.as_view(), name="records"),
+    path("records/<str:record_id>", records.RecordApi.as_view(), name="record"),
+    path("records/<str:record_id>/versions", records.RecordVersionsApi.as_view(), name="record_versions"),
+    path("records/<str:record_id>/versions/<int:number>", records.RecordVersionApi.as_view(), name="record_version"),
+    path("records/<str:record_id>/versions/<int:number>/metadata", records.RecordVersionMetadataApi.as_view(),
+         name="record_version_metadata"),
+    path("records/<str:record_id>/versions/<int:number>/actions/withdraw", records.RecordVersionWithdrawApi.as_view(),
+         name="record_version_withdraw"),
     path("records/<str:record_id>/draft", views.DraftApi.as_view(), name="draft"),
     path("records/<str:record_id>/draft/files", views.DraftFilesApi.as_view(), name="draft_files"),
     path("records/<str:record_id>/draft/files/<anypath:file_path>", views.DraftFileApi.as_view(), name="draft_file"),

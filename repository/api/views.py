@@ -23,6 +23,7 @@ from repository.errors import NbarchiveError, NotFound, PermissionDenied
 from repository.permissions import can_request_run
 from repository.services.drafts import draft_update, record_create
 from repository.services.files import draft_file_delete, draft_file_upload
+from repository.services.new_versions import draft_discard
 from repository.services.runs import run_request
 
 
@@ -71,6 +72,13 @@ class DraftApi(APIView):
         serializer.is_valid(raise_exception=True)
         version = draft_update(version=version, actor=request.user, metadata=serializer.validated_data)
         return _draft_response(request, version)
+
+    @extend_schema(responses=_with_errors({204: None}, 403, 404, 409),
+                   summary="Discard a draft (and its reserved DOI)", operation_id="draft_discard")
+    def delete(self, request, record_id):
+        version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
+        draft_discard(version=version, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class DraftFilesApi(APIView):

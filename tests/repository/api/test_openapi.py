@@ -20,4 +20,8 @@ def test_every_operation_documents_its_problem_responses(client):
     for path, operations in document["paths"].items():
         if path.startswith("/api/records") or path.startswith("/api/user"):
             for method, operation in operations.items():
-                assert "401" in operation["responses"], (method, path)
+                if {} in operation.get("security", []):  # public reads: anyone may call them
+                    assert "404" in operation["responses"], (method, path)
+                    assert "application/problem+json" in operation["responses"]["404"]["content"], (method, path)
+                else:
+                    assert "401" in operation["responses"], (method, path)

@@ -1,0 +1,175 @@
+"""The public side of records in the API: a published version with content negotiation for citation formats,
+the list of versions, and the owners' and admins' actions on published records (new version, correction,
+withdrawal).
+
+`GET /api/records/{id}` is the latest published version; `/api/records/{id}/versions/{n}` one version. Both
+answer by `Accept` (or `?format=`) with our JSON, DataCite JSON or XML, BibTeX, RIS, CSL-JSON or a formatted
+citation (`text/x-bibliography`, `?style=apa`), the formats DOI content negotiation offers. A withdrawn version
+answers 410 with its representation and the reason.
+"""
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from repository import selectors
+from repository.api.renderers import CITATION_RENDERERS, render_export
+from repository.api.serializers import DraftMetadataInput, DraftOutput, ProblemOutput, with_problem_responses
+from repository.errors import NotFound
+from repository.models import Record, Version
+from repository.services.dois import doi_url
+from repository.services.new_versions import version_new_draft
+from repository.services.published import version_correct_metadata, version_withdraw
+
+
+class PublicVersionOutput(serializers.Serializer):
+    id = serializers.CharField(source="record.public_id")
+    version = serializers.IntegerField(source="number")
+    state = serializers.CharField()
+    doi = serializers.CharField()
+    doi_url = serializers.SerializerMethodField()
+    concept_doi = serializers.CharField(source="record.concept_doi")
+    published_at = serializers.DateTimeField()
+    withdrawn_at = serializers.DateTimeField(allow_null=True)
+    withdrawal_reason = serializers.CharField()
+    metadata = serializers.SerializerMethodField()
+    files = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    def get_doi_url(self, version) -> str:
+        return doi_url(version.doi) if version.doi else ""
+
+    def get_metadata(self, version) -> dict:
+        return selectors.version_metadata(version)
+
+    def get_files(self, version) -> list[dict]:
+        if version.state == Version.State.WITHDRAWN:
+            return []  # a tombstone serves no files
+        request = self.context["request"]
+        return [{"path": f.path, "size": f.blob.size, "checksum": f"sha256:{f.blob.sha256}",
+                 "links": {"download": request.build_absolute_uri(reverse(
+                     "repository:published_file", kwargs={"record_id": version.record.public_id,
+                                                          "number": version.number, "file_path": f.path}))}}
+                for f in version.files.select_related("blob").order_by("path")]
+
+    def get_links(self, version) -> dict:
+        request, record_id = self.context["request"], version.record.public_id
+        return {
+            "self": request.build_absolute_uri(reverse("api:record_version", kwargs={"record_id": record_id,
+                                                                                     "number": version.number})),
+            "latest": request.build_absolute_uri(reverse("api:record", kwargs={"record_id": record_id})),
+            "versions": request.build_absolute_uri(reverse("api:record_versions", kwargs={"record_id": record_id})),
+            "html": request.build_absolute_uri(reverse("repository:version_landing",
+                                                       kwargs={"record_id": record_id, "number": version.number})),
+        }
+
+
+class VersionSummaryOutput(serializers.Serializer):
+    version = serializers.IntegerField(source="number")
+    state = serializers.CharField()
+    doi = serializers.CharField()
+    version_label = serializers.CharField()
+    published_at = serializers.DateTimeField()
+
+
+class CorrectionInput(DraftMetadataInput):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000,
+                                   help_text="Why the metadata is corrected; kept in the audit trail.")
+
+
+class WithdrawInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Shown to readers on the tombstone page.")
+
+
+FORMAT_PARAMETERS = [
+    OpenApiParameter("format", OpenApiTypes.STR, enum=[r.format for r in CITATION_RENDERERS],
+                     description="Instead of an Accept header."),
+    OpenApiParameter("style", OpenApiTypes.STR, description="CSL style of text/x-bibliography (default apa)."),
+]
+
+
+PUBLIC_RESPONSES = {200: PublicVersionOutput, 410: PublicVersionOutput,
+                    (404, "application/problem+json"): ProblemOutput}
+
+
+def _version_response(request, version: Version) -> Response:
+    status_code = status.HTTP_410_GONE if version.state == Version.State.WITHDRAWN else status.HTTP_200_OK
+    exported = render_export(request, version)
+    if exported is not None:
+        return Response(exported, status=status_code)
+    return Response(PublicVersionOutput(version, context={"request": request}).data, status=status_code)
+
+
+class RecordApi(APIView):
+    permission_classes = [AllowAny]
+    renderer_classes = CITATION_RENDERERS
+
+    @extend_schema(parameters=FORMAT_PARAMETERS, responses=PUBLIC_RESPONSES, summary="The latest published version of a record",
+                   operation_id="record_get")
+    def get(self, request, record_id):
+        version, _ = selectors.version_get_public(record_id=record_id)
+        return _version_response(request, version)
+
+
+class RecordVersionApi(APIView):
+    permission_classes = [AllowAny]
+    renderer_classes = CITATION_RENDERERS
+
+    @extend_schema(parameters=FORMAT_PARAMETERS, responses=PUBLIC_RESPONSES, summary="One published version of a record",
+                   operation_id="record_version_get")
+    def get(self, request, record_id, number):
+        version, _ = selectors.version_get_public(record_id=record_id, number=number)
+        return _version_response(request, version)
+
+
+class RecordVersionsApi(APIView):
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "GET" else super().get_permissions()
+
+    @extend_schema(responses={200: VersionSummaryOutput(many=True), (404, "application/problem+json"): ProblemOutput},
+                   summary="Every published (or withdrawn) version of a record", operation_id="record_versions_list")
+    def get(self, request, record_id):
+        versions = selectors.versions_public(record_id=record_id)
+        if not versions:
+            raise NotFound(f"No published version of record '{record_id}'.")
+        return Response(VersionSummaryOutput(versions, many=True).data)
+
+    @extend_schema(request=None, responses=with_problem_responses({201: DraftOutput}, 403, 404, 409),
+                   summary="Start a new version (a draft prefilled from the latest version)",
+                   operation_id="record_versions_create")
+    def post(self, request, record_id):
+        record = Record.objects.filter(public_id=record_id).first()
+        if record is None or not record.versions.filter(state=Version.State.PUBLISHED).exists():
+            raise NotFound(f"No published version of record '{record_id}'.")
+        draft = version_new_draft(record=record, actor=request.user)
+        draft = selectors.draft_with_details(draft)
+        return Response(DraftOutput(draft, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+class RecordVersionMetadataApi(APIView):
+    @extend_schema(request=CorrectionInput, responses=with_problem_responses({200: PublicVersionOutput}, 400, 403,
+                   404, 409), summary="Correct a published version's metadata (audited; files never change)",
+                   operation_id="record_version_correct")
+    def put(self, request, record_id, number):
+        version, _ = selectors.version_get_public(record_id=record_id, number=number)
+        serializer = CorrectionInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        metadata = dict(serializer.validated_data)
+        reason = metadata.pop("reason", "")
+        version = version_correct_metadata(version=version, actor=request.user, metadata=metadata, reason=reason)
+        return Response(PublicVersionOutput(version, context={"request": request}).data)
+
+
+class RecordVersionWithdrawApi(APIView):
+    @extend_schema(request=WithdrawInput, responses=with_problem_responses({200: PublicVersionOutput}, 400, 403,
+                   404, 409), summary="Withdraw a published version (admins)", operation_id="record_version_withdraw")
+    def post(self, request, record_id, number):
+        version, _ = selectors.version_get_public(record_id=record_id, number=number)
+        serializer = WithdrawInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = version_withdraw(version=version, actor=request.user, reason=serializer.validated_data["reason"])
+        return Response(PublicVersionOutput(version, context={"request": request}).data)
