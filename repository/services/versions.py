@@ -5,6 +5,7 @@ Publishing makes the version immutable at once and `publishing`; it becomes `pub
 confirms its DOI (repository/services/dois.py).
 """
 
+from django.db import transaction
 from django.utils import timezone
 
 from repository.errors import Conflict
@@ -18,6 +19,7 @@ def _locked(version: Version) -> Version:
     return Version.objects.select_for_update().select_related("record").get(pk=version.pk)
 
 
+@transaction.atomic
 def version_publish(*, version: Version, actor) -> Version:
     version = _locked(version)
     if version.state != Version.State.IN_REVIEW:
@@ -31,6 +33,7 @@ def version_publish(*, version: Version, actor) -> Version:
     return version
 
 
+@transaction.atomic
 def version_reopen(*, version: Version, actor) -> Version:
     """A version in review becomes an editable draft again (changes requested, declined, cancelled)."""
     version = _locked(version)

@@ -35,7 +35,7 @@ def moderator(db):
 
 
 def posts_for(server, doi):
-    return [r for r in server.requests if r.method == "POST" and doi in str(r.json())]
+    return [r for r in server.requests if r.method == "POST" and r.json()["data"]["attributes"].get("doi") == doi]
 
 
 def sync_until_quiet(rounds=5):
