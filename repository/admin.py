@@ -8,6 +8,8 @@ from repository.models import (
     Blob,
     Creator,
     DataReference,
+    DoiOutbox,
+    LocalDoi,
     Record,
     RelatedIdentifier,
     Version,
@@ -56,7 +58,7 @@ class RecordAdmin(admin.ModelAdmin):
     list_display = ["public_id", "concept_doi", "created"]
     search_fields = ["public_id", "concept_doi", "owners__username"]
     filter_horizontal = ["owners"]
-    readonly_fields = ["public_id", "created", "updated"]
+    readonly_fields = ["public_id", "concept_doi", "created", "updated"]
 
 
 @admin.register(Version)
@@ -65,8 +67,41 @@ class VersionAdmin(admin.ModelAdmin):
     list_filter = ["state", "resource_type"]
     search_fields = ["title", "record__public_id", "doi"]
     readonly_fields = ["record", "number", "state", "doi", "created_by", "created", "updated", "submitted_at",
-                       "published_at"]
+                       "published_at", "withdrawn_at", "withdrawal_reason"]
     inlines = [CreatorInline, RelatedIdentifierInline, DataReferenceInline, VersionFileInline]
+
+    def has_change_permission(self, request, obj=None):
+        # Accepted versions change only through services (audited corrections re-sent to DataCite, withdrawal).
+        if obj is not None and obj.state in Version.ACCEPTED_STATES:
+            return False
+        return super().has_change_permission(request, obj)
+
+
+@admin.register(DoiOutbox)
+class DoiOutboxAdmin(ReadOnlyAdmin):
+    list_display = ["doi", "kind", "wanted_state", "registrar_state", "is_pending", "needs_attention", "attempts",
+                    "next_attempt_at", "synced_at"]
+    list_filter = ["needs_attention", "wanted_state", "registrar_state", "kind"]
+    search_fields = ["doi", "record__public_id"]
+    actions = ["sync_again"]
+
+    @admin.display(boolean=True)
+    def is_pending(self, obj):
+        return obj.is_pending
+
+    @admin.action(description="Sync the selected DOIs with the registrar again now")
+    def sync_again(self, request, queryset):
+        from repository.services.dois import doi_resync
+
+        count = doi_resync(queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{count} DOI(s) scheduled for a sync.")
+
+
+@admin.register(LocalDoi)
+class LocalDoiAdmin(ReadOnlyAdmin):
+    list_display = ["doi", "state", "url", "updated"]
+    list_filter = ["state"]
+    search_fields = ["doi"]
 
 
 @admin.register(Blob)

@@ -48,6 +48,22 @@ def _staging_exemptions() -> list[Error]:
     return errors
 
 
+@register()
+def doi_provider_check(app_configs, **kwargs):
+    """A DOI registrar that cannot work would leave accepted versions `publishing` for ever: refuse to start."""
+    from repository.doi.base import PROVIDERS
+
+    if settings.DOI_PROVIDER not in PROVIDERS:
+        return [Error(f"DOI_PROVIDER is '{settings.DOI_PROVIDER}'.", hint=f"Use one of: {', '.join(PROVIDERS)}.",
+                      id="nbarchive.E006")]
+    if settings.DOI_PROVIDER == "datacite" and not (settings.DATACITE_USERNAME and settings.DATACITE_PASSWORD
+                                                    and settings.DOI_PREFIX):
+        return [Error("DOI_PROVIDER is datacite but DATACITE_USERNAME, DATACITE_PASSWORD or DOI_PREFIX is empty.",
+                      hint="Set the repository account's credentials and prefix from DataCite Fabrica.",
+                      id="nbarchive.E007")]
+    return []
+
+
 @register(Tags.security)
 def production_configuration_check(app_configs, **kwargs):
     return [] if settings.DEBUG else _kept_development_defaults() + _staging_exemptions()

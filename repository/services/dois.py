@@ -175,6 +175,19 @@ def doi_sync_pending(*, limit: int = 500) -> int:
     return len(pks)
 
 
+def doi_resync(pks) -> int:
+    """After an admin fixed what the registrar refused (credentials, metadata): clear the flag and sync again,
+    sending the current metadata even if nothing is pending."""
+    from repository.tasks import doi_sync_task
+
+    pks = list(pks)
+    DoiOutbox.objects.filter(pk__in=pks).update(needs_attention=False, next_attempt_at=None, claimed_until=None,
+                                                 generation=F("generation") + 1)
+    for pk in pks:
+        doi_sync_task.delay(pk)
+    return len(pks)
+
+
 def _reconcile(row: DoiOutbox, provider: DoiProvider) -> str:
     current = provider.get(row.doi)
     wanted = row.wanted_state

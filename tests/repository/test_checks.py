@@ -72,3 +72,17 @@ def test_the_s3_configuration_loads(tmp_path):
                           BACKUP_S3_BUCKET="nbarchive-backup")
 
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("env, error", [
+    ({"DOI_PROVIDER": "crossref"}, "nbarchive.E006"),
+    ({"DOI_PROVIDER": "datacite"}, "nbarchive.E007"),
+    ({"DOI_PROVIDER": "datacite", "DATACITE_USERNAME": "ACME.NB", "DATACITE_PASSWORD": "x"}, None),
+])
+def test_a_doi_registrar_that_cannot_work_is_refused_at_start(tmp_path, env, error):
+    result = manage_check(tmp_path, **env)
+
+    if error:
+        assert result.returncode != 0 and error in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
