@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
-from repository.models import Record, VersionFile
+from repository.models import LocalDoi, Record, Version, VersionFile
 from repository.services.notebooks import notebook_validate
 
 pytestmark = pytest.mark.django_db
@@ -20,12 +20,25 @@ def test_demo_creates_users_and_a_draft_with_a_valid_notebook_and_its_data():
 
     text = out.getvalue()
     assert "submitter" in text and "moderator" in text and "admin" in text and "/uploads/" in text
-    record = Record.objects.get(owners__username="submitter")
+    record = Record.objects.get(owners__username="submitter", versions__state="draft")
     files = {f.path: f for f in VersionFile.objects.filter(version__record=record).select_related("blob")}
     assert set(files) == {"thermal_expansion.ipynb", "data/measurements.csv"}
     draft = record.versions.get()
     assert draft.notebook_path == "thermal_expansion.ipynb"
     assert draft.container_image.endswith(tuple("0123456789abcdef"))
+
+
+def test_demo_publishes_one_record_through_review_with_a_registered_doi(client):
+    out = io.StringIO()
+    call_command("demo", stdout=out)
+    call_command("demo", stdout=io.StringIO())  # again: nothing is created twice
+
+    published = Version.objects.get(record__owners__username="submitter", state="published")
+    assert LocalDoi.objects.get(doi=published.doi).state == "findable"
+    assert LocalDoi.objects.get(doi=published.record.concept_doi).state == "findable"
+    assert f"/records/{published.record.public_id}/" in out.getvalue()
+    assert client.get(f"/records/{published.record.public_id}/").status_code == 200
+    assert Record.objects.filter(owners__username="submitter").count() == 2
 
 
 def test_the_demo_notebook_reads_the_demo_data_and_its_outputs_are_what_the_code_prints():
@@ -42,7 +55,7 @@ def test_demo_twice_keeps_one_draft_and_prints_working_passwords(client):
     out = io.StringIO()
     call_command("demo", stdout=out)
 
-    assert Record.objects.filter(owners__username="submitter").count() == 1
+    assert Record.objects.filter(owners__username="submitter", versions__state="draft").count() == 1
     password = next(line.split()[1] for line in out.getvalue().splitlines() if line.strip().startswith("submitter"))
     assert client.login(username="submitter", password=password)
 
