@@ -84,7 +84,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if env.str("NBARCHIVE_TEST_DATABASE_NAME", default=""):
     # Lets concurrent test runs on one PostgreSQL server use separate test databases.
-    DATABASES["default"]["TEST"] = {"NAME": env.str("NBARCHIVE_TEST_DATABASE_NAME")}
+    # (SQLite: a file under VAR_DIR, not in the current directory.)
+    _test_name = env.str("NBARCHIVE_TEST_DATABASE_NAME")
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        _test_name = str(VAR_DIR / f"{_test_name}.sqlite3")
+    DATABASES["default"]["TEST"] = {"NAME": _test_name}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
