@@ -81,18 +81,18 @@ def version_metadata(version: Version) -> dict:
 
 
 def versions_public(*, record_id: str) -> list[Version]:
-    """Every version of a record a reader may know of (published and withdrawn), newest first."""
-    return list(Version.objects.filter(record__public_id=record_id,
-                                       state__in=(Version.State.PUBLISHED, Version.State.WITHDRAWN))
+    """Every version of a record a reader may know of, newest first: accepted ones, including those whose DOI
+    is still being registered (the DOI must never point at a page that does not exist yet) and withdrawn ones."""
+    return list(Version.objects.filter(record__public_id=record_id, state__in=Version.ACCEPTED_STATES)
                 .select_related("record").order_by("-number"))
 
 
 def version_get_public(*, record_id: str, number: int | None = None) -> tuple[Version, list[Version]]:
-    """The version a landing page shows (the latest published one when `number` is None, else that one,
+    """The version a landing page shows (the latest one not withdrawn when `number` is None, else that one,
     possibly withdrawn) with all the record's public versions; NotFound when there is none."""
     versions = versions_public(record_id=record_id)
     if number is None:
-        version = next((v for v in versions if v.state == Version.State.PUBLISHED), versions[0] if versions else None)
+        version = next((v for v in versions if v.state != Version.State.WITHDRAWN), versions[0] if versions else None)
     else:
         version = next((v for v in versions if v.number == number), None)
     if version is None:

@@ -146,3 +146,15 @@ def test_discarding_a_draft_through_the_api(api, user):
     assert api.get(f"/api/records/{created['id']}/draft").status_code == 404
     assert DoiOutbox.objects.get(doi=created["doi"]).wanted_state == "deleted"
     assert not Version.objects.filter(doi=created["doi"]).exists()
+
+
+def test_an_accepted_version_is_public_while_its_doi_is_being_registered(anonymous, user, moderator):
+    from tests.publishing import accept
+    from tests.repository.services.test_runs import demo_draft
+
+    version = accept(demo_draft(user), moderator)  # DataCite has not confirmed yet
+
+    response = anonymous.get(f"/api/records/{version.record.public_id}")
+
+    assert response.status_code == 200  # the DOI, once registered, never points at a missing page
+    assert (response.json()["state"], response.json()["doi"]) == ("publishing", version.doi)
