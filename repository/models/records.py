@@ -80,6 +80,8 @@ class Version(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # When what harvesters see last changed (accepted, corrected, withdrawn): the OAI-PMH datestamp.
+    public_changed_at = models.DateTimeField(null=True, blank=True)
     withdrawal_reason = models.TextField(blank=True, help_text="Shown on the tombstone page.")
 
     class Meta:
@@ -93,6 +95,11 @@ class Version(models.Model):
                 name="one_draft_per_record",
             ),
             models.CheckConstraint(condition=models.Q(number__gte=1), name="version_number_positive"),
+        ]
+        indexes = [
+            # OAI-PMH pages by keyset over (datestamp, id); only accepted versions have a datestamp.
+            models.Index(fields=["public_changed_at", "id"], name="version_public_changed",
+                         condition=models.Q(public_changed_at__isnull=False)),
         ]
 
     def __str__(self) -> str:

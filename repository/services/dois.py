@@ -117,7 +117,10 @@ def _touch_neighbours(version: Version) -> None:
     accepted = version.record.versions.filter(state__in=Version.ACCEPTED_STATES).exclude(pk=version.pk)
     neighbours = [accepted.filter(number__lt=version.number).order_by("-number").first(),
                   accepted.filter(number__gt=version.number).order_by("number").first()]
-    for row in DoiOutbox.objects.filter(version__in=[v for v in neighbours if v is not None]):
+    neighbours = [v for v in neighbours if v is not None]
+    # Their public metadata changed (the new links): harvesters must see them again.
+    Version.objects.filter(pk__in=[v.pk for v in neighbours]).update(public_changed_at=timezone.now())
+    for row in DoiOutbox.objects.filter(version__in=neighbours):
         _want(row, row.wanted_state)
 
 

@@ -40,6 +40,8 @@ def version_correct_metadata(*, version: Version, actor, metadata: dict, reason:
     after = version_metadata(version)
     if after == before:
         return version
+    version.public_changed_at = timezone.now()
+    version.save(update_fields=["public_changed_at", "updated"])
     audit_event_append(actor=actor, action="version.correct", version=version,
                        data={"reason": reason[:MAX_REASON_LENGTH], "before": before, "after": after})
     doi_metadata_changed(version)
@@ -63,9 +65,9 @@ def version_withdraw(*, version: Version, actor, reason: str) -> Version:
         raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; only a published "
                        "version can be withdrawn.")
     version.state = Version.State.WITHDRAWN
-    version.withdrawn_at = timezone.now()
+    version.withdrawn_at = version.public_changed_at = timezone.now()
     version.withdrawal_reason = reason
-    version.save(update_fields=["state", "withdrawn_at", "withdrawal_reason", "updated"])
+    version.save(update_fields=["state", "withdrawn_at", "withdrawal_reason", "public_changed_at", "updated"])
     doi_withdraw_version(version)
     audit_event_append(actor=actor, action="version.withdraw", version=version, data={"reason": reason})
     return version

@@ -26,8 +26,8 @@ def version_publish(*, version: Version, actor) -> Version:
         raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; only a version in "
                        "review can be published.")
     version.state = Version.State.PUBLISHING
-    version.published_at = timezone.now()
-    version.save(update_fields=["state", "published_at", "updated"])
+    version.published_at = version.public_changed_at = timezone.now()
+    version.save(update_fields=["state", "published_at", "public_changed_at", "updated"])
     doi_publish_version(version)
     audit_event_append(actor=actor, action="version.publish", version=version, data={"doi": version.doi})
     return version

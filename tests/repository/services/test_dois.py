@@ -179,3 +179,21 @@ def test_the_sweep_schedules_every_pending_doi_once(user, monkeypatch):
     assert doi_sync_pending() == 2 and len(scheduled) == 2
     sync_pending()
     assert doi_sync_pending() == 0 and len(scheduled) == 2
+
+
+def test_public_changes_move_the_harvesting_datestamp(user, moderator, admin):
+    from repository.selectors import version_metadata
+    from repository.services.published import version_correct_metadata
+
+    first = published_version(user, moderator)
+    accepted_at = Version.objects.get(pk=first.pk).public_changed_at
+    assert accepted_at is not None
+
+    accept(version_new_draft(record=first.record, actor=user), moderator)
+    linked_at = Version.objects.get(pk=first.pk).public_changed_at
+    assert linked_at > accepted_at  # its DataCite record gained IsPreviousVersionOf
+
+    version_correct_metadata(version=first, actor=user, metadata={**version_metadata(first), "title": "Fixed"})
+    corrected_at = Version.objects.get(pk=first.pk).public_changed_at
+    assert corrected_at > linked_at
+    assert Version.objects.filter(record=first.record, state="draft").count() == 0
