@@ -1,43 +1,139 @@
-"""Public landing pages of published versions, and their file downloads.
+"""Public landing pages of published versions, their file downloads, tombstones, and the embedded DOI resolver.
 
-`/records/<id>/` shows the latest published version (what the concept DOI will resolve to); every earlier
-version stays reachable at `/records/<id>/versions/<n>/`. The harvesting issue adds the machine-readable
-heads (Dublin Core, citation meta tags, JSON-LD, Signposting).
+`/records/<id>/` shows the latest published version (what the concept DOI resolves to); every earlier version
+stays reachable at `/records/<id>/versions/<n>/`. A withdrawn version's page is a tombstone: HTTP 410 that still
+shows the citation, the DOI and the reason, and serves no files. The owners start a new version here, an admin
+withdraws one. The harvesting issue adds the machine-readable heads (Dublin Core, citation meta tags, JSON-LD,
+Signposting).
 """
 
-from django.http import FileResponse, Http404
-from django.shortcuts import render
+import logging
 
-from repository import storage
-from repository.models import Version
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET, require_POST
+
+from repository import selectors, storage
+from repository.errors import NbarchiveError, NotFound
+from repository.exports.citation import version_citation
+from repository.models import DoiState, LocalDoi, Version
+from repository.permissions import is_owner
+from repository.services.dois import doi_url
+from repository.services.new_versions import version_new_draft
+from repository.services.published import version_withdraw
+
+logger = logging.getLogger(__name__)
+
+# What the citation box offers, as `?format=` values of the API's content negotiation.
+EXPORT_FORMATS = (("bibtex", "BibTeX"), ("ris", "RIS"), ("csl", "CSL-JSON"), ("datacite-json", "DataCite JSON"),
+                  ("datacite-xml", "DataCite XML"))
 
 
-def _published(record_id: str):
-    return (Version.objects.filter(record__public_id=record_id, state=Version.State.PUBLISHED)
-            .select_related("record").order_by("-number"))
+def _public_or_404(record_id: str, number: int | None = None) -> tuple[Version, list[Version]]:
+    try:
+        return selectors.version_get_public(record_id=record_id, number=number)
+    except NotFound as exc:
+        raise Http404(exc.detail) from None
 
 
+@require_GET
 def record_landing(request, record_id, number=None):
-    versions = list(_published(record_id))
-    if not versions:
-        raise Http404("No published version of this record.")
-    version = versions[0] if number is None else next((v for v in versions if v.number == number), None)
-    if version is None:
-        raise Http404("No such published version.")
+    version, versions = _public_or_404(record_id, number)
+    return _render_landing(request, version, versions)
+
+
+def _render_landing(request, version: Version, versions: list[Version], *, withdraw_reason: str = "",
+                    withdraw_errors: list[str] | None = None, status: int = 200):
+    record = version.record
+    # What `/records/<id>/` and the concept DOI show: the newest version not withdrawn (possibly still publishing).
+    latest = next((v for v in versions if v.state != Version.State.WITHDRAWN), None)
     context = {
         "version": version,
-        "record_id": record_id,
+        "record": record,
+        "record_id": record.public_id,
         "versions": versions,
-        "is_latest": version.number == versions[0].number,
-        "files": list(version.files.select_related("blob")),
-        "run": version.runs.filter(status="finished").order_by("-finished_at").first(),
+        "latest": latest,
+        "is_latest": latest is not None and version.pk == latest.pk,
+        "doi_url": doi_url(version.doi) if version.doi else "",
+        "concept_doi_url": doi_url(record.concept_doi) if record.concept_doi else "",
+        "citation": _citation_html(version),
     }
-    return render(request, "repository/landing.html", context)
+    if version.state == Version.State.WITHDRAWN:
+        return render(request, "repository/tombstone.html", context, status=410)
+
+    owner = is_owner(request.user, record)
+    context.update({
+        "files": list(version.files.select_related("blob").order_by("path")),
+        "run": version.runs.filter(status="finished").order_by("-finished_at").first(),
+        "exports": [(label, reverse("api:record_version", kwargs={"record_id": record.public_id,
+                                                                  "number": version.number}) + f"?format={fmt}")
+                    for fmt, label in EXPORT_FORMATS],
+        "is_owner": owner,
+        # The version an owner is working on (a draft, in review or being published), if there is one.
+        "unpublished": (record.versions.filter(state__in=Version.UNPUBLISHED_STATES).first() if owner else None),
+        "can_withdraw": (bool(getattr(request.user, "is_superuser", False))
+                         and version.state == Version.State.PUBLISHED),
+        "withdraw_reason": withdraw_reason,
+        "withdraw_errors": withdraw_errors or [],
+    })
+    return render(request, "repository/landing.html", context, status=status)
 
 
+def _citation_html(version: Version):
+    """The APA citation as safe HTML (every value is escaped by version_citation), or "" when it cannot be
+    formatted: a landing page, and above all a tombstone, must answer even if the citation does not."""
+    try:
+        return mark_safe(version_citation(version, "apa", fmt="html"))  # escaped by version_citation
+    except Exception:
+        logger.exception("Could not format the citation of %s", version)
+        return ""
+
+
+@login_required
+@require_POST
+def version_new(request, record_id):
+    """The owners' "New version" button: a draft prefilled from the latest published version."""
+    version, _ = _public_or_404(record_id)
+    try:
+        draft = version_new_draft(record=version.record, actor=request.user)
+    except NbarchiveError as exc:
+        messages.error(request, exc.detail)
+        return redirect("repository:record_landing", record_id=record_id)
+    messages.success(request, f"Version {draft.number} was created as a draft from version {version.number}, with "
+                              f"its own DOI {draft.doi}. Change what is new, then submit it for review.")
+    return redirect("repository:draft_detail", record_id=record_id)
+
+
+@login_required
+@require_POST
+def version_withdraw_view(request, record_id, number):
+    """An admin withdraws a published version; its page becomes a tombstone showing the reason."""
+    version, versions = _public_or_404(record_id, number)
+    reason = request.POST.get("reason", "")
+    try:
+        version_withdraw(version=version, actor=request.user, reason=reason)
+    except NbarchiveError as exc:
+        if exc.field_errors and version.state == Version.State.PUBLISHED:
+            # Shown at the form, with what was typed, so a too long reason can be shortened instead of retyped.
+            errors = [message for field_messages in exc.field_errors.values() for message in field_messages]
+            return _render_landing(request, version, versions, withdraw_reason=reason,
+                                   withdraw_errors=[exc.detail, *errors], status=400)
+        messages.error(request, exc.detail)
+        return redirect("repository:version_landing", record_id=record_id, number=number)
+    messages.success(request, f"Version {number} was withdrawn. Its DOI now resolves to this tombstone.")
+    return redirect("repository:version_landing", record_id=record_id, number=number)
+
+
+@require_GET
 def published_file(request, record_id, number, file_path):
-    version = _published(record_id).filter(number=number).first()
-    version_file = version.files.select_related("blob").filter(path=file_path).first() if version else None
+    version, versions = _public_or_404(record_id, number)
+    if version.state == Version.State.WITHDRAWN:
+        return _render_landing(request, version, versions)  # the tombstone, with 410: files are no longer served
+    version_file = version.files.select_related("blob").filter(path=file_path).first()
     if version_file is None:
         raise Http404("No such file in a published version.")
     response = FileResponse(storage.open_blob(version_file.blob.storage_key), as_attachment=True,
@@ -46,3 +142,14 @@ def published_file(request, record_id, number, file_path):
     response["X-Content-Type-Options"] = "nosniff"
     response["Digest"] = f"sha-256={version_file.blob.sha256}"
     return response
+
+
+@require_GET
+def doi_resolve(request, doi):
+    """The embedded registrar's resolver (DOI_PROVIDER=local), like https://doi.org: a registered or findable
+    DOI redirects to its URL; a draft, deleted or unknown one is not registered. DOI names are case-insensitive."""
+    local = LocalDoi.objects.filter(doi=doi.strip().lower(),
+                                    state__in=(DoiState.REGISTERED, DoiState.FINDABLE)).first()
+    if local is None or not local.url:
+        return render(request, "repository/doi_not_found.html", {"doi": doi}, status=404)
+    return HttpResponseRedirect(local.url)

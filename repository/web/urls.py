@@ -13,11 +13,17 @@ urlpatterns = [
     path("uploads/<str:record_id>/files/delete/", views.draft_file_delete_view, name="draft_file_delete"),
     path("uploads/<str:record_id>/submit/", views.draft_submit, name="draft_submit"),
     path("uploads/<str:record_id>/runs/", views.draft_rerun, name="draft_rerun"),
+    path("uploads/<str:record_id>/discard/", views.draft_discard_view, name="draft_discard"),
     path("runs/<uuid:run_id>/", views.run_report, name="run_report"),
     path("records/<str:record_id>/", landing.record_landing, name="record_landing"),
+    path("records/<str:record_id>/versions/new/", landing.version_new, name="version_new"),
     path("records/<str:record_id>/versions/<int:number>/", landing.record_landing, name="version_landing"),
+    path("records/<str:record_id>/versions/<int:number>/withdraw/", landing.version_withdraw_view,
+         name="version_withdraw"),
     path("records/<str:record_id>/versions/<int:number>/files/<path:file_path>", landing.published_file,
          name="published_file"),
+    # The embedded registrar's resolver; services/dois.py reverses it for DOI_PROVIDER=local.
+    path("doi/<path:doi>", landing.doi_resolve, name="doi_resolve"),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
 ]

@@ -15,11 +15,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from repository import selectors
-from repository.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyRequests
+from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied, TooManyRequests
 from repository.models import AccessToken, Version
 from repository.permissions import can_edit_draft, can_request_run, is_owner
 from repository.services import drafts, files
 from repository.services import tokens as token_services
+from repository.services.new_versions import draft_discard
 from repository.services.runs import run_request
 from repository.services.submission import draft_missing_for_submission
 from repository.web.deposit import DepositForm
@@ -32,7 +33,14 @@ def home(request):
 
 @login_required
 def my_uploads(request):
-    versions = selectors.records_list_for_user(user=request.user)
+    versions = list(selectors.records_list_for_user(user=request.user))
+    # Records readers can already see (an accepted version: publishing, published or withdrawn) link to their
+    # landing page.
+    public = set(Version.objects.filter(record__in=[v.record_id for v in versions],
+                                        state__in=Version.ACCEPTED_STATES)
+                 .values_list("record_id", flat=True))
+    for version in versions:
+        version.has_public_versions = version.record_id in public
     return render(request, "repository/my_uploads.html", {"versions": versions})
 
 
@@ -63,17 +71,20 @@ def _draft_or_404(request, record_id: str) -> Version:
 def draft_detail(request, record_id):
     version = selectors.draft_with_details(_draft_or_404(request, record_id))
     runs = list(selectors.runs_list_for_version(version=version)[:10])
+    owner = is_owner(request.user, version.record)
     context = {
         "version": version,
         "record_id": version.record.public_id,
         "files": list(version.files.all()),
         "missing": draft_missing_for_submission(version),
         "can_edit": can_edit_draft(request.user, version),
-        "is_owner": is_owner(request.user, version.record),
+        "is_owner": owner,
         "can_rerun": (can_request_run(request.user, version) and bool(version.notebook_path)
                       and not any(run.is_active for run in runs)),
         "runs": runs,
         "review": version.review_requests.order_by("-created").first(),
+        "has_public_versions": version.record.versions.filter(state__in=Version.ACCEPTED_STATES).exists(),
+        "can_discard": owner and version.state == Version.State.DRAFT,
         "upload_url": reverse("api:draft_files", kwargs={"record_id": version.record.public_id}),
         "limits": {
             "file_size": settings.MAX_FILE_SIZE,
@@ -161,6 +172,23 @@ def draft_rerun(request, record_id):
     else:
         messages.success(request, "A new verification run is queued.")
     return redirect("repository:draft_detail", record_id=record_id)
+
+
+@login_required
+@require_POST
+def draft_discard_view(request, record_id):
+    version = _draft_or_404(request, record_id)
+    try:
+        record = draft_discard(version=version, actor=request.user)
+    except NbarchiveError as exc:
+        messages.error(request, exc.detail)
+        return redirect("repository:draft_detail", record_id=record_id)
+    if record is None:
+        messages.success(request, f"The draft {record_id} was discarded, and its reserved DOI {version.doi} with it.")
+        return redirect("repository:my_uploads")
+    messages.success(request, f"The draft of version {version.number} was discarded, and its reserved DOI "
+                              f"{version.doi} with it. The earlier versions are unchanged.")
+    return redirect("repository:record_landing", record_id=record_id)
 
 
 STATUS_LABELS = {

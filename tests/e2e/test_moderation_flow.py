@@ -15,6 +15,7 @@ from repository.services.drafts import record_create
 from repository.services.files import draft_file_upload
 from tests.e2e.test_deposit_flow import IMAGE, click, fill_field, login, open_page, wait_for, work_off
 from tests.factories import UserFactory
+from tests.publishing import sync_pending
 from tests.repository.services.test_runs import SANDBOX_READY
 
 pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
@@ -47,7 +48,8 @@ def act(browser, action: str, comment: str = "") -> None:
     wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".message")), message=f"{action} gave no message")
 
 
-def test_request_changes_resubmit_accept_and_publish(browser, screenshot, live_server, verification_queue):
+def test_request_changes_resubmit_accept_and_publish(browser, screenshot, live_server, verification_queue, settings):
+    settings.SITE_URL = live_server.url  # the URL the DOI is registered with
     submitter = UserFactory(username="submitter")
     moderator = UserFactory(username="moderator")
     Community.objects.create(slug="general", name="General").moderators.add(moderator)
@@ -86,14 +88,23 @@ def test_request_changes_resubmit_accept_and_publish(browser, screenshot, live_s
     assert "Resubmitted" in browser.find_element(By.ID, "review-state").text
     work_off(verification_queue)
 
-    # The moderator accepts; the landing page shows the published version.
+    # The moderator accepts; the version is publishing until the DOI sync (the worker's job) registers its DOI.
     switch_user(browser, live_server, "moderator")
     review = ReviewRequest.objects.get()
     open_page(browser, f"{live_server.url}/requests/{review.pk}/", "Thermal expansion of copper (demo)")
     act(browser, "accept")
     assert "Accepted" in browser.find_element(By.ID, "review-state").text
     screenshot("moderation-accepted")
+    assert Version.objects.get(pk=version.pk).state == Version.State.PUBLISHING
+    sync_pending()
+    version.refresh_from_db()
+    assert version.state == Version.State.PUBLISHED
+
+    # The landing page shows the verdict and the citation; the DOI resolves back to it.
     open_page(browser, f"{live_server.url}/records/{record_id}/", "Thermal expansion of copper (demo)")
     assert "Reproduced" in browser.find_element(By.ID, "verdict").text
+    assert version.doi in browser.find_element(By.ID, "citation").text
     screenshot("landing-page")
-    assert Version.objects.get(pk=version.pk).state == Version.State.PUBLISHED
+    click(browser, "#version-doi")
+    wait_for(browser, EC.url_contains(f"/records/{record_id}/versions/1/"))
+    assert "Thermal expansion of copper (demo)" in browser.find_element(By.TAG_NAME, "h1").text
