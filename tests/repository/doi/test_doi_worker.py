@@ -4,42 +4,26 @@ failing for a while, and every version ending published with one DOI each."""
 import time
 
 import pytest
-from django.db import connection
 
 from repository.models import DoiOutbox, Version
+from tests.celery_worker import celery_worker_on_redis
 from tests.factories import UserFactory
 from tests.publishing import accept
 from tests.repository.doi.conftest import DATACITE_PASSWORD, DATACITE_PREFIX, DATACITE_USERNAME
 from tests.repository.services.test_runs import demo_draft
-from tests.repository.test_tasks import _redis_reachable
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 
 @pytest.fixture
 def doi_worker(settings, datacite_server):
-    if not _redis_reachable():
-        pytest.skip("Redis at 127.0.0.1:6379 is not reachable: no real Celery worker for this test")
-    if connection.vendor != "postgresql":
-        pytest.skip("a worker thread needs a database other connections can see (PostgreSQL)")
-    from celery.contrib.testing.worker import start_worker
-
-    from repository.celery import app
-
     settings.DOI_PROVIDER, settings.DOI_PREFIX = "datacite", DATACITE_PREFIX
     settings.DATACITE_API_URL, settings.DATACITE_TEST_MODE = datacite_server.url, False
     settings.DATACITE_USERNAME, settings.DATACITE_PASSWORD = DATACITE_USERNAME, DATACITE_PASSWORD
     settings.DATACITE_TIMEOUT = 1.0
     settings.DOI_SYNC_RETRY_BASE, settings.DOI_SYNC_RETRY_MAX = 0.2, 1.0  # the backoff, compressed
-    previous = (app.conf.broker_url, app.conf.result_backend)
-    app.conf.broker_url = "redis://127.0.0.1:6379/14"
-    app.conf.result_backend = None
-    try:
-        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, queues=["celery"],
-                          loglevel="WARNING", shutdown_timeout=30):
-            yield datacite_server
-    finally:
-        app.conf.broker_url, app.conf.result_backend = previous
+    with celery_worker_on_redis(queues=["celery"], redis_db=14):
+        yield datacite_server
 
 
 def wait_for(predicate, seconds=60):
