@@ -27,6 +27,12 @@ def can_edit_draft(user, version: Version) -> bool:
     return is_owner(user, version.record) and version.is_editable
 
 
+def can_correct_metadata(user, record: Record) -> bool:
+    """Who may correct the metadata of a record's published versions (services.published also checks the
+    version's state: a withdrawn one stays as it was)."""
+    return bool(user and user.is_authenticated) and (user.is_superuser or is_owner(user, record))
+
+
 def can_request_run(user, version: Version) -> bool:
     return can_view_draft(user, version) and version.state in Version.UNPUBLISHED_STATES
 

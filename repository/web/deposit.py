@@ -4,6 +4,11 @@
 the service's field errors (`creators[1].orcid`, `data_references[0].sha256`) back on the field of the row the
 user typed them in. Blank rows are left out before the service sees the list, so the service's positions are
 not the formset's: the mapping between the two is kept while the dict is built.
+
+With `correction=True` it is the form of a published version's metadata correction
+(`services.published.version_correct_metadata`): the fields that were verified and accepted (`FROZEN_FIELDS`)
+are neither shown as inputs nor sent, so whatever a crafted POST carries for them never reaches the service,
+and a "reason" field is added; it is not metadata, so it is read from `reason`, not from `metadata()`.
 """
 
 import json
@@ -12,7 +17,9 @@ import re
 from django import forms
 
 from repository.models import Version
+from repository.services.published import FROZEN_FIELDS
 from repository.web.forms import (
+    CorrectionMetadataForm,
     CreatorFormSet,
     DataReferenceFormSet,
     DraftMetadataForm,
@@ -33,16 +40,18 @@ ROW_ERROR_RE = re.compile(r"^(?P<section>\w+)\[(?P<index>\d+)\](?:\.(?P<field>\w
 
 
 class DepositForm:
-    def __init__(self, version: Version, data=None):
+    def __init__(self, version: Version, data=None, *, correction: bool = False):
+        frozen = FROZEN_FIELDS if correction else ()
         notebook_paths = [f.path for f in version.files.all() if f.is_notebook]
         if version.notebook_path and version.notebook_path not in notebook_paths:
             notebook_paths.append(version.notebook_path)  # set through the API; keep it selectable
         bound = data is not None
-        self.form = DraftMetadataForm(data, initial=None if bound else _version_initial(version),
-                                      notebook_paths=notebook_paths)
+        form_class = CorrectionMetadataForm if correction else DraftMetadataForm
+        self.form = form_class(data, initial=None if bound else _version_initial(version),
+                               notebook_paths=notebook_paths)
         self.formsets = {
             name: formset_class(data, prefix=name, initial=None if bound else _rows_initial(version, name))
-            for name, formset_class in SECTIONS.items()
+            for name, formset_class in SECTIONS.items() if name not in frozen
         }
         # Errors the service reported about a whole section, or about something no field shows.
         self.section_errors: dict[str, list[str]] = {}
@@ -54,11 +63,13 @@ class DepositForm:
         return all(results)
 
     def metadata(self) -> dict:
-        """The dict for draft_update. Call after is_valid(); remembers which row became which list position."""
+        """The dict for draft_update (or, in correction mode, version_correct_metadata, without the frozen
+        fields). Call after is_valid(); remembers which row became which list position."""
         cleaned = self.form.cleaned_data
-        metadata = {field: cleaned.get(field) or "" for field in TEXT_FIELDS}
+        metadata = {field: cleaned.get(field) or "" for field in TEXT_FIELDS if field in self.form.fields}
         metadata["keywords"] = cleaned.get("keywords") or []
-        metadata["comparison_tolerance"] = cleaned.get("comparison_tolerance") or {}
+        if "comparison_tolerance" in self.form.fields:
+            metadata["comparison_tolerance"] = cleaned.get("comparison_tolerance") or {}
         for name, formset in self.formsets.items():
             rows, sent = [], []
             for form in formset.forms:
@@ -69,6 +80,11 @@ class DepositForm:
             metadata[name] = rows
             self._sent_rows[name] = sent
         return metadata
+
+    @property
+    def reason(self) -> str:
+        """The correction's reason (correction mode only). Call after is_valid()."""
+        return (self.form.cleaned_data.get("reason") or "").strip()
 
     def add_service_errors(self, field_errors: dict[str, list[str]]) -> None:
         for path, messages in field_errors.items():

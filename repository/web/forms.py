@@ -11,6 +11,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from repository.models import DataReference, RelatedIdentifier, ResourceType
+from repository.services.published import FROZEN_FIELDS, MAX_REASON_LENGTH
 
 # Offered in the licence field's datalist; any other SPDX identifier may still be typed.
 COMMON_LICENSES = [
@@ -81,6 +82,21 @@ class DraftMetadataForm(forms.Form):
 
     def clean_keywords(self) -> list[str]:
         return [keyword.strip() for keyword in self.cleaned_data["keywords"].split(",") if keyword.strip()]
+
+
+class CorrectionMetadataForm(DraftMetadataForm):
+    """The metadata form of a published version's correction: without what was verified and accepted (the
+    service refuses changes to it), with the reason kept in the audit trail."""
+
+    reason = _text("Reason for the correction", max_length=MAX_REASON_LENGTH,
+                   widget=forms.Textarea(attrs={"rows": 3, "maxlength": MAX_REASON_LENGTH}),
+                   help_text="Optional, but it helps: it is kept with the before and after in the audit trail, "
+                   "e.g. “Fixed the spelling of a creator’s name”.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in FROZEN_FIELDS:
+            self.fields.pop(field, None)
 
 
 class CreatorForm(forms.Form):

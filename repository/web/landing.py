@@ -3,8 +3,8 @@
 `/records/<id>/` shows the latest published version (what the concept DOI resolves to); every earlier version
 stays reachable at `/records/<id>/versions/<n>/`. A withdrawn version's page is a tombstone: HTTP 410 that still
 shows the citation, the DOI and the reason, and serves no files. The owners start a new version here, an admin
-withdraws one. The harvesting issue adds the machine-readable heads (Dublin Core, citation meta tags, JSON-LD,
-Signposting).
+withdraws one, and owners or admins correct a published version's metadata (`/versions/<n>/edit/`). The
+harvesting issue adds the machine-readable heads (Dublin Core, citation meta tags, JSON-LD, Signposting).
 """
 
 import logging
@@ -15,16 +15,18 @@ from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from repository import selectors, storage
-from repository.errors import NbarchiveError, NotFound
+from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied
 from repository.exports.citation import version_citation
 from repository.models import DoiState, LocalDoi, Version
-from repository.permissions import is_owner
+from repository.permissions import can_correct_metadata, is_owner
 from repository.services.dois import doi_url
 from repository.services.new_versions import version_new_draft
-from repository.services.published import version_withdraw
+from repository.services.published import version_correct_metadata, version_withdraw
+from repository.web.deposit import DepositForm
+from repository.web.forms import COMMON_LICENSES
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ def _render_landing(request, version: Version, versions: list[Version], *, withd
                                                                   "number": version.number}) + f"?format={fmt}")
                     for fmt, label in EXPORT_FORMATS],
         "is_owner": owner,
+        "can_correct": can_correct_metadata(request.user, record),
         # The version an owner is working on (a draft, in review or being published), if there is one.
         "unpublished": (record.versions.filter(state__in=Version.UNPUBLISHED_STATES).first() if owner else None),
         "can_withdraw": (bool(getattr(request.user, "is_superuser", False))
@@ -126,6 +129,55 @@ def version_withdraw_view(request, record_id, number):
         return redirect("repository:version_landing", record_id=record_id, number=number)
     messages.success(request, f"Version {number} was withdrawn. Its DOI now resolves to this tombstone.")
     return redirect("repository:version_landing", record_id=record_id, number=number)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def version_correct(request, record_id, number):
+    """Owners and admins correct a published version's metadata (Zenodo's "Edit" of a published record). What
+    was verified stays as it was; the change is audited and the DOI's metadata is sent again."""
+    version, _ = _public_or_404(record_id, number)
+    if not can_correct_metadata(request.user, version.record):
+        raise Http404("No published version you can correct.")  # as for drafts: no hint that it exists
+    if version.state == Version.State.WITHDRAWN:
+        messages.error(request, f"Version {number} was withdrawn; its metadata is kept as it was.")
+        return redirect("repository:version_landing", record_id=record_id, number=number)
+    version = selectors.draft_with_details(version)
+    if request.method == "GET":
+        return _render_correct(request, version, DepositForm(version, correction=True))
+
+    deposit = DepositForm(version, request.POST, correction=True)
+    if deposit.is_valid():
+        changed_at = version.public_changed_at
+        try:
+            corrected = version_correct_metadata(version=version, actor=request.user, metadata=deposit.metadata(),
+                                                 reason=deposit.reason)
+        except InvalidInput as exc:
+            deposit.add_service_errors(exc.field_errors or {"non_field_errors": [exc.detail]})
+        except (Conflict, PermissionDenied) as exc:
+            # Withdrawn, or no longer owned, since the form was opened.
+            messages.error(request, exc.detail)
+            return redirect("repository:version_landing", record_id=record_id, number=number)
+        else:
+            if corrected.public_changed_at == changed_at:
+                messages.info(request, "Nothing was changed.")
+            else:
+                messages.success(request, "Corrected; the DOI metadata is being updated.")
+            return redirect("repository:version_landing", record_id=record_id, number=number)
+    return _render_correct(request, version, deposit)
+
+
+def _render_correct(request, version: Version, deposit: DepositForm):
+    context = {
+        "version": version,
+        "record_id": version.record.public_id,
+        "deposit": deposit,
+        "form": deposit.form,
+        "formsets": deposit.formsets,
+        "common_licenses": COMMON_LICENSES,
+        "data_references": list(version.data_references.all()),
+    }
+    return render(request, "repository/version_correct.html", context)
 
 
 @require_GET

@@ -18,6 +18,7 @@ urlpatterns = [
     path("records/<str:record_id>/", landing.record_landing, name="record_landing"),
     path("records/<str:record_id>/versions/new/", landing.version_new, name="version_new"),
     path("records/<str:record_id>/versions/<int:number>/", landing.record_landing, name="version_landing"),
+    path("records/<str:record_id>/versions/<int:number>/edit/", landing.version_correct, name="version_correct"),
     path("records/<str:record_id>/versions/<int:number>/withdraw/", landing.version_withdraw_view,
          name="version_withdraw"),
     path("records/<str:record_id>/versions/<int:number>/files/<path:file_path>", landing.published_file,
