@@ -4,7 +4,8 @@ withdrawal).
 
 `GET /api/records/{id}` is the latest published version; `/api/records/{id}/versions/{n}` one version. Both
 answer by `Accept` (or `?format=`) with our JSON, DataCite JSON or XML, BibTeX, RIS, CSL-JSON or a formatted
-citation (`text/x-bibliography`, `?style=apa`), the formats DOI content negotiation offers. A withdrawn version
+citation (`text/x-bibliography`, `?style=apa`), the formats DOI content negotiation offers, or schema.org JSON-LD
+(`application/ld+json`, `?format=jsonld`; the version's, as its landing page embeds it). A withdrawn version
 answers 410 with its representation and the reason.
 """
 

@@ -11,6 +11,7 @@ from repository.exports.bibtex import version_bibtex
 from repository.exports.citation import version_citation
 from repository.exports.csl import version_csl_json
 from repository.exports.datacite import datacite_xml, version_datacite_metadata
+from repository.exports.jsonld import version_jsonld
 from repository.exports.ris import version_ris
 
 MAX_STYLE_LENGTH = 100
@@ -49,8 +50,12 @@ class BibliographyRenderer(_ExportRenderer):
     media_type, format = "text/x-bibliography", "citation"
 
 
+class JsonLdRenderer(_ExportRenderer):
+    media_type, format = "application/ld+json", "jsonld"
+
+
 CITATION_RENDERERS = [JSONRenderer, DataCiteJsonRenderer, DataCiteXmlRenderer, BibtexRenderer, RisRenderer,
-                      CslJsonRenderer, BibliographyRenderer]
+                      CslJsonRenderer, BibliographyRenderer, JsonLdRenderer]
 
 
 def _style(request) -> str:
@@ -75,6 +80,8 @@ def render_export(request, version) -> str | dict | None:
         return version_ris(version)
     if renderer is CslJsonRenderer:
         return version_csl_json(version)
+    if renderer is JsonLdRenderer:
+        return version_jsonld(version)
     if renderer is BibliographyRenderer:
         style = _style(request)
         try:

@@ -4,23 +4,69 @@
 stays reachable at `/records/<id>/versions/<n>/`. A withdrawn version's page is a tombstone: HTTP 410 that still
 shows the citation, the DOI and the reason, and serves no files. The owners start a new version here, an admin
 withdraws one, and owners or admins correct a published version's metadata (`/versions/<n>/edit/`). The
-harvesting issue adds the machine-readable heads (Dublin Core, citation meta tags, JSON-LD, Signposting).
+harvesting issue adds what machines read:
+
+- the head of a landing page: `<link rel="canonical">`, Dublin Core (`DC.*`, from
+  repository.exports.dublincore, the same elements OAI-PMH serves), Highwire Press `citation_*` tags (what Google
+  Scholar and Zotero read) and the schema.org JSON-LD (repository.exports.jsonld);
+- FAIR Signposting (repository.exports.signposting): a `Link` header on every landing page, the linkset at
+  `/records/<id>/linkset` and `/records/<id>/versions/<n>/linkset` (`application/linkset+json` by default,
+  `application/linkset` by Accept or `?format=linkset`), and a `collection` link on file downloads;
+- content negotiation (by `Accept` or `?format=`): `application/ld+json` (`jsonld`), DataCite XML
+  (`datacite-xml`) and JSON (`datacite-json`) besides the HTML, with `Vary: Accept`.
+
+`/records/<id>/` is the landing page of the concept DOI, so everything machine-readable there describes the
+concept: `cite-as` and `citation_doi` are the concept DOI, and its JSON-LD is `concept_jsonld` (the latest
+version's description under the concept DOI, every version as `hasPart`). `/records/<id>/versions/<n>/` describes
+that version, which `isPartOf` the concept. A tombstone keeps only `cite-as` and `describedby`, and its head has no
+meta tags or JSON-LD: it is `noindex`, and scholarly indexers must not take it for the work.
 """
 
+import json
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.db.models import Prefetch, prefetch_related_objects
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from repository import selectors, storage
+from repository import exports, selectors, storage
 from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied
+from repository.exports import (
+    accepted_versions,
+    creator_name,
+    publication_date,
+    record_landing_url,
+    version_landing_url,
+)
 from repository.exports.citation import version_citation
-from repository.models import DoiState, LocalDoi, Version
+from repository.exports.datacite import concept_datacite_metadata, datacite_xml, version_datacite_metadata
+from repository.exports.dublincore import version_dublin_core
+from repository.exports.jsonld import concept_jsonld, file_download_url, jsonld_script, version_jsonld
+from repository.exports.signposting import (
+    DATACITE_XML,
+    HTML,
+    JSONLD,
+    LINKSET,
+    LINKSET_FORMATS,
+    LINKSET_JSON,
+    METADATA_FORMATS,
+    Signposts,
+    collection_link_header,
+    concept_signposts,
+    head_links,
+    link_header,
+    linkset_json,
+    linkset_text,
+    version_signposts,
+)
+from repository.models import DoiState, LocalDoi, Version, VersionFile
 from repository.permissions import can_correct_metadata, is_owner
 from repository.services.dois import doi_url
 from repository.services.new_versions import version_new_draft
@@ -35,6 +81,14 @@ EXPORT_FORMATS = (("bibtex", "BibTeX"), ("ris", "RIS"), ("csl", "CSL-JSON"), ("d
                   ("datacite-xml", "DataCite XML"))
 
 
+# The representations of a landing page, the HTML first (what `*/*` and browsers get).
+LANDING_MEDIA_TYPES = (HTML, *(media_type for media_type, _ in METADATA_FORMATS))
+LANDING_FORMATS = {"html": HTML, **{fmt: media_type for media_type, fmt in METADATA_FORMATS}}
+# The linkset's, by what a client may ask for; JSON unless the text format is asked for.
+LINKSET_MEDIA_TYPES = {LINKSET_JSON: LINKSET_JSON, LINKSET: LINKSET, "application/json": LINKSET_JSON}
+LINKSET_BY_FORMAT = {fmt: media_type for media_type, fmt in LINKSET_FORMATS.items()}
+
+
 def _public_or_404(record_id: str, number: int | None = None) -> tuple[Version, list[Version]]:
     try:
         return selectors.version_get_public(record_id=record_id, number=number)
@@ -42,15 +96,81 @@ def _public_or_404(record_id: str, number: int | None = None) -> tuple[Version, 
         raise Http404(exc.detail) from None
 
 
-@require_GET
+@require_safe
 def record_landing(request, record_id, number=None):
+    """The landing page of the concept (`number` None) or of one version, in the representation asked for."""
     version, versions = _public_or_404(record_id, number)
-    return _render_landing(request, version, versions)
+    media_type = _negotiate(request, LANDING_FORMATS, LANDING_MEDIA_TYPES) or HTML
+    if media_type == HTML:
+        response = _render_landing(request, version, versions, concept=number is None)
+    else:
+        response = _metadata_response(version, media_type, concept=number is None)
+    patch_vary_headers(response, ["Accept"])
+    return response
 
 
-def _render_landing(request, version: Version, versions: list[Version], *, withdraw_reason: str = "",
-                    withdraw_errors: list[str] | None = None, status: int = 200):
+@require_safe
+def record_linkset(request, record_id, number=None):
+    """The Signposting linkset of a landing page (RFC 9264), as JSON unless `application/linkset` is asked for."""
+    version, _ = _public_or_404(record_id, number)
+    _load_details(version)
+    signposts = _signposts(version, concept=number is None)
+    media_type = LINKSET_MEDIA_TYPES[_negotiate(request, LINKSET_BY_FORMAT, tuple(LINKSET_MEDIA_TYPES))
+                                     or LINKSET_JSON]
+    if media_type == LINKSET:
+        response = HttpResponse(linkset_text(signposts), content_type=LINKSET)
+    else:
+        response = HttpResponse(json.dumps(linkset_json(signposts), indent=2), content_type=LINKSET_JSON)
+    response["Access-Control-Allow-Origin"] = "*"  # public metadata, for clients in browsers
+    patch_vary_headers(response, ["Accept"])
+    return response
+
+
+def _negotiate(request, formats: dict[str, str], media_types: tuple[str, ...]) -> str | None:
+    """The media type asked for by `?format=` (a key of `formats`), else the best of `media_types` for the
+    Accept header (the first on a tie or for `*/*`); None when nothing offered is acceptable."""
+    fmt = request.GET.get("format", "")
+    if fmt in formats:
+        return formats[fmt]
+    return request.get_preferred_type(media_types)
+
+
+def _load_details(version: Version) -> None:
+    """Fetch everything the head, the page, the JSON-LD and the links read, once."""
+    prefetch_related_objects([version], "creators", "related_identifiers", "data_references",
+                             Prefetch("files", queryset=VersionFile.objects.select_related("blob").order_by("path")))
+    prefetch_related_objects([version.record], "versions")
+
+
+def _metadata_response(version: Version, media_type: str, *, concept: bool) -> HttpResponse:
+    """The JSON-LD or DataCite metadata of a landing page, with its Signposting; 410 for a tombstone."""
+    _load_details(version)
     record = version.record
+    if media_type == JSONLD:
+        body = json.dumps(concept_jsonld(record) if concept else version_jsonld(version), ensure_ascii=False,
+                          indent=2)
+    else:
+        metadata = concept_datacite_metadata(record) if concept else version_datacite_metadata(version)
+        body = datacite_xml(metadata) if media_type == DATACITE_XML else json.dumps(metadata, ensure_ascii=False,
+                                                                                     indent=2)
+    content_type = JSONLD if media_type == JSONLD else f"{media_type}; charset=utf-8"
+    status = 410 if version.state == Version.State.WITHDRAWN else 200
+    response = HttpResponse(body, content_type=content_type, status=status)
+    response["Link"] = link_header(_signposts(version, concept=concept))
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def _signposts(version: Version, *, concept: bool) -> Signposts:
+    """The links of the record page (which shows `version`, its latest) or of the version's own page."""
+    return concept_signposts(version.record, version) if concept else version_signposts(version)
+
+
+def _render_landing(request, version: Version, versions: list[Version], *, concept: bool = False,
+                    withdraw_reason: str = "", withdraw_errors: list[str] | None = None, status: int = 200):
+    _load_details(version)
+    record = version.record
+    signposts = _signposts(version, concept=concept)
     # What `/records/<id>/` and the concept DOI show: the newest version not withdrawn (possibly still publishing).
     latest = next((v for v in versions if v.state != Version.State.WITHDRAWN), None)
     context = {
@@ -63,13 +183,19 @@ def _render_landing(request, version: Version, versions: list[Version], *, withd
         "doi_url": doi_url(version.doi) if version.doi else "",
         "concept_doi_url": doi_url(record.concept_doi) if record.concept_doi else "",
         "citation": _citation_html(version),
+        "head": {"canonical": signposts.anchor, "links": head_links(signposts)},
     }
     if version.state == Version.State.WITHDRAWN:
-        return render(request, "repository/tombstone.html", context, status=410)
+        response = render(request, "repository/tombstone.html", context, status=410)
+        response["Link"] = link_header(signposts)
+        return response
 
+    files = list(version.files.all())
+    context["head"].update(meta=_head_meta(version, files, concept=concept),
+                           jsonld=jsonld_script(concept_jsonld(record) if concept else version_jsonld(version)))
     owner = is_owner(request.user, record)
     context.update({
-        "files": list(version.files.select_related("blob").order_by("path")),
+        "files": files,
         "run": version.runs.filter(status="finished").order_by("-finished_at").first(),
         "exports": [(label, reverse("api:record_version", kwargs={"record_id": record.public_id,
                                                                   "number": version.number}) + f"?format={fmt}")
@@ -83,7 +209,41 @@ def _render_landing(request, version: Version, versions: list[Version], *, withd
         "withdraw_reason": withdraw_reason,
         "withdraw_errors": withdraw_errors or [],
     })
-    return render(request, "repository/landing.html", context, status=status)
+    response = render(request, "repository/landing.html", context, status=status)
+    response["Link"] = link_header(signposts)
+    return response
+
+
+def _head_meta(version: Version, files: list[VersionFile], *, concept: bool) -> list[tuple[str, str]]:
+    """The `<meta name content>` pairs of a landing page: Dublin Core, then Highwire Press `citation_*`.
+
+    The concept page is identified by the concept DOI and relates to every version; otherwise both describe the
+    version shown (on the concept page, the latest one).
+    """
+    record = version.record
+    landing_url = record_landing_url(record) if concept else version_landing_url(version)
+    dublin_core = version_dublin_core(version)
+    if concept:
+        dublin_core["identifier"] = [exports.doi_url(record.concept_doi)] if record.concept_doi else []
+        dublin_core["identifier"].append(landing_url)
+        dublin_core["relation"] = [exports.doi_url(v.doi) for v in reversed(accepted_versions(record))]
+    meta = [(f"DC.{element}", value) for element, values in dublin_core.items() for value in values]
+
+    meta.append(("citation_title", version.title))
+    for creator in version.creators.all():
+        meta.append(("citation_author", creator_name(creator).display))
+        meta.append(("citation_author_institution", creator.affiliation))
+        meta.append(("citation_author_orcid", f"https://orcid.org/{creator.orcid}" if creator.orcid else ""))
+    meta.append(("citation_publication_date", publication_date(version).strftime("%Y/%m/%d")))
+    meta.append(("citation_doi", record.concept_doi if concept else version.doi))
+    meta.append(("citation_publisher", settings.DOI_PUBLISHER))
+    meta += [("citation_keywords", keyword) for keyword in version.keywords]
+    meta.append(("citation_abstract_html_url", landing_url))
+    # Google Scholar indexes the full text it finds here; a notebook archive has one only if a PDF was deposited.
+    pdf = next((f for f in files if f.path.lower().endswith(".pdf")), None)
+    if pdf is not None:
+        meta.append(("citation_pdf_url", file_download_url(version, pdf.path)))
+    return [(name, content) for name, content in meta if content and content.strip()]
 
 
 def _citation_html(version: Version):
@@ -180,7 +340,7 @@ def _render_correct(request, version: Version, deposit: DepositForm):
     return render(request, "repository/version_correct.html", context)
 
 
-@require_GET
+@require_safe
 def published_file(request, record_id, number, file_path):
     version, versions = _public_or_404(record_id, number)
     if version.state == Version.State.WITHDRAWN:
@@ -193,6 +353,7 @@ def published_file(request, record_id, number, file_path):
     response["Content-Length"] = str(version_file.blob.size)
     response["X-Content-Type-Options"] = "nosniff"
     response["Digest"] = f"sha-256={version_file.blob.sha256}"
+    response["Link"] = collection_link_header(version)  # Signposting: the landing page the file belongs to
     return response
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from repository.web import landing, views
+from repository.web import landing, seo, views
 
 app_name = "repository"
 
@@ -16,8 +16,10 @@ urlpatterns = [
     path("uploads/<str:record_id>/discard/", views.draft_discard_view, name="draft_discard"),
     path("runs/<uuid:run_id>/", views.run_report, name="run_report"),
     path("records/<str:record_id>/", landing.record_landing, name="record_landing"),
+    path("records/<str:record_id>/linkset", landing.record_linkset, name="record_linkset"),
     path("records/<str:record_id>/versions/new/", landing.version_new, name="version_new"),
     path("records/<str:record_id>/versions/<int:number>/", landing.record_landing, name="version_landing"),
+    path("records/<str:record_id>/versions/<int:number>/linkset", landing.record_linkset, name="version_linkset"),
     path("records/<str:record_id>/versions/<int:number>/edit/", landing.version_correct, name="version_correct"),
     path("records/<str:record_id>/versions/<int:number>/withdraw/", landing.version_withdraw_view,
          name="version_withdraw"),
@@ -25,6 +27,11 @@ urlpatterns = [
          name="published_file"),
     # The embedded registrar's resolver; services/dois.py reverses it for DOI_PROVIDER=local.
     path("doi/<path:doi>", landing.doi_resolve, name="doi_resolve"),
+    # At the root: a sitemap may only list URLs under its own folder.
+    path("sitemap.xml", seo.sitemap_index, name="sitemap_index"),
+    path("sitemap-records-<int:page>.xml", seo.sitemap_records, name="sitemap_records"),
+    path("sitemap-versions-<int:page>.xml", seo.sitemap_versions, name="sitemap_versions"),
+    path("robots.txt", seo.robots_txt, name="robots_txt"),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
 ]
