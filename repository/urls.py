@@ -9,6 +9,7 @@ urlpatterns = [
     path("requests/", include("moderation.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path("oai", include("harvest.urls")),
     path("", include("repository.web.urls")),
 ]
 

@@ -1,0 +1,50 @@
+"""Sets: a two-level hierarchy over communities and resource types.
+
+    community                          every item accepted through a community's review
+    community:<slug>                   the items accepted by that community (Community.slug)
+    resource_type                      every item
+    resource_type:ComputationalNotebook, resource_type:Dataset
+
+A version belongs to the community of its accepted ReviewRequest. Headers name the leaf sets an item is in; as
+the spec says of hierarchies, asking for a parent set returns the items of all its children. A well-formed set
+that does not exist matches no record (noRecordsMatch), as it would if it existed and were empty.
+"""
+
+from django.db.models import Exists, OuterRef, Q
+
+from moderation.models import Community, ReviewRequest
+from repository.models import ResourceType, Version
+
+COMMUNITY = "community"
+RESOURCE_TYPE = "resource_type"
+
+
+def sets_list() -> list[tuple[str, str]]:
+    """(setSpec, setName) of every set, parents before their children."""
+    communities = Community.objects.order_by("slug").values_list("slug", "name")
+    return [
+        (COMMUNITY, "Communities"),
+        *((f"{COMMUNITY}:{slug}", name) for slug, name in communities),
+        (RESOURCE_TYPE, "Resource types"),
+        *((f"{RESOURCE_TYPE}:{value}", label) for value, label in ResourceType.choices),
+    ]
+
+
+def set_filter(set_spec: str) -> Q | None:
+    """The items of a set as a filter on Version, or None when there is no such set."""
+    parent, _, child = set_spec.partition(":")
+    if parent == COMMUNITY and ":" not in child:
+        accepted = ReviewRequest.objects.filter(version=OuterRef("pk"), state=ReviewRequest.State.ACCEPTED)
+        if child:
+            accepted = accepted.filter(community__slug=child)
+        return Q(Exists(accepted))
+    if parent == RESOURCE_TYPE and not child:
+        return Q()
+    if parent == RESOURCE_TYPE and child in ResourceType.values:
+        return Q(resource_type=child)
+    return None
+
+
+def version_set_specs(version: Version) -> list[str]:
+    """The leaf sets of one item; `oai_communities` (the slugs) is attached by items.item_prefetch."""
+    return [*(f"{COMMUNITY}:{slug}" for slug in version.oai_communities), f"{RESOURCE_TYPE}:{version.resource_type}"]

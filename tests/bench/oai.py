@@ -1,0 +1,240 @@
+"""Benchmark: OAI-PMH ListRecords (oai_dc) over a million records on PostgreSQL, through a real HTTP server.
+
+    .venv/bin/python tests/bench/oai.py                       # 1,000,000 records, as the issue asks
+    .venv/bin/python tests/bench/oai.py --records 50000       # quick
+    .venv/bin/python tests/bench/oai.py --reseed              # drop the bench database first
+
+1. Database: DATABASE_URL, or else postgres://postgres@127.0.0.1:5432/nbarchive_bench_oai (created when missing).
+   It is migrated, then topped up with `manage.py seed_records` until it holds --records accepted versions, and
+   analysed. A database seeded before is reused (seeding a million takes minutes).
+2. The app runs under gunicorn (--workers sync workers, one by default, DJANGO_DEBUG=0, persistent database
+   connections as in production: `conn_max_age` in the URL) on a free port of 127.0.0.1.
+3. One client (requests, a keep-alive session) parses every response with lxml, as a harvester would, and the
+   bench prints:
+   - a full harvest: pages, records, seconds and records per second (target >= 3,000/s), with page latencies;
+   - the first ListRecords page (it also counts the list for completeListSize), the second page, and a page deep
+     in the list: the token of the page at 99% of the harvest, asked again (tokens are stateless, so the same
+     page is answered again). They are timed in turns, --repeat times each; medians, and deep/first (target
+     <= 1.2) and deep/second (the same work without the count).
+Figures only, no assertions. Everything the bench starts is stopped at the end; the database is kept.
+"""
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/nbarchive_bench_oai"
+HOST = "127.0.0.1"
+OAI = "{http://www.openarchives.org/OAI/2.0/}"
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000, help="accepted versions in the database")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+    parser.add_argument("--reseed", action="store_true", help="drop and recreate the bench database first")
+    parser.add_argument("--batch", type=int, default=5000, help="seed_records --batch")
+    parser.add_argument("--page-size", type=int, default=100, help="OAI_PAGE_SIZE")
+    parser.add_argument("--repeat", type=int, default=15, help="timings of the first, second and deep page")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn sync workers")
+    return parser.parse_args()
+
+
+# --- the database ------------------------------------------------------------------------------------------
+
+
+def ensure_database(url: str, reseed: bool) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres", query=""))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and reseed:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            connection.execute(f'CREATE DATABASE "{name}"')
+            print(f"created database {name}")
+
+
+def prepare(records: int, batch: int) -> int:
+    """Migrate, seed up to `records`, analyse; returns how many items the database holds."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from repository.models import Version
+
+    call_command("migrate", verbosity=0)
+    existing = Version.objects.filter(public_changed_at__isnull=False).count()
+    if existing < records:
+        print(f"seeding {records - existing} versions ({existing} already there)", flush=True)
+        started = time.monotonic()
+        call_command("seed_records", str(records - existing), batch=batch)
+        print(f"seeded in {time.monotonic() - started:.0f} s", flush=True)
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+    else:
+        print(f"reusing the {existing} versions already seeded")
+    return Version.objects.filter(public_changed_at__isnull=False).count()
+
+
+# --- the server --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def start_gunicorn(database_url: str, page_size: int, workers: int, var_dir: str, log: Path):
+    port = free_port()
+    separator = "&" if "?" in database_url else "?"
+    env = {**os.environ, "DATABASE_URL": f"{database_url}{separator}conn_max_age=600", "DJANGO_DEBUG": "0",
+           "SECRET_KEY": os.urandom(32).hex(), "ALLOWED_HOSTS": HOST, "NBARCHIVE_VAR_DIR": var_dir,
+           "OAI_PAGE_SIZE": str(page_size), "SITE_URL": "https://archive.example.org", "LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "repository.wsgi:application", "--bind", f"{HOST}:{port}",
+         "--workers", str(workers), "--worker-class", "sync", "--timeout", "120"],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not port_open(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise RuntimeError(f"gunicorn did not start:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.1)
+    return process, f"http://{HOST}:{port}/oai"
+
+
+def stop(process) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+# --- the client --------------------------------------------------------------------------------------------
+
+
+class Harvester:
+    def __init__(self, base_url: str):
+        import requests
+
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def page(self, **arguments) -> tuple[float, int, str | None, str]:
+        """(seconds, records, next token or None, cursor) of one ListRecords response."""
+        from lxml import etree
+
+        started = time.perf_counter()
+        response = self.session.get(self.base_url, params={"verb": "ListRecords", **arguments}, timeout=120)
+        response.raise_for_status()
+        root = etree.fromstring(response.content)
+        elapsed = time.perf_counter() - started
+        error = root.find(f"{OAI}error")
+        if error is not None:
+            raise RuntimeError(f"OAI-PMH error {error.get('code')}: {error.text}")
+        records = len(root.findall(f"{OAI}ListRecords/{OAI}record"))
+        token = root.find(f"{OAI}ListRecords/{OAI}resumptionToken")
+        next_token = token.text if token is not None and token.text else None
+        return elapsed, records, next_token, token.get("cursor") if token is not None else "-"
+
+
+def timed(harvester: Harvester, repeat: int, **arguments) -> list[float]:
+    return [harvester.page(**arguments)[0] for _ in range(repeat)]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def main() -> None:
+    args = parse_args()
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "repository.settings")
+    var_dir = tempfile.mkdtemp(prefix="nbarchive-bench-oai-")
+    os.environ["NBARCHIVE_VAR_DIR"] = var_dir
+    os.environ.setdefault("DJANGO_DEBUG", "1")  # migrate/seed only; the server runs with DEBUG off
+
+    ensure_database(args.database_url, args.reseed)
+    items = prepare(args.records, args.batch)
+    log = Path(var_dir) / "gunicorn.log"
+    process, base_url = start_gunicorn(args.database_url, args.page_size, args.workers, var_dir, log)
+    try:
+        harvester = Harvester(base_url)
+        timed(harvester, 3, metadataPrefix="oai_dc")  # warm the worker and its database connection
+
+        print(f"full harvest of {items} items, {args.page_size} per page ...", flush=True)
+        tokens, latencies, harvested = [], [], 0
+        started = time.perf_counter()
+        elapsed, records, token, _ = harvester.page(metadataPrefix="oai_dc")
+        latencies.append(elapsed)
+        harvested += records
+        while token:
+            tokens.append(token)
+            elapsed, records, token, _ = harvester.page(resumptionToken=token)
+            latencies.append(elapsed)
+            harvested += records
+        harvest_seconds = time.perf_counter() - started
+
+        if len(tokens) < 2:
+            raise SystemExit("The list fits in one page; seed more records or lower --page-size.")
+        # First, second and deep page in turns, so that whatever else the machine does slows them alike.
+        deep_token = tokens[int(len(tokens) * 0.99)]
+        first, second, deep = [], [], []
+        for turn in range(args.repeat + 1):
+            timings = (harvester.page(metadataPrefix="oai_dc")[0], harvester.page(resumptionToken=tokens[0])[0],
+                       harvester.page(resumptionToken=deep_token)[0])
+            if turn:  # the first turn warms the pages
+                for kept, seconds in zip((first, second, deep), timings, strict=True):
+                    kept.append(seconds)
+        deep_cursor = harvester.page(resumptionToken=deep_token)[3]
+    finally:
+        stop(process)
+
+    first_ms, second_ms, deep_ms = (statistics.median(x) for x in (first, second, deep))
+    latencies.sort()
+    print()
+    database = urlsplit(args.database_url)
+    print(f"database {database.hostname}:{database.port}{database.path}, {items} items (accepted versions); "
+          f"page size {args.page_size}; gunicorn, {args.workers} sync worker(s); one client")
+    print(f"first ListRecords page (oai_dc, counts the list): median {ms(first_ms)} "
+          f"(min {ms(min(first))}, max {ms(max(first))}, n={len(first)})")
+    print(f"second page (resumed at cursor {args.page_size}):         median {ms(second_ms)}")
+    print(f"deep page (resumed at cursor {deep_cursor}):      median {ms(deep_ms)} "
+          f"(min {ms(min(deep))}, max {ms(max(deep))}, n={len(deep)})")
+    print(f"deep / first: {deep_ms / first_ms:.2f} (target <= 1.2); deep / second: {deep_ms / second_ms:.2f}")
+    print(f"full harvest: {harvested} records in {len(latencies)} pages, {harvest_seconds:.1f} s, "
+          f"{harvested / harvest_seconds:,.0f} records/s (target >= 3000); page latency p50 "
+          f"{ms(latencies[len(latencies) // 2])}, p95 {ms(latencies[int(len(latencies) * 0.95)])}, "
+          f"max {ms(latencies[-1])}")
+
+
+if __name__ == "__main__":
+    main()
