@@ -73,6 +73,7 @@ from repository.services.new_versions import version_new_draft
 from repository.services.published import version_correct_metadata, version_withdraw
 from repository.web.deposit import DepositForm
 from repository.web.forms import COMMON_LICENSES
+from repository.web.references import data_references_described
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
     owner = is_owner(request.user, record)
     context.update({
         "files": files,
+        "described_references": data_references_described(version),
         "run": version.runs.filter(status="finished").order_by("-finished_at").first(),
         "exports": [(label, reverse("api:record_version", kwargs={"record_id": record.public_id,
                                                                   "number": version.number}) + f"?format={fmt}")

@@ -25,6 +25,7 @@ from repository.services.runs import run_request
 from repository.services.submission import draft_missing_for_submission
 from repository.web.deposit import DepositForm
 from repository.web.forms import COMMON_LICENSES, NewUploadForm, TokenCreateForm
+from repository.web.references import data_references_described
 
 
 def home(request):
@@ -77,6 +78,7 @@ def draft_detail(request, record_id):
         "record_id": version.record.public_id,
         "files": list(version.files.all()),
         "missing": draft_missing_for_submission(version),
+        "described_references": data_references_described(version),
         "can_edit": can_edit_draft(request.user, version),
         "is_owner": owner,
         "can_rerun": (can_request_run(request.user, version) and bool(version.notebook_path)
