@@ -26,6 +26,14 @@ def _kept_development_defaults() -> list[Error]:
                 id="nbarchive.E002",
             )
         )
+    if "admin@example.org" in settings.OAI_ADMIN_EMAIL:
+        errors.append(
+            Error(
+                "OAI_ADMIN_EMAIL is the example address; harvesters write to it when something is wrong.",
+                hint="Set OAI_ADMIN_EMAIL to the address of the people who run this archive.",
+                id="nbarchive.E008",
+            )
+        )
     return errors
 
 

@@ -51,7 +51,8 @@ def test_deploy_check_refuses_debug_on(tmp_path):
 
 @pytest.mark.parametrize("args", [(), ("--deploy",)])
 def test_a_complete_production_configuration_has_no_nbarchive_errors(tmp_path, args):
-    result = manage_check(tmp_path, *args, DJANGO_DEBUG="0", SECRET_KEY=GOOD_KEY, DATABASE_URL=POSTGRES)
+    result = manage_check(tmp_path, *args, DJANGO_DEBUG="0", SECRET_KEY=GOOD_KEY, DATABASE_URL=POSTGRES,
+                          OAI_ADMIN_EMAIL="archive@university.example.edu")
 
     assert "nbarchive.E" not in result.stderr
 
@@ -86,3 +87,9 @@ def test_a_doi_registrar_that_cannot_work_is_refused_at_start(tmp_path, env, err
         assert result.returncode != 0 and error in result.stderr
     else:
         assert result.returncode == 0, result.stderr
+
+
+def test_the_example_oai_admin_address_is_refused_in_production(tmp_path):
+    result = manage_check(tmp_path, DJANGO_DEBUG="0", SECRET_KEY=GOOD_KEY, DATABASE_URL=POSTGRES)
+
+    assert result.returncode != 0 and "nbarchive.E008" in result.stderr
