@@ -7,6 +7,7 @@ community. Verification runs are worked off by the test as in test_deposit_flow.
 import io
 
 import pytest
+import requests
 
 from moderation.models import Community, ReviewRequest
 from repository import demo
@@ -108,3 +109,7 @@ def test_request_changes_resubmit_accept_and_publish(browser, screenshot, live_s
     click(browser, "#version-doi")
     wait_for(browser, EC.url_contains(f"/records/{record_id}/versions/1/"))
     assert "Thermal expansion of copper (demo)" in browser.find_element(By.TAG_NAME, "h1").text
+
+    # Harvesters find it over OAI-PMH.
+    oai = requests.get(f"{live_server.url}/oai", params={"verb": "ListRecords", "metadataPrefix": "oai_dc"}, timeout=30)
+    assert oai.status_code == 200 and f"{record_id}/v1</identifier>" in oai.text and version.doi in oai.text
