@@ -1,0 +1,163 @@
+"""The self-describing metadata export: one BagIt bag (RFC 8493, `bagit` library) per accepted version.
+
+A bag holds, under data/:
+- nbarchive.json — our own export (`version_export`): everything a restore needs to rebuild the version's rows
+  with nothing else at hand: the record (public id, concept DOI, owners' usernames and e-mails, its accepted
+  versions), every field of the version (state, withdrawal, public_changed_at, ...), creators, related
+  identifiers, data references, the files (path -> sha256, md5, size, storage key), the DOI outbox states (and
+  the embedded registrar's, when it holds them) and the latest verification verdict;
+- datacite.json and datacite.xml — the DataCite 4.5 metadata, readable by anyone without this software.
+
+The bag carries no file contents: those are the volume's blob members, named by the sha256 the bag lists.
+`export_digest` is the sha256 of nbarchive.json's canonical form (without its export time); a backup writes a new
+bag whenever it changes.
+
+bagit's make_bag changes the process's working directory while it runs; backups run in a command or a worker
+process, never in a threaded web server.
+"""
+
+import datetime
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import bagit
+from django.conf import settings
+from django.db.models import Prefetch, QuerySet
+
+from repository.exports.datacite import datacite_xml, version_datacite_metadata
+from repository.models import DoiOutbox, ExecutionRun, LocalDoi, Version, VersionFile
+from repository.selectors import CREATOR_FIELDS, REFERENCE_FIELDS
+
+logger = logging.getLogger(__name__)
+# bagit logs every file it hashes at INFO; one bag per version would bury the backup's own log lines.
+logging.getLogger("bagit").setLevel(logging.WARNING)
+
+EXPORT_FORMAT = "nbarchive-version/1"
+EXPORT_FILE = "nbarchive.json"
+
+VERSION_FIELDS = (
+    "number", "state", "doi", "title", "description", "resource_type", "version_label", "license", "keywords",
+    "funding", "container_image", "notebook_path", "comparison_tolerance", "withdrawal_reason",
+)
+VERSION_TIMES = ("created", "submitted_at", "published_at", "withdrawn_at", "public_changed_at")
+
+
+def versions_for_export() -> QuerySet[Version]:
+    """Accepted versions with everything `version_export` and the DataCite export read, in a fixed number of
+    queries per batch."""
+    return (
+        Version.objects.filter(state__in=Version.ACCEPTED_STATES)
+        .select_related("record", "created_by")
+        .prefetch_related(
+            "creators", "related_identifiers", "data_references", "record__owners", "record__dois",
+            Prefetch("files", queryset=VersionFile.objects.select_related("blob").order_by("path")),
+            Prefetch("record__versions", queryset=Version.objects.order_by("number")),
+        )
+        .order_by("pk")
+    )
+
+
+def _time(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _user(user) -> dict | None:
+    if user is None:
+        return None
+    return {"username": user.get_username(), "email": user.email, "first_name": user.first_name,
+            "last_name": user.last_name}
+
+
+def _doi_state(row: DoiOutbox, registrar: dict) -> dict:
+    local = registrar.get(row.doi)
+    return {
+        "doi": row.doi, "kind": row.kind, "wanted_state": row.wanted_state, "registrar_state": row.registrar_state,
+        "pending": row.is_pending,
+        "registrar": {"state": local.state, "url": local.url} if local else None,
+    }
+
+
+def version_export(version: Version) -> dict:
+    """Our own full JSON of an accepted version (see the module docstring)."""
+    record = version.record
+    outbox = [row for row in record.dois.all()
+              if row.kind == DoiOutbox.Kind.CONCEPT or row.version_id == version.pk]
+    registrar = {row.doi: row for row in LocalDoi.objects.filter(doi__in=[row.doi for row in outbox])}
+    run = (ExecutionRun.objects.filter(version=version, status=ExecutionRun.Status.FINISHED)
+           .order_by("-finished_at", "-id").only("run_id", "verdict", "message", "finished_at", "runner", "container_image", "notebook_path")
+           .first())
+    return {
+        "format": EXPORT_FORMAT,
+        "record": {
+            "public_id": record.public_id,
+            "concept_doi": record.concept_doi,
+            "created": _time(record.created),
+            "owners": sorted((_user(owner) for owner in record.owners.all()), key=lambda u: u["username"]),
+            "versions": [{"number": v.number, "doi": v.doi, "state": v.state}
+                         for v in record.versions.all() if v.state in Version.ACCEPTED_STATES],
+        },
+        "version": {
+            **{name: getattr(version, name) for name in VERSION_FIELDS},
+            **{name: _time(getattr(version, name)) for name in VERSION_TIMES},
+            "created_by": _user(version.created_by),
+        },
+        "creators": [{"position": c.position, **{f: getattr(c, f) for f in CREATOR_FIELDS}}
+                     for c in version.creators.all()],
+        "related_identifiers": [{"position": r.position, "identifier": r.identifier, "scheme": r.scheme,
+                                 "relation": r.relation} for r in version.related_identifiers.all()],
+        "data_references": [{"position": d.position, **{f: getattr(d, f) for f in REFERENCE_FIELDS}}
+                            for d in version.data_references.all()],
+        "files": [{"path": f.path, "sha256": f.blob.sha256, "md5": f.blob.md5, "size": f.blob.size,
+                   "storage_key": f.blob.storage_key} for f in version.files.all()],
+        "dois": sorted((_doi_state(row, registrar) for row in outbox), key=lambda d: (d["kind"], d["doi"])),
+        "verification": {"run_id": str(run.run_id), "verdict": run.verdict, "message": run.message,
+                         "finished_at": _time(run.finished_at), "runner": run.runner,
+                         "container_image": run.container_image, "notebook_path": run.notebook_path} if run else None,
+    }
+
+
+def _canonical(data: dict) -> bytes:
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def export_digest(export: dict) -> str:
+    return hashlib.sha256(_canonical({k: v for k, v in export.items() if k != "exported_at"})).hexdigest()
+
+
+def bag_member(public_id: str, number: int, digest: str) -> str:
+    return f"bags/{public_id}-v{number}-{digest[:16]}"
+
+
+def bag_write(directory: Path, *, version: Version, export: dict) -> None:
+    """Make `directory` (empty) a complete, valid bag of `version`."""
+    export = {**export, "exported_at": datetime.datetime.now(datetime.UTC).isoformat()}
+    (directory / EXPORT_FILE).write_text(json.dumps(export, ensure_ascii=False, indent=1, sort_keys=True))
+    try:
+        metadata = version_datacite_metadata(version)
+        (directory / "datacite.json").write_text(json.dumps(metadata, ensure_ascii=False, indent=1))
+        (directory / "datacite.xml").write_text(datacite_xml(metadata))
+    except Exception:  # noqa: BLE001 - our own export is what a restore needs; DataCite's is for other readers
+        logger.exception("DataCite export of %s failed; its bag has nbarchive.json only", version)
+    record = export["record"]
+    bagit.make_bag(str(directory), checksums=["sha256"], bag_info={
+        "Source-Organization": settings.DOI_PUBLISHER,
+        "External-Identifier": version.doi or f"{record['public_id']}/v{version.number}",
+        "External-Description": (version.title or "")[:500],
+        "Bag-Group-Identifier": record["concept_doi"] or record["public_id"],
+        "nbarchive-Record": record["public_id"],
+        "nbarchive-Version": str(version.number),
+        "nbarchive-Metadata-Digest": export_digest(export),
+    })
+
+
+def bag_read(directory: Path) -> dict:
+    """Validate the bag in `directory` (bagit: every payload file's sha256, no file missing or extra) and return
+    its nbarchive.json. Raises bagit.BagError (BagValidationError) or ValueError."""
+    bag = bagit.Bag(str(directory))
+    bag.validate()
+    export = json.loads((directory / "data" / EXPORT_FILE).read_text())
+    if export.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"{EXPORT_FILE} is not of format {EXPORT_FORMAT}")
+    return export
