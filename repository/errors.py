@@ -62,3 +62,17 @@ class TooManyRequests(NbarchiveError):
     status = 429
     code = "too_many_requests"
     title = "Too many requests"
+
+
+class StorageChecksumMismatch(StorageUnavailable):
+    """The bytes storage holds are not the bytes that were streamed (S3's SHA-256 differs from ours)."""
+
+    code = "storage_checksum_mismatch"
+    title = "File storage holds different bytes than were sent; nothing was saved, please try again"
+
+
+class ProtectedObject(Conflict):
+    """A storage object that a file of an accepted version uses: it is never deleted or overwritten."""
+
+    code = "protected_object"
+    title = "This object belongs to a published version and is never deleted"

@@ -1,20 +1,57 @@
-"""Access to the storage aliases of settings.STORAGES ("blobs", "backup") and streamed writes into them.
+"""Access to the storage aliases of settings.STORAGES ("blobs", "backup") and the life of objects in primary storage.
 
-Code reaches file storage only through this module. `store_stream` hashes the bytes while they flow to the
-storage backend (FileSystemStorage or django-storages' S3Storage, whose upload is multipart and parallel), so
-a file of any size is never held whole in memory.
+Code reaches file storage only through this module (and S3 only through repository/integrations/s3.py).
+
+Keys. New bytes are streamed to a temporary key, `uploads/tmp/<uuid>`, and hashed on the way (`store_stream`);
+a file of any size is never held whole in memory. Once the rows that use them are committed, `place_at_content_key`
+puts them at their content address, `blobs/sha256/<ab>/<cd>/<sha256>` (S3: a server-side copy; a local
+directory: a hard link), and the temporary object is deleted (services/blobs.py `blob_promote`). Blob rows made
+before content addressing keep their `blobs/<ab>/<cd>/<uuid>` keys: Blob.storage_key is per row and is what every
+reader uses, so both kinds live side by side and nothing is rewritten.
+
+Checksums (S3). Uploads send SHA-256 checksums: boto3 computes one for each part (or for the single PUT) and S3
+refuses bytes that do not match. Afterwards the checksum S3 reports for the object is compared with ours: a
+single PUT's full-object SHA-256 with the streamed sha256, a multipart object's composite checksum (SHA-256 over
+the parts' SHA-256 digests) with the one recomputed from the part digests HashingReader took at the same part
+boundaries. The copy to the content address asks S3 for a full-object SHA-256 of the copy, which must equal the
+sha256. A mismatch raises StorageChecksumMismatch and keeps nothing. A local directory reports no checksum;
+the fixity check re-reads it later.
+
+Never overwritten, never deleted while published: a content address is written only where nothing is (a hard link
+fails on an existing name; S3's CopyObject is sent with If-None-Match: *), an existing object there is verified
+and reused, and `delete_object` refuses any key that a file of an accepted version uses.
 """
 
 import hashlib
 import io
+import logging
+import os
+import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
+from django.utils.http import content_disposition_header
 
-from repository.errors import InvalidInput, PayloadTooLarge, StorageUnavailable
+from repository.errors import (
+    InvalidInput,
+    PayloadTooLarge,
+    ProtectedObject,
+    StorageChecksumMismatch,
+    StorageUnavailable,
+)
+from repository.integrations import s3
 from repository.integrations.s3 import STORAGE_ERRORS
+
+logger = logging.getLogger(__name__)
+
+TEMPORARY_PREFIX = "uploads/tmp/"
+CONTENT_PREFIX = "blobs/sha256/"
+REHASH_PIECE = 1024 * 1024
 
 
 def blob_storage() -> Storage:
@@ -38,10 +75,12 @@ class HashingReader(io.RawIOBase):
 
     It raises PayloadTooLarge as soon as more than `max_size` bytes arrive, and InvalidInput when the stream
     ends before `expected_size` bytes (a client that disconnected mid-upload). Being non-seekable matters:
-    storage backends then read it once, front to back, and the hashes stay right.
+    storage backends then read it once, front to back, and the hashes stay right. With `part_size` it also
+    keeps the SHA-256 of every `part_size` bytes, to check an S3 multipart object's composite checksum.
     """
 
-    def __init__(self, stream, *, max_size: int, expected_size: int | None = None, tee=None):
+    def __init__(self, stream, *, max_size: int, expected_size: int | None = None, tee=None,
+                 part_size: int | None = None):
         self._stream = stream
         self._max_size = max_size
         self._expected_size = expected_size
@@ -49,6 +88,10 @@ class HashingReader(io.RawIOBase):
         self.sha256 = hashlib.sha256()
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
+        self._part_size = part_size
+        self._part = hashlib.sha256()
+        self._part_filled = 0
+        self._part_digests: list[bytes] = []
 
     def readable(self) -> bool:
         return True
@@ -102,43 +145,246 @@ class HashingReader(io.RawIOBase):
             raise PayloadTooLarge(f"The file is larger than the limit of {self._max_size} bytes.")
         self.sha256.update(data)
         self.md5.update(data)
+        if self._part_size:
+            self._hash_parts(data)
         if self._tee is not None:
             self._tee.write(data)
         return data
 
+    def _hash_parts(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            take = view[: self._part_size - self._part_filled]
+            self._part.update(take)
+            self._part_filled += len(take)
+            view = view[len(take):]
+            if self._part_filled == self._part_size:
+                self._part_digests.append(self._part.digest())
+                self._part = hashlib.sha256()
+                self._part_filled = 0
 
-def new_blob_key() -> str:
-    # Unique per upload, so concurrent uploads never write over each other; blobs dedupe by sha256 in the
-    # database, and the key is kept on the Blob row.
-    name = uuid.uuid4().hex
-    return f"blobs/{name[:2]}/{name[2:4]}/{name}"
+    def composite_sha256(self) -> bytes:
+        """SHA-256 over the SHA-256 digests of the `part_size` parts: S3's composite checksum of the same parts."""
+        digests = self._part_digests + ([self._part.digest()] if self._part_filled else [])
+        return hashlib.sha256(b"".join(digests)).digest()
+
+
+def temporary_key() -> str:
+    return f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+
+
+def content_key(sha256: str) -> str:
+    return f"{CONTENT_PREFIX}{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def is_temporary_key(key: str) -> bool:
+    return key.startswith(TEMPORARY_PREFIX)
 
 
 def store_stream(stream, *, max_size: int, expected_size: int | None = None, tee=None) -> StoredObject:
-    """Write a stream to blob storage under a new key; return the key, sha256, md5 and size."""
-    reader = HashingReader(stream, max_size=max_size, expected_size=expected_size, tee=tee)
-    key = new_blob_key()
+    """Write a stream to blob storage under a new temporary key; return that key and the sha256, md5 and size.
+
+    The caller records the bytes (a Blob row) and has them moved to their content address after the commit, or
+    deletes the temporary object. Raises PayloadTooLarge or InvalidInput (from the stream), StorageUnavailable,
+    StorageChecksumMismatch; whatever reached storage is removed first.
+    """
     storage = blob_storage()
+    on_s3 = s3.is_s3(storage)
+    reader = HashingReader(stream, max_size=max_size, expected_size=expected_size, tee=tee,
+                           part_size=s3.upload_part_size(storage) if on_s3 else None)
+    key = temporary_key()
     try:
-        saved_key = storage.save(key, File(reader, name=key))
+        if on_s3:
+            s3.upload(storage, key, reader)
+            _check_upload(storage, key, reader)
+        else:
+            saved = storage.save(key, File(reader, name=key))
+            if saved != key:  # a uuid name is never taken; refuse rather than lose track of an object
+                raise OSError(f"storage wrote {saved} instead of {key}")
     except STORAGE_ERRORS as exc:
         delete_quietly(key)
         raise StorageUnavailable() from exc
     except Exception:
-        # Whatever reached the backend is incomplete; make sure no partial object stays behind.
+        # Whatever reached the backend is incomplete or wrong; make sure no partial object stays behind.
         delete_quietly(key)
         raise
-    return StoredObject(
-        storage_key=saved_key, sha256=reader.sha256.hexdigest(), md5=reader.md5.hexdigest(), size=reader.size
-    )
+    return StoredObject(storage_key=key, sha256=reader.sha256.hexdigest(), md5=reader.md5.hexdigest(),
+                        size=reader.size)
 
 
-def delete_quietly(key: str) -> None:
-    """Delete an object we created and will not use; a failure only leaves garbage for the sweeper."""
+def _check_upload(storage, key: str, reader: HashingReader) -> None:
+    info = s3.object_info(storage, key)
+    if info is None:
+        raise StorageChecksumMismatch(f"S3 reports no object at {key} after the upload.")
+    if info.size != reader.size:
+        raise StorageChecksumMismatch(f"S3 holds {info.size} bytes at {key}; {reader.size} were sent.")
+    if info.sha256 is None:  # an endpoint without checksums: read the object back
+        _check_by_reading(storage, key, reader.sha256.hexdigest(), reader.size)
+        return
+    expected = {s3.b64_sha256(reader.sha256.digest()), s3.b64_sha256(reader.composite_sha256())}
+    if info.sha256 not in expected:
+        raise StorageChecksumMismatch(
+            f"S3 reports SHA-256 {info.sha256} for {key}; the bytes sent hash to {' or '.join(sorted(expected))}.")
+
+
+def _check_by_reading(storage, key: str, sha256: str, size: int) -> None:
+    found = hashlib.sha256()
+    length = 0
+    with storage.open(key, "rb") as handle:
+        while piece := handle.read(REHASH_PIECE):
+            found.update(piece)
+            length += len(piece)
+    if length != size or found.hexdigest() != sha256:
+        raise StorageChecksumMismatch(f"{key} holds {length} bytes with sha256 {found.hexdigest()}, not {size} "
+                                      f"bytes with sha256 {sha256}.")
+
+
+def place_at_content_key(key: str, *, sha256: str, size: int) -> str:
+    """Make the verified bytes at `key` available at their content address too; return that address.
+
+    Nothing is ever written over an existing object: if the address is taken, the object there is checked to
+    hold these bytes (its reported SHA-256, or by reading it) and reused. The object at `key` stays; the caller
+    deletes it once its rows point at the content address. Raises StorageUnavailable or StorageChecksumMismatch.
+    """
+    target = content_key(sha256)
+    if key == target:
+        return target
+    storage = blob_storage()
     try:
-        blob_storage().delete(key)
-    except Exception:  # noqa: BLE001 - cleanup must never hide the error that caused it
+        if s3.is_s3(storage):
+            _place_on_s3(storage, key, target, sha256=sha256, size=size)
+        else:
+            _place_in_directory(storage, key, target, sha256=sha256, size=size)
+    except STORAGE_ERRORS as exc:
+        raise StorageUnavailable() from exc
+    return target
+
+
+def _place_on_s3(storage, key: str, target: str, *, sha256: str, size: int) -> None:
+    expected = s3.b64_sha256(bytes.fromhex(sha256))
+    if s3.object_info(storage, target) is None:
+        try:
+            reported = s3.copy_new(storage, key, target, size=size)
+        except FileExistsError:
+            pass  # someone placed the same bytes a moment ago: checked below like any existing object
+        else:
+            try:
+                _check_copy(storage, key, target, reported=reported, expected=expected, sha256=sha256, size=size)
+            except StorageChecksumMismatch:
+                storage.delete(target)  # the copy is ours and wrong, and no row points at it yet
+                raise
+            return
+    info = s3.object_info(storage, target)
+    if info is None or info.size != size:
+        raise StorageChecksumMismatch(f"The object at {target} is not {size} bytes long.")
+    if info.sha256 != expected:  # a composite checksum, or none: compare the bytes themselves
+        _check_by_reading(storage, target, sha256, size)
+
+
+def _check_copy(storage, key: str, target: str, *, reported: str | None, expected: str, sha256: str,
+                size: int) -> None:
+    if reported == expected:  # S3's full-object SHA-256 of the copy
+        return
+    if reported is None:  # an endpoint without checksums
+        _check_by_reading(storage, target, sha256, size)
+        return
+    # A multipart copy (over 5 GiB) has a composite checksum over parts of the upload's size: it must be the
+    # upload's, which was checked against our own part digests.
+    source = s3.object_info(storage, key)
+    if source is None or reported != source.sha256:
+        raise StorageChecksumMismatch(f"S3 reports SHA-256 {reported} for the copy at {target}; expected "
+                                      f"{expected}. Nothing was kept.")
+
+
+def _place_in_directory(storage, key: str, target: str, *, sha256: str, size: int) -> None:
+    source_path, target_path = storage.path(key), storage.path(target)
+    os.makedirs(os.path.dirname(target_path), exist_ok=True)
+    try:
+        # A hard link is atomic and, unlike os.replace, never replaces an existing file.
+        os.link(source_path, target_path)
+        return
+    except FileExistsError:
         pass
+    except OSError:
+        # A file system without hard links: copy into a file that must not exist yet (O_EXCL).
+        try:
+            with open(source_path, "rb") as source, open(target_path, "xb") as copy:
+                shutil.copyfileobj(source, copy, REHASH_PIECE)
+            _check_by_reading(storage, target, sha256, size)
+            return
+        except FileExistsError:
+            pass
+    _check_by_reading(storage, target, sha256, size)
+
+
+def published_key(key: str) -> bool:
+    """Whether a file of an accepted version (publishing, published, withdrawn) uses the object at `key`."""
+    from repository.models import Version, VersionFile
+
+    return VersionFile.objects.filter(blob__storage_key=key, version__state__in=Version.ACCEPTED_STATES).exists()
+
+
+def delete_object(key: str) -> None:
+    """Delete one object of blob storage. Raises ProtectedObject for a key that a published file uses, and the
+    storage's own error when the deletion fails; deleting a missing object is not an error."""
+    if published_key(key):
+        raise ProtectedObject(f"{key} holds a file of an accepted version; it is never deleted.")
+    blob_storage().delete(key)
+
+
+def delete_quietly(key: str) -> bool:
+    """Delete an object we created and will not use; a failure only leaves garbage for the sweeper. A key that a
+    published file uses is refused (and logged): that would be a bug in the caller."""
+    try:
+        delete_object(key)
+    except ProtectedObject:
+        logger.error("Refused to delete %s: a file of an accepted version uses it.", key)
+        return False
+    except Exception:  # noqa: BLE001 - cleanup must never hide the error that caused it
+        return False
+    return True
+
+
+def object_exists(key: str) -> bool:
+    return blob_storage().exists(key)
+
+
+def temporary_objects_older_than(before: datetime) -> Iterator[str]:
+    """Keys under uploads/tmp/ last written before `before`: uploads that crashed, or were never moved."""
+    storage = blob_storage()
+    if s3.is_s3(storage):
+        yield from s3.objects_older_than(storage, TEMPORARY_PREFIX, before)
+        return
+    try:
+        _folders, names = storage.listdir(TEMPORARY_PREFIX)
+    except FileNotFoundError:
+        return
+    for name in names:
+        key = TEMPORARY_PREFIX + name
+        try:
+            if storage.get_modified_time(key) < before:
+                yield key
+        except FileNotFoundError:
+            continue
+
+
+def abort_stale_uploads(before: datetime, *, dry_run: bool = False) -> int:
+    """S3: abort multipart uploads to uploads/tmp/ begun before `before` (their parts are stored, and billed,
+    until then); return how many (with `dry_run`, how many there are). A local directory has none."""
+    storage = blob_storage()
+    if not s3.is_s3(storage):
+        return 0
+    return s3.abort_uploads_older_than(storage, TEMPORARY_PREFIX, before, dry_run=dry_run)
+
+
+def download_url(key: str, *, filename: str) -> str | None:
+    """A short-lived presigned GET URL for the object (S3), saving it as `filename`; None for a local directory,
+    whose files the application streams itself."""
+    storage = blob_storage()
+    if not s3.is_s3(storage):
+        return None
+    return s3.presigned_get_url(storage, key, ttl=settings.S3_PRESIGNED_TTL,
+                                content_disposition=content_disposition_header(True, filename))
 
 
 def open_blob(key: str):

@@ -1,6 +1,9 @@
 """Blob (content-addressed bytes) and VersionFile (a path in a version pointing at a blob).
 
-A new version that keeps a file points at the same blob, so its bytes are stored once.
+A new version that keeps a file points at the same blob, so its bytes are stored once. A blob's bytes live at
+`storage_key`: `blobs/sha256/<ab>/<cd>/<sha256>` for blobs made since content addressing, `blobs/<ab>/<cd>/<uuid>`
+for older ones (kept as they are), and `uploads/tmp/<uuid>` for a moment after an upload, until `blob_promote`
+moves them (repository/storage.py explains).
 """
 
 from django.db import models
@@ -14,9 +17,14 @@ class Blob(models.Model):
     size = models.BigIntegerField()
     storage_key = models.CharField(max_length=512, unique=True)
     created = models.DateTimeField(auto_now_add=True)
+    # Set by the garbage collector (services/blobs.py) when no file and no run uses the blob, cleared when one
+    # does again; the bytes are deleted once it has been set for longer than BLOB_GC_GRACE_HOURS.
+    unreferenced_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(size__gt=0), name="blob_not_empty")]
+        indexes = [models.Index(fields=["unreferenced_since"], condition=models.Q(unreferenced_since__isnull=False),
+                                name="blob_unreferenced_since")]
 
     def __str__(self) -> str:
         return f"sha256:{self.sha256[:12]}… ({self.size} bytes)"

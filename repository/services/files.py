@@ -1,21 +1,25 @@
 """Adding and removing a draft's files.
 
-`draft_file_upload` streams the request body to blob storage, hashing on the way, and only then writes the
-VersionFile row, so a version never lists bytes that are not fully stored. A notebook (*.ipynb) is also
-spooled to a temporary file while it streams and validated before it is accepted. Identical content is stored
-once: a second upload of the same bytes points at the existing blob and its new copy is removed.
+`draft_file_upload` streams the request body to a temporary object in blob storage, hashing on the way (and, on
+S3, checking S3's SHA-256 of what it stored), and only then writes the VersionFile row, so a version never lists
+bytes that are not fully stored. A notebook (*.ipynb) is also spooled to a temporary file while it streams and
+validated before it is accepted. Identical content is stored once: a second upload of the same bytes points at
+the existing blob and its temporary object is removed; new bytes move to their content address after the commit
+(services/blobs.py). A failed upload leaves no row, and its temporary object is removed (or, if storage failed
+too, swept by the garbage collector).
 """
 
 import tempfile
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from repository import storage, validators
 from repository.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from repository.models import Blob, Version, VersionFile
 from repository.services.audit import audit_event_append
+from repository.services.blobs import blob_get_or_create
 from repository.services.drafts import draft_lock_for_change, require_owner
 from repository.services.notebooks import notebook_validate
 
@@ -95,6 +99,8 @@ def _attach(*, version: Version, actor, path: str, stored: storage.StoredObject)
         _check_can_add(version, path, None)
         blob, created = blob_get_or_create(stored)
         version_file = VersionFile.objects.create(version=version, path=path, blob=blob)
+        if blob.unreferenced_since is not None:
+            Blob.objects.filter(pk=blob.pk).update(unreferenced_since=None)  # used again
         if not version.notebook_path and version_file.is_notebook:
             version.notebook_path = path
             version.save(update_fields=["notebook_path", "updated"])
@@ -104,21 +110,6 @@ def _attach(*, version: Version, actor, path: str, stored: storage.StoredObject)
         # The same bytes were stored before; keep that object and drop the copy just written.
         storage.delete_quietly(stored.storage_key)
     return version_file
-
-
-def blob_get_or_create(stored: storage.StoredObject) -> tuple[Blob, bool]:
-    """The Blob for stored bytes: a new row, or the existing one with the same sha256 (the caller then deletes
-    its own copy)."""
-    existing = Blob.objects.filter(sha256=stored.sha256).first()
-    if existing is not None:
-        return existing, False
-    try:
-        with transaction.atomic():  # a savepoint, so a lost race does not spoil the outer transaction
-            return Blob.objects.create(sha256=stored.sha256, md5=stored.md5, size=stored.size,
-                                       storage_key=stored.storage_key), True
-    except IntegrityError:
-        # Someone stored the same bytes at the same moment; theirs wins.
-        return Blob.objects.get(sha256=stored.sha256), False
 
 
 @transaction.atomic
