@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "repository.settings")
 
@@ -12,4 +13,10 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # The safety net behind doi_sync_task's own retries: DOIs still pending at the registrar are synced again.
     "doi-sync-pending": {"task": "repository.tasks.doi_sync_pending_task", "schedule": 60.0},
+    # The backup tier: new files and changed metadata to tape nightly, then a fixity check of a sample.
+    "backup-nightly": {"task": "repository.tasks.backup_task", "schedule": crontab(hour=2, minute=0)},
+    "fixity-check-nightly": {"task": "repository.tasks.fixity_check_task", "schedule": crontab(hour=4, minute=30)},
+    # Primary storage: unused blobs are marked, and deleted once marked for BLOB_GC_GRACE_HOURS; crashed uploads'
+    # temporary objects go too.
+    "blob-gc-daily": {"task": "repository.tasks.blob_gc_task", "schedule": crontab(hour=3, minute=30)},
 }

@@ -5,7 +5,7 @@ gunicorn through `manage.py check`) or when `python manage.py check --deploy` is
 """
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 def _kept_development_defaults() -> list[Error]:
@@ -91,3 +91,34 @@ def deployment_check(app_configs, **kwargs):
         # With DEBUG off these already ran as a regular check; with it on, --deploy reports them too.
         errors.extend(_kept_development_defaults() + _staging_exemptions())
     return errors
+
+
+@register()
+def gitlab_check(app_configs, **kwargs):
+    """RUNNER=gitlab, the mirror or linked projects without an instance to talk to would fail every task."""
+    errors = []
+    if settings.RUNNER not in ("local", "gitlab"):
+        errors.append(Error(f"RUNNER is '{settings.RUNNER}'.", hint="Use local or gitlab.", id="nbarchive.E020"))
+    needs_instance = settings.RUNNER == "gitlab" or settings.GITLAB_MIRROR_ENABLED
+    if needs_instance and not (settings.GITLAB_URL and settings.GITLAB_TOKEN):
+        errors.append(Error("RUNNER=gitlab or GITLAB_MIRROR_ENABLED needs GITLAB_URL and GITLAB_TOKEN.",
+                            hint="Set the instance's URL and a token with the api scope.", id="nbarchive.E021"))
+    if settings.RUNNER == "gitlab" and not settings.GITLAB_PROJECT:
+        errors.append(Error("RUNNER=gitlab needs GITLAB_PROJECT, the verification project runs are committed to.",
+                            hint="Create a project without CI/CD variables and name it as namespace/project.",
+                            id="nbarchive.E022"))
+    if settings.RUNNER == "gitlab" and _is_loopback_url(settings.SITE_URL):
+        errors.append(Warning(f"RUNNER=gitlab and SITE_URL is {settings.SITE_URL}: CI jobs download a run's data "
+                              "from SITE_URL and cannot reach this machine's loopback.",
+                              hint="Set SITE_URL to the public address of nbarchive.", id="nbarchive.W020"))
+    if settings.GITLAB_MIRROR_ENABLED and not settings.GITLAB_MIRROR_NAMESPACE:
+        errors.append(Error("GITLAB_MIRROR_ENABLED needs GITLAB_MIRROR_NAMESPACE, the group mirrors are created in.",
+                            id="nbarchive.E023"))
+    return errors
+
+
+def _is_loopback_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")

@@ -39,3 +39,13 @@ def can_request_run(user, version: Version) -> bool:
 
 def can_view_run(user, run: ExecutionRun) -> bool:
     return can_view_draft(user, run.version)
+
+
+def can_cancel_run(user, run: ExecutionRun) -> bool:
+    """Whoever may ask for a run may stop it: the owners, and moderators once the version is submitted."""
+    return can_request_run(user, run.version)
+
+
+def can_link_gitlab(user, record: Record) -> bool:
+    """Linking a GitLab project makes tags there into version drafts: the record's owners only."""
+    return is_owner(user, record)

@@ -169,6 +169,10 @@ class RunOutput(serializers.Serializer):
         if run.executed_notebook_id:
             links["executed_notebook"] = request.build_absolute_uri(
                 reverse("api:run_executed_notebook", kwargs={"run_id": run.run_id}))
+        if run.external_url:
+            links["pipeline"] = run.external_url
+        if run.external_job_url:
+            links["job"] = run.external_job_url
         return links
 
 

@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from repository.api import records, views
+from repository.api import gitlab, records, views
 
 
 class AnyPathConverter:
@@ -30,12 +30,17 @@ urlpatterns = [
          name="record_version_metadata"),
     path("records/<str:record_id>/versions/<int:number>/actions/withdraw", records.RecordVersionWithdrawApi.as_view(),
          name="record_version_withdraw"),
+    path("records/<str:record_id>/gitlab", gitlab.RecordGitLabLinkApi.as_view(), name="record_gitlab"),
+    path("records/<str:record_id>/versions/import", gitlab.RecordVersionImportApi.as_view(),
+         name="record_version_import"),
+    path("hooks/gitlab", gitlab.GitLabWebhookApi.as_view(), name="gitlab_webhook"),
     path("records/<str:record_id>/draft", views.DraftApi.as_view(), name="draft"),
     path("records/<str:record_id>/draft/files", views.DraftFilesApi.as_view(), name="draft_files"),
     path("records/<str:record_id>/draft/files/<anypath:file_path>", views.DraftFileApi.as_view(), name="draft_file"),
     path("records/<str:record_id>/draft/actions/submit", views.DraftSubmitApi.as_view(), name="draft_submit"),
     path("records/<str:record_id>/draft/runs", views.DraftRunsApi.as_view(), name="draft_runs"),
     path("runs/<uuid:run_id>", views.RunApi.as_view(), name="run"),
+    path("runs/<uuid:run_id>/actions/cancel", views.RunCancelApi.as_view(), name="run_cancel"),
     path("runs/<uuid:run_id>/executed-notebook", views.RunExecutedNotebookApi.as_view(), name="run_executed_notebook"),
     path("user/records", views.UserRecordsApi.as_view(), name="user_records"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),

@@ -2,7 +2,7 @@
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
@@ -19,12 +19,13 @@ from repository.api.serializers import (
     UserRecordOutput,
     with_problem_responses,
 )
+from repository.downloads import blob_download_response
 from repository.errors import NbarchiveError, NotFound, PermissionDenied
 from repository.permissions import can_request_run
 from repository.services.drafts import draft_update, record_create
 from repository.services.files import draft_file_delete, draft_file_upload
 from repository.services.new_versions import draft_discard
-from repository.services.runs import run_request
+from repository.services.runs import run_cancel, run_request
 
 
 class LengthRequired(NbarchiveError):
@@ -96,17 +97,21 @@ FILE_PATH_PARAMETER = OpenApiParameter("file_path", OpenApiTypes.STR, OpenApiPar
 class DraftFileApi(APIView):
     parser_classes = [RawBodyParser]
 
-    @extend_schema(parameters=[FILE_PATH_PARAMETER], responses=_with_errors({(200, "application/octet-stream"): OpenApiTypes.BINARY}, 404),
-                   summary="Download a draft's file", operation_id="draft_file_download")
+    @extend_schema(parameters=[FILE_PATH_PARAMETER], responses=_with_errors({
+        (200, "application/octet-stream"): OpenApiTypes.BINARY,
+        (206, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The requested byte range "
+                                                           "(local storage; one range per request)."),
+        302: OpenApiResponse(description="S3 storage: a redirect to a presigned URL valid for S3_PRESIGNED_TTL s."),
+        416: OpenApiResponse(description="The requested range lies beyond the end of the file."),
+    }, 404), summary="Download a draft's file", operation_id="draft_file_download")
     def get(self, request, record_id, file_path):
         version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
         version_file = version.files.select_related("blob").filter(path=file_path).first()
         if version_file is None:
             raise NotFound(f"The draft has no file '{file_path}'.")
-        response = FileResponse(storage.open_blob(version_file.blob.storage_key), as_attachment=True,
-                                filename=file_path.rsplit("/", 1)[-1], content_type="application/octet-stream")
-        response["Content-Length"] = str(version_file.blob.size)
-        response["X-Content-Type-Options"] = "nosniff"
+        # S3: a redirect to a short-lived presigned URL; a local directory: streamed here, with Range support.
+        response = blob_download_response(request, version_file.blob, filename=file_path.rsplit("/", 1)[-1])
+        response["Digest"] = f"sha-256={version_file.blob.sha256}"
         return response
 
     @extend_schema(parameters=[FILE_PATH_PARAMETER], request={"application/octet-stream": OpenApiTypes.BINARY},
@@ -200,3 +205,12 @@ class RunExecutedNotebookApi(APIView):
                                 filename=f"executed-{run.run_id}.ipynb", content_type="application/x-ipynb+json")
         response["X-Content-Type-Options"] = "nosniff"
         return response
+
+
+class RunCancelApi(APIView):
+    @extend_schema(request=None, responses=_with_errors({202: RunOutput}, 403, 404, 409), operation_id="run_cancel",
+                   summary="Cancel a queued or running verification run (and its GitLab pipeline)")
+    def post(self, request, run_id):
+        run = selectors.run_get_for_user(run_id=run_id, user=request.user)
+        run = run_cancel(run=run, actor=request.user)
+        return Response(RunOutput(run, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)

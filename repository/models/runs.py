@@ -25,6 +25,8 @@ class ExecutionRun(models.Model):
         FINISHED = "finished", "Finished"
         # The infrastructure failed (sandbox missing, storage down) after its retries: no verdict on the notebook.
         ERROR = "error", "Error"
+        # Stopped on request (an owner or a moderator) before it had a verdict.
+        CANCELLED = "cancelled", "Cancelled"
 
     run_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     version = models.ForeignKey("repository.Version", on_delete=models.CASCADE, related_name="runs")
@@ -46,6 +48,10 @@ class ExecutionRun(models.Model):
     report = models.JSONField(default=dict, blank=True)
     staged_references = models.JSONField(default=list, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Where a runner working elsewhere ran it (RUNNER=gitlab): "<project id>:<pipeline id>", and the GitLab pages.
+    external_id = models.CharField(max_length=100, blank=True)
+    external_url = models.URLField(max_length=500, blank=True, help_text="The GitLab pipeline.")
+    external_job_url = models.URLField(max_length=500, blank=True, help_text="The GitLab job.")
 
     class Meta:
         ordering = ["-queued_at", "-id"]

@@ -11,6 +11,20 @@ from pathlib import Path
 from typing import Protocol
 
 
+class RunnerUnavailable(Exception):
+    """The runner's infrastructure failed for now (GitLab answered 5xx, the connection broke): retry the run later.
+    Says nothing about the notebook."""
+
+
+class RunnerGaveUp(Exception):
+    """The runner waited as long as it may and gave up (no CI runner picked the job up): the run ends without a
+    verdict, with this message; retrying at once would only wait again."""
+
+
+class RunCancelled(Exception):
+    """The run was cancelled (by a user, or in GitLab) while it ran; it ends without a verdict."""
+
+
 class Outcome:
     """What happened to the execution itself (the comparison decides the rest of the verdict)."""
 
@@ -34,10 +48,34 @@ class SandboxLimits:
 
 
 @dataclass(frozen=True)
+class InputFile:
+    """A staged input that a runner working elsewhere fetches itself: where it goes (relative to the notebook's
+    working directory), a short-lived URL of nbarchive serving exactly the staged bytes, and their checksum."""
+
+    target_path: str
+    url: str
+    sha256: str
+    size: int
+
+
+class RunObserver(Protocol):
+    """How a runner that works elsewhere reports where the run lives and learns that it was cancelled."""
+
+    def external(self, **locations: str) -> None: ...  # e.g. external_id, external_url, external_job_url
+
+    def cancel_requested(self) -> bool: ...
+
+
+@dataclass(frozen=True)
 class RunSpec:
     workdir: Path          # the staged inputs; the notebook's folder is its working directory
     notebook_path: str     # relative to workdir
     limits: SandboxLimits = field(default_factory=SandboxLimits)
+    # Only for runners that execute elsewhere (gitlab); the local runner reads the staged workdir and ignores them.
+    run_key: str = ""                       # unique per attempt of a run, e.g. "<run id>-<attempt>"
+    container_image: str = ""               # the version's pinned image (registry/name@sha256:...)
+    inputs: tuple[InputFile, ...] = ()      # every staged file except the notebook
+    observer: RunObserver | None = None
 
 
 @dataclass
@@ -51,6 +89,7 @@ class RunResult:
     peak_memory_bytes: int | None = None
     failed_cell_index: int | None = None
     environment: dict = field(default_factory=dict)
+    external: dict = field(default_factory=dict)  # where the run lived elsewhere (pipeline and job ids and URLs)
 
 
 class Runner(Protocol):
@@ -64,4 +103,8 @@ def get_runner(name: str) -> Runner:
         from repository.runners.local import LocalSandboxRunner
 
         return LocalSandboxRunner.from_settings()
-    raise ValueError(f"Unknown runner '{name}'; RUNNER must be 'local' (the GitLab runner is not built yet).")
+    if name == "gitlab":
+        from repository.runners.gitlab import GitLabRunner
+
+        return GitLabRunner.from_settings()
+    raise ValueError(f"Unknown runner '{name}'; RUNNER must be 'local' or 'gitlab'.")

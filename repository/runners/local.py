@@ -243,41 +243,50 @@ class LocalSandboxRunner:
 
     def _interpret(self, status: dict, returncode, timed_out: bool, spec: RunSpec, executed,
                    logs: str) -> tuple[str, str, int | None]:
-        limits = spec.limits
-        cell = status.get("cell_index") if isinstance(status.get("cell_index"), int) else None
-        where = f"cell {cell}" if cell is not None else "the notebook"
-        outcome = status.get("outcome")
-        if timed_out:
-            return Outcome.TIMED_OUT, f"The notebook ran longer than {limits.notebook_timeout_seconds} s and was stopped.", cell
-        if outcome == "completed" and executed is not None:
-            return Outcome.COMPLETED, "The notebook ran to the end.", None
-        if outcome == "cell_timeout":
-            return Outcome.TIMED_OUT, f"{where.capitalize()} ran longer than {limits.cell_timeout_seconds} s.", cell
-        if outcome == "output_limit":
-            return Outcome.RESOURCE_LIMIT, f"The outputs grew past the limit of {limits.max_output_mb} MB at {where}.", cell
-        if outcome == "memory_error":
-            return Outcome.RESOURCE_LIMIT, f"The run exceeded the memory limit of {limits.memory_mb} MB.", cell
-        if outcome == "dead_kernel":
-            signal_number = status.get("signal")
-            seconds = status.get("seconds") if isinstance(status.get("seconds"), (int, float)) else 0
-            # The kernel's exit signal is often gone by the time nbclient notices; a death after about the CPU
-            # limit's worth of time is the CPU limit.
-            if signal_number in (signal.SIGXCPU, signal.SIGKILL) or seconds >= 0.9 * limits.cpu_seconds:
-                return Outcome.RESOURCE_LIMIT, (f"The kernel was stopped at {where}: it used more than "
-                                                f"{limits.cpu_seconds} s of CPU time."), cell
-            return Outcome.RESOURCE_LIMIT, (f"The kernel died while running {where} (signal {signal_number}); "
-                                            "it probably exceeded a resource limit."), cell
-        if outcome == "cell_error":
-            return _classify_cell_error(str(status.get("ename", "")), str(status.get("evalue", "")), where, limits, cell)
-        if outcome == "completed":
-            return Outcome.RESOURCE_LIMIT, "The executed notebook could not be read back (too large or missing).", None
-        last_log_line = next((line for line in reversed(logs.splitlines()) if line.strip()), "")
-        detail = str(status.get("message", ""))[:500] or (
-            f"the sandbox exited with code {returncode}" + (f" ({last_log_line[:300]})" if last_log_line else ""))
-        return Outcome.EXECUTION_FAILED, f"The notebook could not be run: {detail}", cell
+        return interpret_driver_status(status, returncode=returncode, timed_out=timed_out, limits=spec.limits,
+                                       executed=executed, logs=logs)
 
 
-def _classify_cell_error(ename: str, evalue: str, where: str, limits, cell) -> tuple[str, str, int | None]:
+def interpret_driver_status(status: dict, *, returncode, timed_out: bool, limits, executed, logs: str,
+                            environment_name: str = "The local runner's environment") -> tuple[str, str, int | None]:
+    """Outcome, message and failed cell from the driver's status.json (see sandbox_driver.py) and what the
+    process did. Shared by every runner that executes the driver, so their messages agree."""
+    cell = status.get("cell_index") if isinstance(status.get("cell_index"), int) else None
+    where = f"cell {cell}" if cell is not None else "the notebook"
+    outcome = status.get("outcome")
+    if timed_out:
+        return Outcome.TIMED_OUT, f"The notebook ran longer than {limits.notebook_timeout_seconds} s and was stopped.", cell
+    if outcome == "completed" and executed is not None:
+        return Outcome.COMPLETED, "The notebook ran to the end.", None
+    if outcome == "cell_timeout":
+        return Outcome.TIMED_OUT, f"{where.capitalize()} ran longer than {limits.cell_timeout_seconds} s.", cell
+    if outcome == "output_limit":
+        return Outcome.RESOURCE_LIMIT, f"The outputs grew past the limit of {limits.max_output_mb} MB at {where}.", cell
+    if outcome == "memory_error":
+        return Outcome.RESOURCE_LIMIT, f"The run exceeded the memory limit of {limits.memory_mb} MB.", cell
+    if outcome == "dead_kernel":
+        signal_number = status.get("signal")
+        seconds = status.get("seconds") if isinstance(status.get("seconds"), (int, float)) else 0
+        # The kernel's exit signal is often gone by the time nbclient notices; a death after about the CPU
+        # limit's worth of time is the CPU limit.
+        if signal_number in (signal.SIGXCPU, signal.SIGKILL) or seconds >= 0.9 * limits.cpu_seconds:
+            return Outcome.RESOURCE_LIMIT, (f"The kernel was stopped at {where}: it used more than "
+                                            f"{limits.cpu_seconds} s of CPU time."), cell
+        return Outcome.RESOURCE_LIMIT, (f"The kernel died while running {where} (signal {signal_number}); "
+                                        "it probably exceeded a resource limit."), cell
+    if outcome == "cell_error":
+        return _classify_cell_error(str(status.get("ename", "")), str(status.get("evalue", "")), where, limits, cell,
+                                    environment_name)
+    if outcome == "completed":
+        return Outcome.RESOURCE_LIMIT, "The executed notebook could not be read back (too large or missing).", None
+    last_log_line = next((line for line in reversed(logs.splitlines()) if line.strip()), "")
+    detail = str(status.get("message", ""))[:500] or (
+        f"the sandbox exited with code {returncode}" + (f" ({last_log_line[:300]})" if last_log_line else ""))
+    return Outcome.EXECUTION_FAILED, f"The notebook could not be run: {detail}", cell
+
+
+def _classify_cell_error(ename: str, evalue: str, where: str, limits, cell,
+                         environment_name: str) -> tuple[str, str, int | None]:
     """A cell raised: was it the notebook's own error, or one of our limits showing through?"""
     text = f"{ename}: {evalue}"
     if ename == "MemoryError":
@@ -289,7 +298,7 @@ def _classify_cell_error(ename: str, evalue: str, where: str, limits, cell) -> t
         return Outcome.RESOURCE_LIMIT, (f"{where.capitalize()} wrote a file larger than {limits.max_file_size_mb} MB "
                                         f"({text})."), cell
     if ename == "ModuleNotFoundError":
-        return Outcome.EXECUTION_FAILED, (f"{where.capitalize()} raised {text}. The local runner's environment lacks "
+        return Outcome.EXECUTION_FAILED, (f"{where.capitalize()} raised {text}. {environment_name} lacks "
                                           "this package; the moderators will see this."), cell
     return Outcome.EXECUTION_FAILED, f"{where.capitalize()} raised {text}"[:1000], cell
 

@@ -4,6 +4,11 @@ A run is requested in the transaction that needs it and queued after commit. Exe
 delivered twice (acks_late after a worker crash) finds the run no longer queued and does nothing. Failures
 of our own infrastructure (sandbox missing, storage down) raise InfrastructureError so that the task retries;
 everything the notebook does wrong ends as a verdict.
+
+Runners that work elsewhere (RUNNER=gitlab) get the run's inputs as signed, short-lived URLs
+(services/run_data.py) and an observer through which they record where the run lives (pipeline and job URLs)
+and learn that it was cancelled. `run_cancel` cancels a queued or running run; a GitLab pipeline is cancelled
+after commit (run_cancel_remote_task), and the polling runner notices the cancellation as well.
 """
 
 import io
@@ -16,9 +21,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from repository import storage
-from repository.errors import Conflict, NbarchiveError, StorageUnavailable
+from repository.errors import Conflict, NbarchiveError, PermissionDenied, StorageUnavailable
 from repository.models import Blob, DataReference, ExecutionRun, Verdict, Version
-from repository.runners.base import get_runner
+from repository.permissions import can_cancel_run
+from repository.runners.base import InputFile, RunCancelled, RunnerGaveUp, RunnerUnavailable, get_runner
 from repository.runners.compare import Tolerance
 from repository.runners.local import SandboxUnavailable
 from repository.runners.staging import (
@@ -30,7 +36,7 @@ from repository.runners.staging import (
     stage_inputs,
 )
 from repository.services.audit import audit_event_append
-from repository.services.files import blob_get_or_create
+from repository.services.blobs import blob_get_or_create
 from repository.services.verification import default_tolerance, limits_from_settings, notebook_verify
 
 LOG_LIMIT = 200_000
@@ -90,19 +96,27 @@ def run_execute(*, run_pk: int) -> ExecutionRun | None:
         verification = notebook_verify(
             workdir=workdir, notebook_path=run.notebook_path, runner=get_runner(run.runner),
             tolerance=_tolerance_for(run.version), limits=limits_from_settings(),
+            run_key=f"{run.run_id}-{run.attempts}", container_image=run.container_image,
+            inputs=_remote_inputs(run, staged), observer=_RunObserver(run.pk),
         )
-    except (SandboxUnavailable, StorageUnavailable, OSError) as exc:
+    except RunCancelled as exc:
+        return _end_cancelled(run, str(exc))
+    except RunnerGaveUp as exc:
+        run_mark_error(run_pk=run.pk, message=str(exc))
+        return ExecutionRun.objects.get(pk=run.pk)
+    except (SandboxUnavailable, RunnerUnavailable, StorageUnavailable, OSError) as exc:
         _back_to_queue(run)
         raise InfrastructureError(str(exc)) from exc
     finally:
         shutil.rmtree(run_root, ignore_errors=True)
     executed_blob = _store_executed(verification.result.executed_notebook if verification.result else None)
     result = verification.result
+    external = _external_fields(result.external if result else {})
     return _finish(
         run, verdict=verification.verdict, message=verification.message, report=verification.report,
         logs=(result.logs if result else "")[:LOG_LIMIT], environment=result.environment if result else {},
         peak_memory_bytes=result.peak_memory_bytes if result else None, executed_notebook=executed_blob,
-        staged_references=staged,
+        staged_references=staged, **external,
     )
 
 
@@ -112,6 +126,92 @@ def run_mark_error(*, run_pk: int, message: str) -> None:
         status=ExecutionRun.Status.ERROR, message=f"The run could not be carried out: {message}"[:2000],
         finished_at=timezone.now(),
     )
+
+
+def run_cancel(*, run: ExecutionRun, actor) -> ExecutionRun:
+    """Cancel a queued or running run: it ends `cancelled`, without a verdict. A run on GitLab has its pipeline
+    cancelled after commit. Raises PermissionDenied (not an owner or moderator), Conflict (the run has ended)."""
+    from repository.tasks import run_cancel_remote_task
+
+    with transaction.atomic():
+        run = ExecutionRun.objects.select_for_update().select_related("version__record").get(pk=run.pk)
+        if not can_cancel_run(actor, run):
+            raise PermissionDenied("Only the owners and moderators can cancel a verification run.")
+        if not run.is_active:
+            raise Conflict(f"The run is {run.get_status_display().lower()}; only a queued or running run can be "
+                           "cancelled.")
+        run.status = ExecutionRun.Status.CANCELLED
+        run.finished_at = timezone.now()
+        run.message = f"Cancelled by {getattr(actor, 'username', None) or 'the system'}."
+        run.save(update_fields=["status", "finished_at", "message"])
+        audit_event_append(actor=actor, action="run.cancel", version=run.version, data={"run": str(run.run_id)})
+        if run.external_id:
+            run_pk = run.pk
+            transaction.on_commit(lambda: run_cancel_remote_task.delay(run_pk))
+    return run
+
+
+def run_cancel_remote(*, run_pk: int) -> bool:
+    """Cancel the pipeline of a cancelled run on the runner that ran it (idempotent); True when asked.
+    RunnerUnavailable when the runner cannot be reached (the task retries)."""
+    run = ExecutionRun.objects.filter(pk=run_pk, status=ExecutionRun.Status.CANCELLED).exclude(external_id="").first()
+    if run is None:
+        return False
+    cancel = getattr(get_runner(run.runner), "cancel", None)
+    if cancel is None:
+        return False
+    cancel(run.external_id)
+    return True
+
+
+EXTERNAL_FIELDS = ("external_id", "external_url", "external_job_url")
+
+
+class _RunObserver:
+    """What a runner working elsewhere sees of the run row: it records the pipeline's whereabouts at once (so a
+    cancel can reach it) and asks, at every poll, whether the run was cancelled."""
+
+    def __init__(self, run_pk: int):
+        self.run_pk = run_pk
+
+    def external(self, **locations: str) -> None:
+        fields = _external_fields(locations)
+        if fields:
+            ExecutionRun.objects.filter(pk=self.run_pk).update(**fields)
+
+    def cancel_requested(self) -> bool:
+        return ExecutionRun.objects.filter(pk=self.run_pk, status=ExecutionRun.Status.CANCELLED).exists()
+
+
+def _external_fields(locations: dict) -> dict:
+    """The known location fields, URLs only when they are http(s) (they end up in links on the report page)."""
+    fields = {}
+    for key, value in locations.items():
+        value = str(value or "")[:500]
+        if key not in EXTERNAL_FIELDS or (key != "external_id" and not value.startswith(("https://", "http://"))):
+            continue
+        fields[key] = value
+    return fields
+
+
+def _remote_inputs(run: ExecutionRun, staged: list[dict]) -> tuple[InputFile, ...]:
+    """Every staged input except the notebook, with a signed URL a remote job can fetch it from."""
+    from repository.services.run_data import run_data_url
+
+    inputs = [InputFile(target_path=f.path, url=run_data_url(run=run, target_path=f.path), sha256=f.blob.sha256,
+                        size=f.blob.size)
+              for f in run.version.files.select_related("blob").exclude(path=run.notebook_path).order_by("path")]
+    inputs += [InputFile(target_path=item["target_path"], url=run_data_url(run=run, target_path=item["target_path"]),
+                         sha256=item["sha256"], size=item["size"])
+               for item in staged]
+    return tuple(inputs)
+
+
+def _end_cancelled(run: ExecutionRun, message: str) -> ExecutionRun:
+    """The runner stopped because the run was cancelled (here, or in GitLab): make sure it says so."""
+    ExecutionRun.objects.filter(pk=run.pk, status__in=[ExecutionRun.Status.QUEUED, ExecutionRun.Status.RUNNING]).update(
+        status=ExecutionRun.Status.CANCELLED, finished_at=timezone.now(), message=message[:2000])
+    return ExecutionRun.objects.get(pk=run.pk)
 
 
 def _stage(run: ExecutionRun, workdir: Path) -> list[dict]:
@@ -126,16 +226,21 @@ def _stage(run: ExecutionRun, workdir: Path) -> list[dict]:
                         policy=policy_from_settings())
 
 
+def reference_blob_key(reference: DataReference) -> str | None:
+    """The storage key of the repository file a `repository_file` reference names, or None."""
+    # Found by what it names, not by its checksum, so that staging verifies the checksum for real.
+    record_id, _, rest = reference.identifier.partition("/v")
+    number, _, path = rest.partition("/")
+    blob = Blob.objects.filter(version_files__version__record__public_id=record_id,
+                               version_files__version__number=int(number) if number.isdigit() else -1,
+                               version_files__path=path).first()
+    return blob.storage_key if blob else None
+
+
 def _reference_spec(position: int, reference: DataReference) -> ReferenceSpec:
     blob_key = None
     if reference.kind == DataReference.Kind.REPOSITORY_FILE:
-        # Found by what it names, not by its checksum, so that staging verifies the checksum for real.
-        record_id, _, rest = reference.identifier.partition("/v")
-        number, _, path = rest.partition("/")
-        blob = Blob.objects.filter(version_files__version__record__public_id=record_id,
-                                   version_files__version__number=int(number) if number.isdigit() else -1,
-                                   version_files__path=path).first()
-        blob_key = blob.storage_key if blob else None
+        blob_key = reference_blob_key(reference)
     return ReferenceSpec(
         label=f"data reference {position} ({reference.identifier[:200]})", kind=reference.kind,
         identifier=reference.identifier, target_path=reference.target_path, sha256=reference.sha256,
@@ -173,6 +278,8 @@ def _back_to_queue(run: ExecutionRun) -> None:
 def _finish(run: ExecutionRun, **fields) -> ExecutionRun:
     with transaction.atomic():
         run = ExecutionRun.objects.select_for_update().get(pk=run.pk)
+        if run.status == ExecutionRun.Status.CANCELLED:
+            return run  # cancelled while it ran: the cancellation stands, the late verdict is dropped
         run.status = ExecutionRun.Status.FINISHED
         run.finished_at = timezone.now()
         for name, value in fields.items():

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from repository.errors import InvalidNotebook
 from repository.models import Verdict
-from repository.runners.base import Outcome, Runner, RunResult, RunSpec, SandboxLimits
+from repository.runners.base import InputFile, Outcome, Runner, RunObserver, RunResult, RunSpec, SandboxLimits
 from repository.runners.compare import Tolerance, compare_notebooks
 from repository.services.notebooks import notebook_validate
 
@@ -67,7 +67,11 @@ def kernel_problem(notebook: dict) -> str | None:
 
 
 def notebook_verify(*, workdir: Path, notebook_path: str, runner: Runner, tolerance: Tolerance,
-                    limits: SandboxLimits) -> Verification:
+                    limits: SandboxLimits, run_key: str = "", container_image: str = "",
+                    inputs: tuple[InputFile, ...] = (), observer: RunObserver | None = None) -> Verification:
+    """Check, run and compare. The keyword arguments after `limits` matter to runners that work elsewhere
+    (gitlab) only; the local runner reads everything from `workdir`. A runner's RunnerUnavailable, RunnerGaveUp
+    and RunCancelled pass through to the caller."""
     notebook_file = workdir / notebook_path
     try:
         with notebook_file.open("rb") as handle:
@@ -80,7 +84,8 @@ def notebook_verify(*, workdir: Path, notebook_path: str, runner: Runner, tolera
     if problem:
         return Verification(Verdict.UNSUPPORTED_KERNEL, problem)
 
-    result = runner.run(RunSpec(workdir=workdir, notebook_path=notebook_path, limits=limits))
+    result = runner.run(RunSpec(workdir=workdir, notebook_path=notebook_path, limits=limits, run_key=run_key,
+                                container_image=container_image, inputs=tuple(inputs), observer=observer))
     executed = _parse_executed(result.executed_notebook)
     report = compare_notebooks(submitted, executed, tolerance=tolerance) if executed is not None else {}
     report["execution"] = {

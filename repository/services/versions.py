@@ -12,6 +12,7 @@ from repository.errors import Conflict
 from repository.models import Version
 from repository.services.audit import audit_event_append
 from repository.services.dois import doi_publish_version
+from repository.services.gitlab_mirror import version_mirror_enqueue
 from repository.services.submission import version_submit
 
 
@@ -29,6 +30,7 @@ def version_publish(*, version: Version, actor) -> Version:
     version.published_at = version.public_changed_at = timezone.now()
     version.save(update_fields=["state", "published_at", "public_changed_at", "updated"])
     doi_publish_version(version)
+    version_mirror_enqueue(version)  # the GitLab mirror, after commit (when enabled)
     audit_event_append(actor=actor, action="version.publish", version=version, data={"doi": version.doi})
     return version
 

@@ -29,14 +29,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch, prefetch_related_objects
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from repository import exports, selectors, storage
+from repository import exports, selectors
+from repository.downloads import blob_download_response
 from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied
 from repository.exports import (
     accepted_versions,
@@ -350,10 +351,8 @@ def published_file(request, record_id, number, file_path):
     version_file = version.files.select_related("blob").filter(path=file_path).first()
     if version_file is None:
         raise Http404("No such file in a published version.")
-    response = FileResponse(storage.open_blob(version_file.blob.storage_key), as_attachment=True,
-                            filename=file_path.rsplit("/", 1)[-1], content_type="application/octet-stream")
-    response["Content-Length"] = str(version_file.blob.size)
-    response["X-Content-Type-Options"] = "nosniff"
+    # S3: a redirect to a short-lived presigned URL; a local directory: streamed here, with Range support.
+    response = blob_download_response(request, version_file.blob, filename=file_path.rsplit("/", 1)[-1])
     response["Digest"] = f"sha-256={version_file.blob.sha256}"
     response["Link"] = collection_link_header(version)  # Signposting: the landing page the file belongs to
     return response

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from repository.web import landing, seo, views
+from repository.web import landing, run_data, seo, views
 
 app_name = "repository"
 
@@ -15,6 +15,9 @@ urlpatterns = [
     path("uploads/<str:record_id>/runs/", views.draft_rerun, name="draft_rerun"),
     path("uploads/<str:record_id>/discard/", views.draft_discard_view, name="draft_discard"),
     path("runs/<uuid:run_id>/", views.run_report, name="run_report"),
+    path("runs/<uuid:run_id>/cancel/", views.run_cancel_view, name="run_cancel"),
+    # Signed, expiring links to a run's staged inputs, for CI jobs (services/run_data.py); no login.
+    path("runs/<uuid:run_id>/data/<path:target_path>", run_data.run_data_download, name="run_data"),
     path("records/<str:record_id>/", landing.record_landing, name="record_landing"),
     path("records/<str:record_id>/linkset", landing.record_linkset, name="record_linkset"),
     path("records/<str:record_id>/versions/new/", landing.version_new, name="version_new"),

@@ -21,7 +21,7 @@ from repository.permissions import can_edit_draft, can_request_run, is_owner
 from repository.services import drafts, files
 from repository.services import tokens as token_services
 from repository.services.new_versions import draft_discard
-from repository.services.runs import run_request
+from repository.services.runs import run_cancel, run_request
 from repository.services.submission import draft_missing_for_submission
 from repository.web.deposit import DepositForm
 from repository.web.forms import COMMON_LICENSES, NewUploadForm, TokenCreateForm
@@ -83,6 +83,7 @@ def draft_detail(request, record_id):
         "is_owner": owner,
         "can_rerun": (can_request_run(request.user, version) and bool(version.notebook_path)
                       and not any(run.is_active for run in runs)),
+        "can_cancel_runs": can_request_run(request.user, version),
         "runs": runs,
         "review": version.review_requests.order_by("-created").first(),
         "has_public_versions": version.record.versions.filter(state__in=Version.ACCEPTED_STATES).exists(),
@@ -174,6 +175,22 @@ def draft_rerun(request, record_id):
     else:
         messages.success(request, "A new verification run is queued.")
     return redirect("repository:draft_detail", record_id=record_id)
+
+
+@login_required
+@require_POST
+def run_cancel_view(request, run_id):
+    try:
+        run = selectors.run_get_for_user(run_id=run_id, user=request.user)
+    except NotFound:
+        raise Http404("No run you can see.") from None
+    try:
+        run_cancel(run=run, actor=request.user)
+    except NbarchiveError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, "The verification run is cancelled.")
+    return redirect("repository:draft_detail", record_id=run.version.record.public_id)
 
 
 @login_required

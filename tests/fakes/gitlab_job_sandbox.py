@@ -1,0 +1,563 @@
+"""How the fake GitLab's runner executes one CI job: the job's script in a bubblewrap sandbox on this machine.
+
+A GitLab runner with the Docker executor clones the project at the pipeline's commit into
+/builds/<namespace>/<project>, starts the job's `image:`, runs `before_script` + `script` in one shell that stops
+at the first failing command (`set -eo pipefail`), runs `after_script` in a second shell, then uploads the
+artifacts. This module does the same with the local sandbox standing in for the container:
+
+- The files of the commit are written to a private temporary folder, bound read-write at
+  /builds/<path_with_namespace> (= CI_PROJECT_DIR, the working directory). Artifacts of earlier stages of the
+  pipeline are unpacked into it first, as the runner does.
+- The image is not pulled: every image maps to the local kernel environment (settings.RUNNER_KERNEL_PYTHON's
+  environment, `var/kernel-env` of this checkout), bound read-only at its own path (its console scripts have
+  that path in their shebang lines) and at /opt/kernel-env, with its bin/ first on PATH, so `python3`, `python`
+  and `jupyter` are the kernel environment's, with nbclient and ipykernel. The trace names the image and says so.
+- The sandbox, as repository/runners/local.py builds it, but WITH the network (`--share-net`): a CI job reaches
+  the network, and nbarchive's jobs download their inputs from nbarchive. bwrap starts under `env -i` with only
+  the job's variables (the predefined CI_* variables, the CI file's and the pipeline's `variables`), so nothing
+  of the test process's environment reaches the job, not even through /proc/1/environ. As root it first drops to
+  an unprivileged uid of its own with setpriv.
+- The job's timeout is enforced from outside: at the deadline the whole process tree is killed (bwrap runs with
+  --die-with-parent in its own PID namespace, in a session of its own), the job fails with failure_reason
+  `job_execution_timeout`, and, as with a runner's job timeout, neither after_script nor the artifact upload
+  happens. Cancelling kills the tree the same way, at once.
+- The trace is what the two shells printed (stdout and stderr together, each command echoed as `$ command`),
+  framed by runner-like lines, capped like GitLab's 4 MiB log limit.
+- Artifacts: `artifacts:paths` (globs with `**`, relative to the project folder; a matching folder brings
+  everything in it), `artifacts:exclude`, `artifacts:untracked`, `artifacts:when` (on_success, on_failure,
+  always) are collected into a zip, like artifacts.zip of a real job. Symbolic links are never followed (the job
+  cannot make the fake read a file outside its folder); they are left out with a warning.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_KERNEL_ENV = REPO_ROOT / "var" / "kernel-env"
+KERNEL_ENV_ALIAS = "/opt/kernel-env"
+CI_DIR = "/opt/fake-gitlab-ci"  # the generated shell scripts and file-type variables, read-only
+BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Read-only if present: what a container image would have under /etc for name resolution and TLS.
+ETC_BINDS = ("/etc/alternatives", "/etc/ssl", "/etc/ca-certificates", "/etc/hosts", "/etc/resolv.conf",
+             "/etc/nsswitch.conf", "/etc/localtime", "/etc/mime.types")
+POLL_SECONDS = 0.05
+AFTER_SCRIPT_TIMEOUT_SECONDS = 300  # the runner's default for after_script
+UID_FIRST = 330_000  # a range apart from the local runner's (200_000 + 60_000)
+UID_COUNT = 30_000
+
+
+@dataclass
+class JobSpec:
+    """Everything the runner needs to run one job (all values already resolved by the fake's CI parser)."""
+
+    job_id: int
+    name: str
+    project_path: str  # path_with_namespace
+    files: dict[str, tuple[bytes, bool]]  # path -> (content, executable) of the commit
+    script: list[str]
+    before_script: list[str] = field(default_factory=list)
+    after_script: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)  # the job's whole environment besides PATH/HOME/LANG
+    file_variables: dict[str, str] = field(default_factory=dict)  # variable_type "file": name -> content
+    image: str = ""
+    timeout_seconds: float = 3600.0
+    artifact_paths: list[str] = field(default_factory=list)
+    artifact_exclude: list[str] = field(default_factory=list)
+    artifact_untracked: bool = False
+    artifact_when: str = "on_success"
+    dependency_zips: list[bytes] = field(default_factory=list)  # artifacts of earlier stages, unpacked first
+    kernel_env: Path = DEFAULT_KERNEL_ENV
+    tmpfs_mb: int = 512
+    max_trace_bytes: int = 4 * 1024 * 1024
+    max_artifacts_bytes: int = 100 * 1024 * 1024
+    max_file_size_mb: int = 1024
+
+
+@dataclass
+class JobOutcome:
+    status: str  # success | failed | canceled
+    failure_reason: str | None
+    trace: bytes
+    artifacts_zip: bytes | None  # None: no artifacts were uploaded
+    exit_code: int | None = None
+
+
+def sandbox_problem(kernel_env: Path) -> str | None:
+    """Why jobs cannot run on this machine, or None when they can."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (bwrap) is not installed on the machine of the fake runner; install the package bubblewrap."
+    if not (kernel_env / "bin" / "python3").exists():
+        return f"The kernel environment {kernel_env} does not exist; create it with `make kernel-env`."
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is needed to drop root before starting the sandbox."
+    return None
+
+
+def go_duration(seconds: float) -> str:
+    """A duration as Go prints it (the runner's messages do): 1h0m0s, 1m30s, 5s."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+class JobRun:
+    """One execution of a job. `run()` blocks (call it from a worker thread); `cancel()` may come from any thread;
+    `trace()` gives the log so far at any time."""
+
+    def __init__(self, spec: JobSpec):
+        self.spec = spec
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+        self._process: subprocess.Popen | None = None
+        self._log_path: Path | None = None
+        self._head = bytearray()  # runner lines written before/around the shells
+        self.pid: int | None = None  # the host pid of the sandbox's session leader while it runs
+
+    # --- from other threads ---
+
+    def cancel(self) -> None:
+        """Stop the job now: the process tree is killed before this returns."""
+        self._cancelled.set()
+        with self._lock:
+            process = self._process
+        if process is not None:
+            _kill_tree(process)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def trace(self) -> bytes:
+        with self._lock:
+            data = bytes(self._head)
+            log_path = self._log_path
+        if log_path is not None:
+            try:
+                with open(log_path, "rb") as handle:
+                    data += handle.read(self.spec.max_trace_bytes + 1)
+            except OSError:
+                pass
+        return _cap_trace(data, self.spec.max_trace_bytes)
+
+    # --- the run ---
+
+    def run(self) -> JobOutcome:
+        spec = self.spec
+        self._say(f"Running with gitlab-runner 17.5.0-fake (nbarchive test fake)\n"
+                  f"Preparing the \"docker\" executor\n"
+                  f"Using Docker executor with image {spec.image} ...\n"
+                  f"fake: the image {spec.image} is not pulled; it maps to the local kernel environment "
+                  f"{spec.kernel_env} (python3 on PATH), in a bubblewrap sandbox with network access\n")
+        problem = sandbox_problem(spec.kernel_env)
+        if problem:
+            self._say(f"ERROR: Job failed (system failure): {problem}\n")
+            return JobOutcome("failed", "runner_system_failure", self.trace(), None)
+        private = Path(tempfile.mkdtemp(prefix=f"fake-gitlab-job-{spec.job_id}-"))
+        try:
+            return self._run_in(private)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+    def _run_in(self, private: Path) -> JobOutcome:
+        spec = self.spec
+        uid = UID_FIRST + spec.job_id % UID_COUNT if os.geteuid() == 0 else os.geteuid()
+        project_dir = private / "project"
+        ci_dir = private / "ci"
+        etc_dir = private / "etc"
+        for folder in (project_dir, ci_dir, etc_dir):
+            folder.mkdir()
+        private.chmod(0o755)  # the sandbox user must reach the bind sources
+        self._say(f"Getting source from Git repository\nChecking out {spec.variables.get('CI_COMMIT_SHORT_SHA', '')} "
+                  f"as detached HEAD (ref is {spec.variables.get('CI_COMMIT_REF_NAME', '')})...\n")
+        tracked = self._materialise(project_dir, uid)
+        self._write_ci_files(ci_dir, etc_dir, uid)
+        self._log_path = private / "trace.log"
+        self._log_path.touch()
+        deadline = time.monotonic() + spec.timeout_seconds
+        self._say("Executing \"step_script\" stage of the job script\n")
+        code, timed_out = self._shell(private, project_dir, ci_dir, etc_dir, uid, "step_script.sh", deadline)
+        if self.cancelled:
+            self._append_log(b"\nERROR: Job failed: canceled\n")
+            return JobOutcome("canceled", None, self.trace(), None, code)
+        if timed_out:
+            self._append_log(f"\nERROR: Job failed: execution took longer than {go_duration(spec.timeout_seconds)} "
+                             "seconds\n".encode())
+            return JobOutcome("failed", "job_execution_timeout", self.trace(), None, code)
+        if spec.after_script:
+            self._append_log(b"Running after_script\n")
+            after_deadline = min(deadline, time.monotonic() + AFTER_SCRIPT_TIMEOUT_SECONDS)
+            after_code, after_timed_out = self._shell(private, project_dir, ci_dir, etc_dir, uid, "after_script.sh",
+                                                      after_deadline)
+            if self.cancelled:
+                self._append_log(b"\nERROR: Job failed: canceled\n")
+                return JobOutcome("canceled", None, self.trace(), None, code)
+            if after_timed_out:
+                self._append_log(b"WARNING: after_script timed out\n")
+            elif after_code:
+                self._append_log(f"WARNING: after_script failed with exit code {after_code}\n".encode())
+        succeeded = code == 0
+        artifacts = None
+        wanted = spec.artifact_when == "always" or (spec.artifact_when == "on_success") == succeeded
+        if wanted and (spec.artifact_paths or spec.artifact_untracked):
+            self._append_log(f"Uploading artifacts for {'successful' if succeeded else 'failed'} job\n".encode())
+            artifacts, too_large = self._collect_artifacts(project_dir, tracked)
+            if too_large:
+                self._append_log(b"ERROR: Uploading artifacts as \"archive\" to coordinator... 413 Request Entity Too "
+                                 b"Large  id=" + str(spec.job_id).encode() + b" status=413\n"
+                                 b"FATAL: too large\n")
+                artifacts = None
+                if succeeded:
+                    self._append_log(b"ERROR: Job failed: too large artifacts\n")
+                    return JobOutcome("failed", "unknown_failure", self.trace(), None, code)
+        if succeeded:
+            self._append_log(b"Cleaning up project directory and file based variables\nJob succeeded\n")
+            return JobOutcome("success", None, self.trace(), artifacts, code)
+        self._append_log(f"Cleaning up project directory and file based variables\n"
+                         f"ERROR: Job failed: exit code {code}\n".encode())
+        return JobOutcome("failed", "script_failure", self.trace(), artifacts, code)
+
+    # --- pieces ---
+
+    def _say(self, text: str) -> None:
+        with self._lock:
+            if self._log_path is None:
+                self._head += text.encode()
+                return
+        self._append_log(text.encode())
+
+    def _append_log(self, data: bytes) -> None:
+        if self._log_path is None:
+            with self._lock:
+                self._head += data
+            return
+        with open(self._log_path, "ab") as handle:
+            handle.write(data)
+
+    def _materialise(self, project_dir: Path, uid: int) -> set[str]:
+        """Write the commit's files, then unpack earlier stages' artifacts; return the tracked paths."""
+        for path, (content, executable) in self.spec.files.items():
+            target = project_dir / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            target.chmod(0o755 if executable else 0o644)
+        for blob in self.spec.dependency_zips:
+            with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+                for member in archive.infolist():
+                    name = member.filename
+                    if member.is_dir() or not _safe_relative(name):
+                        continue
+                    target = project_dir / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if target.is_symlink():
+                        target.unlink()
+                    target.write_bytes(archive.read(member))
+        for root, dirs, files in os.walk(project_dir):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o755)
+            if os.geteuid() == 0:
+                os.chown(root, uid, uid)
+                for name in files:
+                    os.chown(os.path.join(root, name), uid, uid)
+        project_dir.chmod(0o755)
+        return set(self.spec.files)
+
+    def _write_ci_files(self, ci_dir: Path, etc_dir: Path, uid: int) -> None:
+        spec = self.spec
+        (ci_dir / "step_script.sh").write_text(_shell_script([*spec.before_script, *spec.script]))
+        (ci_dir / "after_script.sh").write_text(_shell_script(spec.after_script))
+        variables_dir = ci_dir / "variables"
+        variables_dir.mkdir()
+        for name, content in spec.file_variables.items():
+            (variables_dir / name).write_text(content)
+        for path in [*ci_dir.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        ci_dir.chmod(0o755)
+        (etc_dir / "passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\nci:x:{uid}:{uid}:ci job:/tmp/home:/bin/bash\n")
+        (etc_dir / "group").write_text(f"root:x:0:\nci:x:{uid}:\n")
+        (etc_dir / "hostname").write_text("runner-fake\n")
+        for path in etc_dir.iterdir():
+            path.chmod(0o444)
+        etc_dir.chmod(0o755)
+
+    def _environment(self) -> dict[str, str]:
+        spec = self.spec
+        kernel_env = str(spec.kernel_env.resolve()) if spec.kernel_env.exists() else str(spec.kernel_env)
+        environment = {
+            "PATH": f"{kernel_env}/bin:{BASE_PATH}",
+            "HOME": "/tmp/home",
+            "LANG": "C.UTF-8",
+            "HOSTNAME": "runner-fake",
+        }
+        environment.update(spec.variables)
+        for name in spec.file_variables:
+            environment[name] = f"{CI_DIR}/variables/{name}"
+        return environment
+
+    def _command(self, project_dir: Path, ci_dir: Path, etc_dir: Path, uid: int, script: str) -> list[str]:
+        spec = self.spec
+        kernel_env = spec.kernel_env.resolve()
+        builds = f"/builds/{spec.project_path}"
+        bwrap = [
+            "bwrap",
+            "--unshare-all", "--share-net", "--unshare-user", "--disable-userns", "--die-with-parent",
+            "--new-session", "--cap-drop", "ALL", "--hostname", "runner-fake",
+            "--uid", str(uid), "--gid", str(uid),
+            "--ro-bind", "/usr", "/usr",
+            "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+            "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
+        ]
+        for path in ETC_BINDS:
+            if os.path.exists(path):
+                bwrap += ["--ro-bind", path, path]
+        bwrap += [
+            "--ro-bind", str(etc_dir / "passwd"), "/etc/passwd",
+            "--ro-bind", str(etc_dir / "group"), "/etc/group",
+            "--ro-bind", str(etc_dir / "hostname"), "/etc/hostname",
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(spec.tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp",
+            "--dir", "/tmp/home",
+            "--ro-bind", str(kernel_env), str(kernel_env),
+            "--symlink", str(kernel_env), KERNEL_ENV_ALIAS,
+            "--ro-bind", str(ci_dir), CI_DIR,
+            "--bind", str(project_dir), builds,
+            "--remount-ro", "/",
+            "--chdir", builds,
+            "/bin/bash", "--noprofile", "--norc", f"{CI_DIR}/{script}",
+        ]
+        command = ["env", "-i", *(f"{key}={value}" for key, value in self._environment().items()), *bwrap]
+        if os.geteuid() == 0:
+            command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
+        return command
+
+    def _limited(self, command: list[str]) -> list[str]:
+        """Resource limits for the whole tree, set by prlimit before anything else runs (no preexec_fn: the fake
+        is multi-threaded). RLIMIT_NPROC counts the dedicated uid's processes only when we are root."""
+        if shutil.which("prlimit") is None:
+            return command
+        file_size = self.spec.max_file_size_mb * 1024 * 1024
+        limits = ["prlimit", "--core=0", f"--fsize={file_size}", "--nofile=4096"]
+        if os.geteuid() == 0:
+            limits.append("--nproc=1024")
+        return [*limits, *command]
+
+    def _shell(self, private: Path, project_dir: Path, ci_dir: Path, etc_dir: Path, uid: int, script: str,
+               deadline: float) -> tuple[int | None, bool]:
+        """Run one of the generated scripts; return (exit code, timed out)."""
+        if self.cancelled:
+            return None, False
+        command = self._limited(self._command(project_dir, ci_dir, etc_dir, uid, script))
+        with open(self._log_path, "ab") as log, self._lock:
+            if self._cancelled.is_set():
+                return None, False
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       env={}, start_new_session=True, close_fds=True)
+            self._process = process
+            self.pid = process.pid
+        timed_out = False
+        try:
+            while True:
+                try:
+                    code = process.wait(timeout=POLL_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if self.cancelled:
+                    _kill_tree(process)
+                    code = process.wait()
+                    break
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    _kill_tree(process)
+                    code = process.wait()
+                    break
+        finally:
+            with self._lock:
+                self._process = None
+                self.pid = None
+        return code, timed_out
+
+    def _collect_artifacts(self, project_dir: Path, tracked: set[str]) -> tuple[bytes | None, bool]:
+        """Zip the files the artifact rules select; (None, False) when nothing matched, (None, True) when too large."""
+        spec = self.spec
+        files = _regular_files(project_dir)
+        patterns = []
+        for raw in spec.artifact_paths:
+            pattern = raw.strip().removeprefix("./").rstrip("/")
+            if not pattern or pattern.startswith("/") or ".." in pattern.split("/"):
+                self._append_log(f"WARNING: {raw}: not in the project directory; ignored\n".encode())
+                continue
+            patterns.append(pattern)
+        excludes = [raw.strip().removeprefix("./").rstrip("/") for raw in spec.artifact_exclude]
+        chosen: dict[str, Path] = {}
+        for pattern in patterns:
+            regex = _glob_regex(pattern)
+            matched = [rel for rel in files if _matches(regex, rel)]
+            for symlink in files.get_symlinks(regex):
+                self._append_log(f"WARNING: {symlink}: a symbolic link; the fake leaves it out\n".encode())
+            if not matched:
+                self._append_log(f"WARNING: {pattern}: no matching files. Ensure that the artifact path is relative "
+                                 "to the working directory\n".encode())
+            for rel in matched:
+                chosen[rel] = files[rel]
+        if spec.artifact_untracked:
+            for rel, path in files.items():
+                if rel not in tracked:
+                    chosen[rel] = path
+        for pattern in excludes:
+            regex = _glob_regex(pattern)
+            for rel in [rel for rel in chosen if _matches(regex, rel)]:
+                del chosen[rel]
+        if not chosen:
+            self._append_log(b"ERROR: No files to upload\n")
+            return None, False
+        total = 0
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            directories: set[str] = set()
+            for rel in sorted(chosen):
+                parts = rel.split("/")
+                for depth in range(1, len(parts)):
+                    folder = "/".join(parts[:depth]) + "/"
+                    if folder not in directories:
+                        directories.add(folder)
+                        archive.writestr(zipfile.ZipInfo(folder), b"")
+                content = _read_no_follow(chosen[rel], spec.max_artifacts_bytes - total + 1)
+                if content is None:
+                    continue
+                total += len(content)
+                if total > spec.max_artifacts_bytes:
+                    return None, True
+                archive.writestr(rel, content)
+        self._append_log(f"{len(chosen)} files and directories; artifacts.zip uploaded "
+                         f"(fake: {total} bytes)\n".encode())
+        return buffer.getvalue(), False
+
+
+def _cap_trace(data: bytes, limit: int) -> bytes:
+    if len(data) <= limit:
+        return data
+    return data[:limit] + (f"\nJob's log exceeded limit of {limit} bytes.\n"
+                           "Job execution will continue but no more output will be collected.\n").encode()
+
+
+def _shell_script(commands: list[str]) -> str:
+    """The runner's shell: stop at the first failing command, echo each command before running it."""
+    lines = ["set -eo pipefail", "set +o noclobber", "umask 0022"]
+    for command in commands:
+        lines.append(f"printf '%s\\n' {shlex.quote('$ ' + command)}")
+        lines.append(command)
+    return "\n".join(lines) + "\n"
+
+
+def _kill_tree(process: subprocess.Popen) -> None:
+    # The session leader is bwrap (after setpriv and env exec'ed into it). Its sandboxed child dies with it
+    # (--die-with-parent), and with the PID namespace's init every process inside, whatever session it made.
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _safe_relative(name: str) -> bool:
+    parts = name.split("/")
+    return bool(name) and not name.startswith("/") and "\x00" not in name and all(
+        part not in ("", ".", "..") for part in parts)
+
+
+class _Files(dict):
+    """Regular files under the project folder (relative posix path -> host path), plus the symbolic links seen."""
+
+    symlinks: list[str]
+
+    def get_symlinks(self, regex: re.Pattern) -> list[str]:
+        return [rel for rel in self.symlinks if _matches(regex, rel)]
+
+
+def _regular_files(root: Path) -> _Files:
+    files = _Files()
+    files.symlinks = []
+    for current, dirs, names in os.walk(root, followlinks=False):
+        base = Path(current)
+        for name in [*dirs]:
+            if (base / name).is_symlink():
+                files.symlinks.append((base / name).relative_to(root).as_posix())
+                dirs.remove(name)
+        for name in names:
+            path = base / name
+            rel = path.relative_to(root).as_posix()
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                files.symlinks.append(rel)
+            elif stat.S_ISREG(mode):
+                files[rel] = path
+    return files
+
+
+def _read_no_follow(path: Path, limit: int) -> bytes | None:
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        return handle.read(max(limit, 0))
+
+
+def _glob_regex(pattern: str) -> re.Pattern:
+    """A doublestar glob (as the runner matches artifact paths) as a regex over relative posix paths."""
+    out = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if pattern.startswith("**/", index):
+            out.append("(?:.*/)?")
+            index += 3
+            continue
+        if pattern.startswith("**", index):
+            out.append(".*")
+            index += 2
+            continue
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            end = pattern.find("]", index + 1)
+            if end == -1:
+                out.append(re.escape(char))
+            else:
+                body = pattern[index + 1:end].replace("\\", "\\\\")
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body}]")
+                index = end
+        else:
+            out.append(re.escape(char))
+        index += 1
+    return re.compile("".join(out))
+
+
+def _matches(regex: re.Pattern, rel: str) -> bool:
+    """The path matches, or one of its folders does (a folder brings everything in it)."""
+    parts = rel.split("/")
+    return any(regex.fullmatch("/".join(parts[:depth])) for depth in range(1, len(parts) + 1))
