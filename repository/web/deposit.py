@@ -19,6 +19,7 @@ from django import forms
 from repository.models import Version
 from repository.services.published import FROZEN_FIELDS
 from repository.web.forms import (
+    COMMON_LICENSES,
     CorrectionMetadataForm,
     CreatorFormSet,
     DataReferenceFormSet,
@@ -121,6 +122,18 @@ class DepositForm:
             or self.section_errors
             or self.other_errors
         )
+
+
+def deposit_page_context(version: Version, deposit: DepositForm) -> dict:
+    """What the draft edit page and the correction page both show around a deposit form."""
+    return {
+        "version": version,
+        "record_id": version.record.public_id,
+        "deposit": deposit,
+        "form": deposit.form,
+        "formsets": deposit.formsets,
+        "common_licenses": COMMON_LICENSES,
+    }
 
 
 def _row_values(form: forms.Form) -> dict:

@@ -72,8 +72,7 @@ from repository.permissions import can_correct_metadata, is_owner
 from repository.services.dois import doi_url
 from repository.services.new_versions import version_new_draft
 from repository.services.published import version_correct_metadata, version_withdraw
-from repository.web.deposit import DepositForm
-from repository.web.forms import COMMON_LICENSES
+from repository.web.deposit import DepositForm, deposit_page_context
 from repository.web.references import data_references_described
 
 logger = logging.getLogger(__name__)
@@ -331,15 +330,7 @@ def version_correct(request, record_id, number):
 
 
 def _render_correct(request, version: Version, deposit: DepositForm):
-    context = {
-        "version": version,
-        "record_id": version.record.public_id,
-        "deposit": deposit,
-        "form": deposit.form,
-        "formsets": deposit.formsets,
-        "common_licenses": COMMON_LICENSES,
-        "data_references": list(version.data_references.all()),
-    }
+    context = {**deposit_page_context(version, deposit), "data_references": list(version.data_references.all())}
     return render(request, "repository/version_correct.html", context)
 
 

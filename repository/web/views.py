@@ -23,8 +23,8 @@ from repository.services import tokens as token_services
 from repository.services.new_versions import draft_discard
 from repository.services.runs import run_cancel, run_request
 from repository.services.submission import draft_missing_for_submission
-from repository.web.deposit import DepositForm
-from repository.web.forms import COMMON_LICENSES, NewUploadForm, TokenCreateForm
+from repository.web.deposit import DepositForm, deposit_page_context
+from repository.web.forms import NewUploadForm, TokenCreateForm
 from repository.web.references import data_references_described
 
 
@@ -121,15 +121,7 @@ def draft_edit(request, record_id):
 
 
 def _render_edit(request, version: Version, deposit: DepositForm):
-    context = {
-        "version": version,
-        "record_id": version.record.public_id,
-        "deposit": deposit,
-        "form": deposit.form,
-        "formsets": deposit.formsets,
-        "common_licenses": COMMON_LICENSES,
-    }
-    return render(request, "repository/draft_edit.html", context)
+    return render(request, "repository/draft_edit.html", deposit_page_context(version, deposit))
 
 
 @login_required
