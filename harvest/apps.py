@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class HarvestConfig(AppConfig):
     name = "harvest"
     verbose_name = "Harvest"
+
+    def ready(self) -> None:
+        # Pages that show a data reference's dataset ask the core's hook; the core never imports harvest.
+        from harvest.selectors import external_metadata_for_dois
+        from repository import hooks
+
+        hooks.register(external_metadata_for_dois=external_metadata_for_dois)

@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class ModerationConfig(AppConfig):
     name = "moderation"
     verbose_name = "Moderation"
+
+    def ready(self) -> None:
+        # The core asks moderation through its hooks; it never imports this app (see repository/hooks.py).
+        from moderation.permissions import version_moderated_by
+        from moderation.selectors import request_latest_for_version
+        from moderation.services import review_submit_by_slug
+        from repository import hooks
+
+        hooks.register(submit_for_review=review_submit_by_slug, moderates_version=version_moderated_by,
+                       review_of=request_latest_for_version)

@@ -1,19 +1,26 @@
-"""Who may act on a review request. Used by the workflow, the API and the web pages alike."""
+"""Who may act on a review request. Used by the workflow, the API and the web pages alike.
+
+Who moderates is the core's one function, `repository.permissions.moderates_version`; this module fills its hook
+with the community rule (`version_moderated_by`) and builds the review rules on top of it.
+"""
 
 from moderation.models import Community, ReviewRequest
-from repository.permissions import MODERATORS_GROUP, is_owner
+from repository.models import Version
+from repository.permissions import is_global_moderator, is_owner
 
-
-def is_global_moderator(user) -> bool:
-    if not (user and user.is_authenticated):
-        return False
-    return user.is_superuser or user.groups.filter(name=MODERATORS_GROUP).exists()
+__all__ = ["can_comment", "can_moderate", "can_view_request", "is_author", "is_global_moderator", "moderates",
+           "version_moderated_by"]
 
 
 def moderates(user, community: Community) -> bool:
     if not (user and user.is_authenticated):
         return False
     return is_global_moderator(user) or community.moderators.filter(pk=user.pk).exists()
+
+
+def version_moderated_by(user, version: Version) -> bool:
+    """The hook behind `moderates_version`: a moderator of a community the version was submitted to."""
+    return ReviewRequest.objects.filter(version=version, community__moderators=user).exists()
 
 
 def is_author(user, review: ReviewRequest) -> bool:

@@ -2,13 +2,17 @@
 
 from datetime import timedelta
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from collections import defaultdict
+from collections.abc import Collection
+
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from moderation.models import ReviewEvent, ReviewRequest
+from moderation.models import Community, ReviewEvent, ReviewRequest
 from moderation.permissions import can_view_request, is_global_moderator
 from repository.errors import NotFound
 from repository.models import ExecutionRun
+from repository.querying import AnyOf
 
 
 def requests_visible_to(user) -> QuerySet[ReviewRequest]:
@@ -47,6 +51,11 @@ def request_get_for_user(*, request_id, user) -> ReviewRequest:
     return review
 
 
+def request_latest_for_version(version) -> ReviewRequest | None:
+    """The version's most recent review request, open or not (the core's `hooks.review_of`)."""
+    return version.review_requests.order_by("-created").first()
+
+
 def request_timeline(review: ReviewRequest) -> list[dict]:
     """State changes and comments, with the verification runs of the version merged in by time."""
     entries = [
@@ -61,3 +70,28 @@ def request_timeline(review: ReviewRequest) -> list[dict]:
                         "actor": None, "from_state": "", "to_state": "", "run_id": str(run.run_id),
                         "status": run.status, "verdict": run.verdict, "comment": run.message})
     return sorted(entries, key=lambda entry: entry["created"])
+
+
+# --- communities, as OAI-PMH sets see them ------------------------------------------------------------------
+
+def communities_list() -> list[tuple[str, str]]:
+    """(slug, name) of every community, by slug."""
+    return list(Community.objects.order_by("slug").values_list("slug", "name"))
+
+
+def versions_accepted_by(community_slug: str | None = None) -> Q:
+    """A filter on Version: accepted through the review of that community (of any community when None)."""
+    accepted = ReviewRequest.objects.filter(version=OuterRef("pk"), state=ReviewRequest.State.ACCEPTED)
+    if community_slug:
+        accepted = accepted.filter(community__slug=community_slug)
+    return Q(Exists(accepted))
+
+
+def community_slugs_accepting(version_ids: Collection[int]) -> dict[int, set[str]]:
+    """{version id: slugs of the communities that accepted it} for the versions given, in one query."""
+    slugs = defaultdict(set)
+    accepted = ReviewRequest.objects.filter(AnyOf(F("version_id"), set(version_ids)),
+                                            state=ReviewRequest.State.ACCEPTED)
+    for version_id, slug in accepted.order_by().values_list("version_id", "community__slug"):
+        slugs[version_id].add(slug)
+    return slugs

@@ -73,6 +73,12 @@ def review_submit(*, version: Version, actor, community: Community | None = None
     return review
 
 
+def review_submit_by_slug(*, version: Version, actor, community: str | None = None) -> ReviewRequest:
+    """`review_submit` to the community named by its slug (the default one if None): the core's
+    `hooks.submit_for_review`, behind the draft page's Submit button and `POST .../draft/actions/submit`."""
+    return review_submit(version=version, actor=actor, community=community_get(community) if community else None)
+
+
 ACTION_NOTICES = {"accept": "Accepted", "request_changes": "Changes requested", "decline": "Declined"}
 
 

@@ -1,5 +1,11 @@
-"""Who may do what. Small predicates shared by the API and the web views."""
+"""Who may do what. Small predicates shared by the API, the web views and the services.
 
+Who moderates a version is decided in one place, `moderates_version`: the global moderators (and admins), and
+whoever the moderation app says moderates it (the moderators of the community it was submitted to). The core
+knows nothing of communities; moderation fills `repository.hooks.moderates_version` at start-up.
+"""
+
+from repository import hooks
 from repository.models import ExecutionRun, Record, Version
 
 MODERATORS_GROUP = "moderators"
@@ -9,18 +15,28 @@ def is_owner(user, record: Record) -> bool:
     return bool(user and user.is_authenticated) and record.owners.filter(pk=user.pk).exists()
 
 
-def is_moderator(user) -> bool:
-    # The moderation issue adds communities with their own moderators; until then the global group decides.
+def is_global_moderator(user) -> bool:
+    """Members of the global `moderators` group, and admins: they moderate every community."""
     if not (user and user.is_authenticated):
         return False
     return user.is_superuser or user.groups.filter(name=MODERATORS_GROUP).exists()
 
 
+def moderates_version(user, version: Version) -> bool:
+    """Whether `user` moderates `version`: a global moderator, or one the moderation app names (its community's).
+
+    Being an owner does not matter here; callers that decide on a review add "and not its author".
+    """
+    if not (user and user.is_authenticated):
+        return False
+    return is_global_moderator(user) or hooks.moderates_version(user, version)
+
+
 def can_view_draft(user, version: Version) -> bool:
-    # Drafts are private to their owners; moderators see them once submitted.
+    # Drafts are private to their owners; their moderators see them once submitted.
     if is_owner(user, version.record):
         return True
-    return version.state != Version.State.DRAFT and is_moderator(user)
+    return version.state != Version.State.DRAFT and moderates_version(user, version)
 
 
 def can_edit_draft(user, version: Version) -> bool:

@@ -98,3 +98,10 @@ def version_get_public(*, record_id: str, number: int | None = None) -> tuple[Ve
     if version is None:
         raise NotFound(f"No published version of record '{record_id}'" + (f" numbered {number}." if number else "."))
     return version, versions
+
+
+def versions_list_public_changes() -> QuerySet[Version]:
+    """Every version the public has seen, live or withdrawn: the accepted ones, which are exactly those with a
+    datestamp (`public_changed_at`, when what harvesters see last changed). The base of OAI-PMH's item lists."""
+    return (Version.objects.filter(public_changed_at__isnull=False, state__in=Version.ACCEPTED_STATES)
+            .select_related("record"))

@@ -12,17 +12,17 @@ relation its metadata format reads (formats.py), whatever the page size.
 import datetime
 from collections import defaultdict
 
-from django.core.exceptions import EmptyResultSet
-from django.db.models import F, Lookup, Min, Q, QuerySet
+from django.db.models import F, Min, Q, QuerySet
 
 from harvest.provider.formats import HEADER_COLUMNS, MetadataFormat
-from moderation.models import ReviewRequest
+from moderation.selectors import community_slugs_accepting
 from repository.models import Version
+from repository.querying import AnyOf
+from repository.selectors import versions_list_public_changes
 
 
 def items() -> QuerySet:
-    return (Version.objects.filter(public_changed_at__isnull=False, state__in=Version.ACCEPTED_STATES)
-            .select_related("record"))
+    return versions_list_public_changes()
 
 
 def items_selection(*, metadata_format: MetadataFormat, set_filter: Q | None, since: datetime.datetime | None,
@@ -90,13 +90,9 @@ def item_prefetch(versions: list[Version], metadata_format: MetadataFormat | Non
 
 def _communities_attach(versions: list[Version]) -> None:
     """The communities of each item (sets.version_set_specs), in one query."""
-    slugs = defaultdict(set)
-    accepted = ReviewRequest.objects.filter(AnyOf(F("version_id"), {v.pk for v in versions}),
-                                            state=ReviewRequest.State.ACCEPTED)
-    for version_id, slug in accepted.order_by().values_list("version_id", "community__slug"):
-        slugs[version_id].add(slug)
+    slugs = community_slugs_accepting({v.pk for v in versions})
     for version in versions:
-        version.oai_communities = sorted(slugs[version.pk])
+        version.oai_communities = sorted(slugs.get(version.pk, ()))
 
 
 def prefetch_rows(instances: list, relation: str, queryset: QuerySet) -> None:
@@ -121,30 +117,6 @@ def prefetch_rows(instances: list, relation: str, queryset: QuerySet) -> None:
         if not hasattr(instance, "_prefetched_objects_cache"):
             instance._prefetched_objects_cache = {}
         instance._prefetched_objects_cache[cache_name] = mine
-
-
-class AnyOf(Lookup):
-    """`column IN (values)`, written for PostgreSQL as `column = ANY(%s)` with one array parameter.
-
-    psycopg parses a query's placeholders in Python and caches the result only for queries with at most 50
-    parameters, so `IN` over a page of a hundred ids is parsed again on every page (a millisecond or two per
-    query). One array parameter keeps the query text the same for every page. Other databases get `IN`.
-    """
-
-    lookup_name = "any_of"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        if not self.rhs:
-            raise EmptyResultSet
-        column, params = compiler.compile(self.lhs)
-        return f"{column} IN ({', '.join(['%s'] * len(self.rhs))})", (*params, *self.rhs)
-
-    def as_postgresql(self, compiler, connection):
-        if not self.rhs:
-            raise EmptyResultSet
-        column, params = compiler.compile(self.lhs)
-        return f"{column} = ANY(%s)", (*params, list(self.rhs))
 
 
 def item_get(public_id: str, number: int) -> Version | None:

@@ -10,9 +10,9 @@ the spec says of hierarchies, asking for a parent set returns the items of all i
 that does not exist matches no record (noRecordsMatch), as it would if it existed and were empty.
 """
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 
-from moderation.models import Community, ReviewRequest
+from moderation.selectors import communities_list, versions_accepted_by
 from repository.models import ResourceType, Version
 
 COMMUNITY = "community"
@@ -21,7 +21,7 @@ RESOURCE_TYPE = "resource_type"
 
 def sets_list() -> list[tuple[str, str]]:
     """(setSpec, setName) of every set, parents before their children."""
-    communities = Community.objects.order_by("slug").values_list("slug", "name")
+    communities = communities_list()
     return [
         (COMMUNITY, "Communities"),
         *((f"{COMMUNITY}:{slug}", name) for slug, name in communities),
@@ -34,10 +34,7 @@ def set_filter(set_spec: str) -> Q | None:
     """The items of a set as a filter on Version, or None when there is no such set."""
     parent, _, child = set_spec.partition(":")
     if parent == COMMUNITY and ":" not in child:
-        accepted = ReviewRequest.objects.filter(version=OuterRef("pk"), state=ReviewRequest.State.ACCEPTED)
-        if child:
-            accepted = accepted.filter(community__slug=child)
-        return Q(Exists(accepted))
+        return versions_accepted_by(child or None)
     if parent == RESOURCE_TYPE and not child:
         return Q()
     if parent == RESOURCE_TYPE and child in ResourceType.values:

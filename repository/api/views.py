@@ -8,7 +8,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from repository import selectors, storage
+from repository import hooks, selectors, storage
 from repository.api.serializers import (
     DraftMetadataInput,
     DraftOutput,
@@ -158,13 +158,11 @@ class DraftSubmitApi(APIView):
                    summary="Submit a draft for review to a community (queues a verification run)",
                    operation_id="draft_submit")
     def post(self, request, record_id):
-        from moderation.services import community_get, review_submit
-
         version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
         serializer = SubmitInput(data=request.data or {})
         serializer.is_valid(raise_exception=True)
         slug = serializer.validated_data.get("community")
-        review_submit(version=version, actor=request.user, community=community_get(slug) if slug else None)
+        hooks.submit_for_review(version=version, actor=request.user, community=slug)
         return _draft_response(request, version, status.HTTP_202_ACCEPTED)
 
 

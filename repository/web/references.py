@@ -3,6 +3,7 @@ of the dataset a DOI points to, from our own versions or from records harvested 
 
 from dataclasses import dataclass, field
 
+from repository import hooks
 from repository.models import DataReference, Version
 from repository.validators import normalize_doi
 
@@ -19,13 +20,11 @@ class DescribedReference:
 
 def data_references_described(version: Version) -> list[DescribedReference]:
     """The version's data references in order, each with what we know of its dataset (two queries at most)."""
-    from harvest.selectors import external_metadata_for_dois
-
     references = list(version.data_references.all())
     dois = {r.identifier: normalize_doi(r.identifier).lower() for r in references if r.kind == DataReference.Kind.DOI}
     ours = {v.doi: v for v in Version.objects.filter(doi__in=set(dois.values()), state__in=Version.ACCEPTED_STATES)
             .prefetch_related("creators")} if dois else {}
-    harvested = external_metadata_for_dois(doi for doi in dois if dois[doi] not in ours)
+    harvested = hooks.external_metadata_for_dois(doi for doi in dois if dois[doi] not in ours)
     described = []
     for reference in references:
         own = ours.get(dois.get(reference.identifier, ""))

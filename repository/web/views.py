@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from repository import selectors
+from repository import hooks, selectors
 from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied, TooManyRequests
 from repository.models import AccessToken, Version
 from repository.permissions import can_edit_draft, can_request_run, is_owner
@@ -85,7 +85,7 @@ def draft_detail(request, record_id):
                       and not any(run.is_active for run in runs)),
         "can_cancel_runs": can_request_run(request.user, version),
         "runs": runs,
-        "review": version.review_requests.order_by("-created").first(),
+        "review": hooks.review_of(version),
         "has_public_versions": version.record.versions.filter(state__in=Version.ACCEPTED_STATES).exists(),
         "can_discard": owner and version.state == Version.State.DRAFT,
         "upload_url": reverse("api:draft_files", kwargs={"record_id": version.record.public_id}),
@@ -142,11 +142,9 @@ def draft_file_delete_view(request, record_id):
 @login_required
 @require_POST
 def draft_submit(request, record_id):
-    from moderation.services import review_submit
-
     version = _draft_or_404(request, record_id)
     try:
-        review_submit(version=version, actor=request.user)
+        hooks.submit_for_review(version=version, actor=request.user)
     except (InvalidInput, Conflict, PermissionDenied, TooManyRequests) as exc:
         messages.error(request, exc.detail)
     else:

@@ -3,7 +3,8 @@
 import pytest
 from django.db.models import F
 
-from harvest.provider.items import AnyOf, prefetch_rows
+from harvest.provider.items import prefetch_rows
+from repository.querying import AnyOf
 from repository.models import Creator, Version
 
 pytestmark = pytest.mark.django_db

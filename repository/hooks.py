@@ -1,0 +1,55 @@
+"""Extension points the core offers to the apps built on it.
+
+The dependencies point one way: moderation and harvest import the core, the core imports neither. Where the
+core needs something only they know, it asks here, and each app fills its hooks in `AppConfig.ready()`:
+
+| hook | filled by | the core asks it |
+|---|---|---|
+| `submit_for_review(version=, actor=, community=)` | moderation | to submit a draft (draft page, API) |
+| `moderates_version(user, version)` | moderation | who moderates a submitted version (permissions.py) |
+| `review_of(version)` | moderation | the review request a draft page shows |
+| `external_metadata_for_dois(dois)` | harvest | what harvested records say of DOIs (data references) |
+
+An unfilled hook answers as the core alone would: nobody but the global moderators moderates, nothing is
+harvested, and submitting is refused with a message (there is no review without moderation). Call a hook
+through the module (`hooks.review_of(version)`), never `from repository.hooks import review_of`: the names are
+replaced at start-up, and an imported name would keep the default.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from repository.errors import Conflict
+
+
+def _submit_unavailable(*, version, actor, community: str | None = None):
+    raise Conflict("Submitting for review needs the moderation app, which is not installed.")
+
+
+def _nobody_else(user, version) -> bool:
+    return False
+
+
+def _no_review(version):
+    return None
+
+
+def _nothing_harvested(dois: Iterable[str]) -> dict[str, Any]:
+    return {}
+
+
+submit_for_review: Callable[..., Any] = _submit_unavailable
+moderates_version: Callable[[Any, Any], bool] = _nobody_else
+review_of: Callable[[Any], Any] = _no_review
+external_metadata_for_dois: Callable[[Iterable[str]], dict[str, Any]] = _nothing_harvested
+
+
+def register(**hooks: Callable) -> None:
+    """Fill hooks by name, e.g. `register(review_of=...)`; an unknown name is a programming error."""
+    for name, function in hooks.items():
+        if name not in _HOOK_NAMES:
+            raise AttributeError(f"repository.hooks has no hook named {name!r}")
+        globals()[name] = function
+
+
+_HOOK_NAMES = frozenset({"submit_for_review", "moderates_version", "review_of", "external_metadata_for_dois"})
