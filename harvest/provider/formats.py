@@ -11,18 +11,10 @@ filter (`available`) that selects the items it can describe, so lists in that fo
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from datacite import schema45
 from django.db.models import Q, QuerySet
-from lxml import etree
 
-from repository.exports.datacite import version_datacite_metadata
-from repository.exports.dublincore import (
-    OAI_DC_NAMESPACE,
-    OAI_DC_SCHEMA,
-    dublin_core_xml,
-    version_dublin_core,
-    xml_text,
-)
+from repository.exports.datacite import datacite_xml, version_datacite_metadata
+from repository.exports.dublincore import OAI_DC_NAMESPACE, OAI_DC_SCHEMA, dublin_core_xml, version_dublin_core
 from repository.models import Creator, DataReference, RelatedIdentifier, Version, VersionFile
 
 DATACITE_NAMESPACE = "http://datacite.org/schema/kernel-4"
@@ -61,17 +53,7 @@ def _render_oai_dc(version: Version) -> str:
 
 
 def _render_oai_datacite(version: Version) -> str:
-    return etree.tostring(schema45.dump_etree(_xml_safe(version_datacite_metadata(version))), encoding="unicode")
-
-
-def _xml_safe(value):
-    if isinstance(value, str):
-        return xml_text(value)
-    if isinstance(value, dict):
-        return {key: _xml_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_xml_safe(item) for item in value]
-    return value
+    return datacite_xml(version_datacite_metadata(version), declaration=False)
 
 
 OAI_DC = MetadataFormat(

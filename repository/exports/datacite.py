@@ -2,8 +2,10 @@
 
 `version_datacite_metadata` describes one version (its version DOI), `concept_datacite_metadata` the record as
 a whole (the concept DOI, which resolves to the latest version). Both return the JSON shape that
-`datacite.schema45` validates and turns into XML; `validate_datacite_metadata` lists what is wrong with it in
-words a person can act on, and `datacite_xml` renders it.
+the schema validates (through repository/integrations/datacite.py); `validate_datacite_metadata` lists what is
+wrong with it in words a person can act on, and `datacite_xml` / `datacite_xml_element` render it: the one
+DataCite XML serialiser, for the API, landing pages, OAI-PMH and backups alike. It drops the characters XML 1.0
+cannot carry (a control character pasted into a title) rather than writing XML nobody can parse.
 
 Versions are linked the way DataCite and Zenodo link them: each version IsVersionOf the concept DOI and
 IsNewVersionOf / IsPreviousVersionOf its accepted neighbours; the concept HasVersion every accepted version.
@@ -13,9 +15,9 @@ import datetime
 import mimetypes
 import re
 
-from datacite import schema45
 from django.conf import settings
 from django.urls import reverse
+from lxml import etree
 
 from repository.exports import (
     ACCEPTED_STATES,
@@ -26,6 +28,8 @@ from repository.exports import (
     version_label,
     version_landing_url,
 )
+from repository.exports.dublincore import xml_text
+from repository.integrations import datacite
 from repository.models import DataReference, RelatedIdentifier, ResourceType, Version
 from repository.validators import normalize_doi, normalize_ror
 
@@ -82,17 +86,36 @@ def concept_datacite_metadata(record) -> dict:
     return _without_empty(metadata)
 
 
-def datacite_xml(metadata: dict) -> str:
-    """The DataCite 4.5 XML of `metadata` (as returned above), with its XML declaration.
+def datacite_xml_element(metadata: dict) -> etree._Element:
+    """The DataCite 4.5 `<resource>` of `metadata` (as returned above), as an lxml element to embed."""
+    return datacite.schema_xml_element(_xml_safe(metadata))
+
+
+def datacite_xml(metadata: dict, *, declaration: bool = True) -> str:
+    """The DataCite 4.5 XML of `metadata` (as returned above), pretty-printed, with its XML declaration unless
+    embedded in another document.
 
     The XSD requires the identifier, so the XML of a version without a DOI yet is a preview, not a valid record.
     """
-    return schema45.tostring(metadata)
+    element = datacite_xml_element(metadata)
+    if not declaration:
+        return etree.tostring(element, encoding="unicode")
+    return etree.tostring(element, pretty_print=True, xml_declaration=True, encoding="utf-8").decode("utf-8")
+
+
+def _xml_safe(value):
+    if isinstance(value, str):
+        return xml_text(value)
+    if isinstance(value, dict):
+        return {key: _xml_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_xml_safe(item) for item in value]
+    return value
 
 
 def validate_datacite_metadata(metadata: dict) -> list[str]:
     """What the DataCite 4.5 JSON schema finds wrong with `metadata`, one sentence each; empty when valid."""
-    errors = list(schema45.validator.iter_errors(metadata))
+    errors = datacite.schema_problems(metadata)
     paths = [tuple(error.absolute_path) for error in errors]
     problems = set()
     for error, path in zip(errors, paths, strict=True):

@@ -1,4 +1,8 @@
-"""The DataCite REST API through the `datacite` package: the only module that imports it.
+"""DataCite through the `datacite` package: the only module that imports it.
+
+Two things come from the package: the REST client (`DataCiteApi`) and the Metadata Schema 4.5 itself, as the
+JSON validator and the JSON-to-XML mapping (`schema_problems`, `schema_xml_element`), which the exports use so that
+the API, landing pages, OAI-PMH and backups all serialise DataCite XML the same way.
 
 It translates the client's errors into ours. The client folds 405, 409, 422, 429 and every 5xx into one
 `DataCiteServerError` without the status code, so the requests it makes are recorded to tell a permanent
@@ -8,13 +12,23 @@ refusal (422 invalid metadata) from a passing failure (503), which must be retri
 import copy
 import json
 
-from datacite import DataCiteRESTClient
+from datacite import DataCiteRESTClient, schema45
 from datacite.errors import DataCiteError, DataCiteNotFoundError, HttpError
 from datacite.request import DataCiteRequest
 
 from repository.doi.base import DoiRejected, DoiUnavailable
 
 RETRYABLE_STATUSES = {408, 425, 429}
+
+
+def schema_xml_element(metadata: dict):
+    """The DataCite 4.5 `<resource>` element (lxml) of metadata in the JSON shape DataCite's REST API takes."""
+    return schema45.dump_etree(metadata)
+
+
+def schema_problems(metadata: dict) -> list:
+    """The 4.5 JSON schema's validation errors for `metadata` (jsonschema's ValidationError objects)."""
+    return list(schema45.validator.iter_errors(metadata))
 
 
 class _StatusRecordingRequest(DataCiteRequest):

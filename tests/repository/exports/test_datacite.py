@@ -42,6 +42,18 @@ def test_full_metadata_is_valid_json_and_valid_xml(rich_version, datacite_xsd):
     assert datacite_xsd.validate(document), datacite_xsd.error_log
 
 
+def test_characters_xml_cannot_carry_are_dropped_from_the_xml_not_the_page(rich_version, datacite_xsd):
+    # A vertical tab pasted into a title is valid JSON, but no XML parser would read it back.
+    rich_version.title = "Band\x0b gaps\x00 of perovskites"
+    metadata = version_datacite_metadata(rich_version)
+
+    for xml in (datacite_xml(metadata), datacite_xml(metadata, declaration=False)):
+        document = etree.fromstring(xml.encode())
+        assert datacite_xsd.validate(document), datacite_xsd.error_log
+        ns = {"d": "http://datacite.org/schema/kernel-4"}
+        assert document.findtext("d:titles/d:title", namespaces=ns) == "Band gaps of perovskites"
+
+
 def test_mandatory_and_recommended_properties(rich_version, settings):
     settings.DOI_PUBLISHER = "Example Notebook Archive"
     metadata = version_datacite_metadata(rich_version)
