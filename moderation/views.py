@@ -10,11 +10,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST, require_safe
 
-from moderation import rendering, selectors, services, workflow
+from moderation import selectors, services, workflow
 from moderation.diff import version_diff
 from moderation.models import Community, ReviewRequest
 from moderation.permissions import can_comment, can_moderate
-from repository import storage
+from repository import rendering, storage
 from repository.errors import NbarchiveError, NotFound
 from repository.models import Verdict
 from repository.services.submission import draft_missing_for_submission

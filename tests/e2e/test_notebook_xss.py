@@ -19,7 +19,7 @@ from moderation.services import review_submit
 from repository import demo
 from repository.services.drafts import record_create
 from tests.factories import UserFactory
-from tests.moderation.test_rendering import png_base64
+from tests.moderation.test_notebook_rendering import png_base64
 from tests.repository.services.test_runs import IMAGE, put
 
 pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")

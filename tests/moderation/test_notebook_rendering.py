@@ -1,4 +1,4 @@
-"""The rendered notebook on the review page: what survives sanitising, the page's headers, who sees it, the cache
+"""The rendered notebook (repository/rendering/) as the review page shows it: what survives sanitising, the page's headers, who sees it, the cache
 and the time limit. The browser proof that nothing runs is in tests/e2e/test_notebook_xss.py."""
 
 import base64
@@ -11,10 +11,9 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 
-from moderation import rendering
-from moderation.rendering import NotebookRenderError, render_notebook_html
 from moderation.services import review_submit
-from repository import storage
+from repository import rendering, storage
+from repository.rendering import NotebookRenderError, pages, render_notebook_html, worker
 from repository.models import Blob
 from repository.services.drafts import record_create
 from tests.factories import UserFactory
@@ -295,13 +294,13 @@ def submit(author, community, notebook_bytes: bytes, path="analysis.ipynb"):
 @pytest.fixture
 def count_renders(monkeypatch):
     calls = []
-    real = rendering._run_worker
+    real = pages.run_worker
 
     def counting(notebook_bytes, **kwargs):
         calls.append(len(notebook_bytes))
         return real(notebook_bytes, **kwargs)
 
-    monkeypatch.setattr(rendering, "_run_worker", counting)
+    monkeypatch.setattr(pages, "run_worker", counting)
     return calls
 
 
@@ -412,11 +411,11 @@ def test_a_render_that_takes_too_long_gives_a_clear_page_not_a_hang(client, revi
 
 def test_a_worker_stuck_in_markdown_is_killed_at_the_time_limit(settings, monkeypatch):
     # A stand-in for a renderer caught in a pathological markdown input: it never finishes.
-    monkeypatch.setattr(rendering, "_worker_command",
+    monkeypatch.setattr(worker, "worker_command",
                         lambda max_size, memory: [__import__("sys").executable, "-c", "import time; time.sleep(120)"])
     started = time.monotonic()
 
-    result = rendering._run_worker(normal_notebook(), timeout=1, max_size=10**6, memory=2 * 1024**3)
+    result = worker.run_worker(normal_notebook(), timeout=1, max_size=10**6, memory=2 * 1024**3)
 
     assert time.monotonic() - started < 10
     assert result.status == 503 and "could not be rendered in time" in result.html
@@ -440,9 +439,9 @@ def test_an_unreadable_or_invalid_stored_notebook_gives_an_escaped_error_page_ne
 
 
 def test_a_crashing_worker_gives_an_error_page(monkeypatch):
-    monkeypatch.setattr(rendering, "_worker_command",
+    monkeypatch.setattr(worker, "worker_command",
                         lambda max_size, memory: [__import__("sys").executable, "-c", "raise SystemExit(9)"])
 
-    result = rendering._run_worker(normal_notebook(), timeout=30, max_size=10**6, memory=2 * 1024**3)
+    result = worker.run_worker(normal_notebook(), timeout=30, max_size=10**6, memory=2 * 1024**3)
 
     assert result.status == 503 and "could not be rendered" in result.html
