@@ -6,6 +6,7 @@ repairs duplicate cell ids, and a submitter must see those problems instead of h
 
 import io
 import json
+import re
 from collections import Counter
 
 from nbformat import validator
@@ -44,12 +45,53 @@ def notebook_validate(fileobj) -> dict:
     if first_error is not None:
         location = "/".join(str(part) for part in getattr(first_error, "absolute_path", [])) or "(top level)"
         raise InvalidNotebook(f"The notebook does not follow nbformat 4: {first_error.message} at {location}.")
+    surrogate_at = _lone_surrogate_location(document)
+    if surrogate_at is not None:
+        raise InvalidNotebook(
+            f"The notebook holds text that is not valid Unicode (a lone UTF-16 surrogate, written as \\ud8xx-\\udfxx "
+            f"in the JSON) at {surrogate_at}; it cannot be stored, shown or compared. Remove that character."
+        )
     duplicate_ids = [cell_id for cell_id, count in _cell_ids(document).items() if count > 1]
     if duplicate_ids:
         raise InvalidNotebook(
             f"Cell id '{duplicate_ids[0]}' is used by more than one cell; cell ids must be unique."
         )
     return document
+
+
+def never_executed(document: dict) -> bool:
+    """A notebook whose code cells were never run: some have source, none has an output or an execution count.
+
+    Such a notebook records no result, so re-running it proves nothing; it is refused before running.
+    """
+    code_cells = [cell for cell in document.get("cells", []) if isinstance(cell, dict)
+                  and cell.get("cell_type") == "code"]
+    has_code = any("".join(cell.get("source") or "").strip() for cell in code_cells)
+    ran = any(cell.get("outputs") or cell.get("execution_count") is not None for cell in code_cells)
+    return has_code and not ran
+
+
+def _lone_surrogate_location(document) -> str | None:
+    """Where the first string holding a lone surrogate is (a JSON path like cells/3/source), or None.
+
+    json.loads turns the escape \\ud800 into a str that no UTF-8 encoder, database or XML writer accepts.
+    """
+    pending = [((), document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return "/".join(str(part) for part in path) or "(top level)"
+        elif isinstance(value, dict):
+            pending.extend(((*path, key), item) for key, item in value.items())
+            if any(_SURROGATE.search(key) for key in value):
+                return "/".join(str(part) for part in path) or "(top level)"
+        elif isinstance(value, list):
+            pending.extend(((*path, index), item) for index, item in reversed(list(enumerate(value))))
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _cell_ids(document: dict) -> Counter:

@@ -15,9 +15,12 @@ from repository.errors import InvalidNotebook
 from repository.models import Verdict
 from repository.runners.base import InputFile, Outcome, Runner, RunObserver, RunResult, RunSpec, SandboxLimits
 from repository.runners.compare import Tolerance, compare_notebooks
-from repository.services.notebooks import notebook_validate
+from repository.services.notebooks import never_executed, notebook_validate
 
 SUPPORTED_LANGUAGES = ("python",)
+NEVER_EXECUTED_MESSAGE = ("The notebook was never executed: no code cell has an output or an execution count, so "
+                          "there is no result to reproduce. Run it from top to bottom in Jupyter, save it with its "
+                          "outputs and upload it again.")
 
 
 @dataclass
@@ -83,6 +86,8 @@ def notebook_verify(*, workdir: Path, notebook_path: str, runner: Runner, tolera
     problem = kernel_problem(submitted)
     if problem:
         return Verification(Verdict.UNSUPPORTED_KERNEL, problem)
+    if never_executed(submitted):
+        return Verification(Verdict.INVALID_NOTEBOOK, NEVER_EXECUTED_MESSAGE)
 
     result = runner.run(RunSpec(workdir=workdir, notebook_path=notebook_path, limits=limits, run_key=run_key,
                                 container_image=container_image, inputs=tuple(inputs), observer=observer))

@@ -58,7 +58,7 @@ def make_workdir(name: str, cells: list[str] | None) -> Path:
         (work / "data").mkdir()
         (work / demo.DATA_PATH).write_bytes(demo.measurements_csv())
     else:
-        notebook = new_notebook(cells=[new_code_cell(c) for c in cells])
+        notebook = new_notebook(cells=[new_code_cell(c, execution_count=n) for n, c in enumerate(cells, start=1)])
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(notebook, work / "nb.ipynb")
     return work

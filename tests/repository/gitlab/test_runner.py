@@ -68,7 +68,7 @@ def gitlab_env(settings, gitlab_sandbox, live_server):
 
 
 def notebook_draft(user, source: str) -> Version:
-    notebook = new_notebook(cells=[new_code_cell(source)])
+    notebook = new_notebook(cells=[new_code_cell(source, execution_count=1)])  # as if run once in Jupyter
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     data = nbformat.writes(notebook).encode()
     version = record_create(owner=user, metadata={

@@ -46,7 +46,9 @@ def workdir():
 
 
 def write_notebook(workdir: Path, cells, *, kernelspec=None, name="nb.ipynb") -> Path:
-    notebook = new_notebook(cells=[c if isinstance(c, dict) else new_code_cell(c) for c in cells])
+    # An execution count on each cell, as Jupyter saves a notebook it ran: one never run is refused before running.
+    notebook = new_notebook(cells=[c if isinstance(c, dict) else new_code_cell(c, execution_count=n)
+                                   for n, c in enumerate(cells, start=1)])
     notebook.metadata["kernelspec"] = kernelspec or {"name": "python3", "display_name": "Python 3",
                                                      "language": "python"}
     path = workdir / name
