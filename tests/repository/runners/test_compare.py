@@ -8,8 +8,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from PIL import Image, ImageDraw
 
-from repository.runners import compare
-from repository.runners.compare import RANDOM_NUMBERS_HINT, Tolerance, compare_notebooks
+from repository.runners.compare import RANDOM_NUMBERS_HINT, Tolerance, compare_notebooks, limits
 
 # --- building notebooks --------------------------------------------------------------------------------------
 
@@ -412,7 +411,7 @@ def test_bytes_that_are_not_an_image_differ_without_an_exception():
 
 
 def test_giant_images_are_not_decoded(monkeypatch):
-    monkeypatch.setattr(compare, "MAX_IMAGE_PIXELS", 1_000)
+    monkeypatch.setattr(limits, "MAX_IMAGE_PIXELS", 1_000)
     _, cell = compare_one_output("plot()", figure(png(plot_with_line())), figure(png(plot_with_line(offset=1))))
     assert cell["outputs"][0]["status"] == "differs"
     assert "100×80 pixels; it has more than the 1,000 pixels" in cell["outputs"][0]["note"]
@@ -561,20 +560,20 @@ def test_blank_cells_are_not_reported_as_not_executed():
 
 
 def test_huge_outputs_are_compared_by_hash_and_capped_in_the_report(monkeypatch):
-    monkeypatch.setattr(compare, "MAX_COMPARED_CHARS", 1_000)
+    monkeypatch.setattr(limits, "MAX_COMPARED_CHARS", 1_000)
     _, cell = compare_one_output("print(big)", stdout("a" * 5_000), stdout("a" * 4_999 + "b"))
     output = cell["outputs"][0]
     assert output["status"] == "differs"
     assert "compared by SHA-256" in output["note"]
 
-    monkeypatch.setattr(compare, "REPORT_TEXT_CHARS", 100)
+    monkeypatch.setattr(limits, "REPORT_TEXT_CHARS", 100)
     _, cell = compare_one_output("print(big)", stdout("x" * 500), stdout("y" * 500))
     assert len(cell["outputs"][0]["expected"]) < 200
     assert cell["outputs"][0]["expected"].endswith("[cut: 500 characters in all]")
 
 
 def test_the_diff_starts_near_the_first_difference(monkeypatch):
-    monkeypatch.setattr(compare, "DIFF_INPUT_LINES", 50)
+    monkeypatch.setattr(limits, "DIFF_INPUT_LINES", 50)
     lines = [f"epoch {i}: done" for i in range(1_000)]
     changed = [*lines[:900], "epoch 900: failed", *lines[901:]]
     _, cell = compare_one_output("train()", stdout("\n".join(lines)), stdout("\n".join(changed)))
