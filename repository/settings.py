@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.orcid",
     "repository.apps.RepositoryConfig",
+    "repository.backup.apps.BackupConfig",
     "moderation.apps.ModerationConfig",
     "harvest.apps.HarvestConfig",
 ]

@@ -46,28 +46,6 @@ def doi_sync_pending_task() -> int:
     return doi_sync_pending()
 
 
-# --- Backup tier ----------------------------------------------------------------------------------------------
-# No time limits: a first backup of a large archive runs for hours. A worker that dies mid-run leaves the run's
-# lock row behind; the next run takes over once its heartbeat is six hours old.
-@shared_task(acks_late=True)
-def backup_task() -> str:
-    from repository.backup.errors import BackupRunning
-    from repository.backup.services import backup_run
-
-    try:
-        return backup_run(trigger="schedule").line()
-    except BackupRunning as exc:
-        return exc.detail
-
-
-@shared_task(acks_late=True)
-def fixity_check_task(sample_percent: float | None = None) -> str:
-    from repository.backup.fixity import fixity_check_run
-
-    percent = settings.FIXITY_SAMPLE_PERCENT if sample_percent is None else sample_percent
-    return fixity_check_run(sample_percent=percent).line()
-
-
 # --- Primary storage ------------------------------------------------------------------------------------------
 @shared_task(bind=True, acks_late=True, max_retries=6)
 def blob_promote_task(self, blob_pk: int) -> str:

@@ -37,18 +37,13 @@ from repository.backup import bags
 from repository.backup import manifest as manifests
 from repository.backup.catalog import catalog_check_consistent, catalog_write, manifest_object, volume_object
 from repository.backup.errors import BackupRunning, BackupTargetError
+from repository.backup.models import BackupBag, BackupCopy, BackupRun, BackupVolume
 from repository.backup.targets import BackupTarget, LocalDirectoryTarget, target_from_settings
-from repository.backup.volumes import (
-    MANIFEST_MEMBER,
-    README,
-    README_MEMBER,
-    SourceMismatch,
-    VolumeWriter,
-    blob_member,
-)
+from repository.backup.volume_format import MANIFEST_MEMBER, README, README_MEMBER, blob_member
+from repository.backup.volume_writer import SourceMismatch, VolumeWriter
 from repository.integrations.s3 import STORAGE_ERRORS
 from repository.integrations.s3_backup import open_object_stream
-from repository.models import BackupBag, BackupCopy, BackupRun, BackupVolume, Blob, Version, VersionFile
+from repository.models import Blob, Version, VersionFile
 from repository.storage import blob_storage
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,6 @@
 """Tables of the core app, split by aggregate. Data and constraints only: the rules live in services."""
 
 from .audit import AuditEvent
-from .backup import BackupBag, BackupCopy, BackupRun, BackupVolume, FixityCheck
 from .dois import DoiOutbox, DoiState, LocalDoi
 from .files import Blob, VersionFile
 from .gitlab import GitLabImport, GitLabLink
@@ -13,10 +12,6 @@ from .tokens import AccessToken
 __all__ = [
     "AccessToken",
     "AuditEvent",
-    "BackupBag",
-    "BackupCopy",
-    "BackupRun",
-    "BackupVolume",
     "Blob",
     "Creator",
     "DataReference",
@@ -26,7 +21,6 @@ __all__ = [
     "ExecutionRun",
     "GitLabImport",
     "GitLabLink",
-    "FixityCheck",
     "Record",
     "RelatedIdentifier",
     "ResourceType",
