@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.orcid",
     "repository.apps.RepositoryConfig",
     "repository.backup.apps.BackupConfig",
+    "repository.gitlab.apps.GitLabConfig",
     "moderation.apps.ModerationConfig",
     "harvest.apps.HarvestConfig",
 ]
@@ -363,7 +364,7 @@ S3_PRESIGNED_TTL = env.int("S3_PRESIGNED_TTL", default=300)
 # temporary objects of uploads that crashed are deleted after as long.
 BLOB_GC_GRACE_HOURS = env.float("BLOB_GC_GRACE_HOURS", default=72.0)
 
-# --- GitLab (repository/integrations/gitlab.py; runners/gitlab.py; services/gitlab_mirror.py, gitlab_import.py) --
+# --- GitLab (the app repository/gitlab: client.py, runner.py, services/mirror.py, services/imports.py) ---------
 # GITLAB_URL and GITLAB_TOKEN (above) reach the instance; GITLAB_PROJECT is the verification project RUNNER=gitlab
 # commits runs to. It must hold no secrets (no CI/CD variables): the notebook runs in its jobs.
 GITLAB_HTTP_TIMEOUT_SECONDS = env.float("GITLAB_HTTP_TIMEOUT_SECONDS", default=30.0)

@@ -3,7 +3,6 @@
 from .audit import AuditEvent
 from .dois import DoiOutbox, DoiState, LocalDoi
 from .files import Blob, VersionFile
-from .gitlab import GitLabImport, GitLabLink
 from .records import Creator, Record, RelatedIdentifier, ResourceType, Version
 from .references import DataReference
 from .runs import ExecutionRun, Verdict
@@ -19,8 +18,6 @@ __all__ = [
     "DoiState",
     "LocalDoi",
     "ExecutionRun",
-    "GitLabImport",
-    "GitLabLink",
     "Record",
     "RelatedIdentifier",
     "ResourceType",
