@@ -130,8 +130,10 @@ S3_MULTIPART_CONCURRENCY = env.int("S3_MULTIPART_CONCURRENCY", default=4)
 
 
 def _s3_storage(bucket: str) -> dict:
+    # django-storages' S3Storage with the SDK's errors translated (repository/integrations/s3.py), which also
+    # turns the part size and concurrency into boto3's TransferConfig: nothing here imports boto3.
     return {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "repository.integrations.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": bucket,
             "endpoint_url": S3_ENDPOINT_URL,
@@ -143,23 +145,10 @@ def _s3_storage(bucket: str) -> dict:
             "querystring_expire": 300,
             # Keys are unique per upload, so there is nothing to protect by asking S3 first.
             "file_overwrite": True,
-            "transfer_config": _transfer_config(),
+            "multipart_chunksize": S3_MULTIPART_CHUNK_SIZE,
+            "max_concurrency": S3_MULTIPART_CONCURRENCY,
         },
     }
-
-
-def _transfer_config():
-    from boto3.s3.transfer import TransferConfig
-
-    config = TransferConfig(
-        multipart_threshold=S3_MULTIPART_CHUNK_SIZE,
-        multipart_chunksize=S3_MULTIPART_CHUNK_SIZE,
-        max_concurrency=S3_MULTIPART_CONCURRENCY,
-    )
-    # Parts read from a non-seekable upload stream wait in memory; bound how many. boto3's TransferConfig does
-    # not take this as an argument (s3transfer's own class does), but s3transfer reads the attribute.
-    config.max_in_memory_upload_chunks = S3_MULTIPART_CONCURRENCY + 2
-    return config
 
 
 def _local_storage(directory: Path) -> dict:

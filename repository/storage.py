@@ -1,6 +1,8 @@
 """Access to the storage aliases of settings.STORAGES ("blobs", "backup") and the life of objects in primary storage.
 
-Code reaches file storage only through this module (and S3 only through repository/integrations/s3.py).
+Code reaches file storage only through this module (and S3 only through repository/integrations/s3.py). A failed
+storage operation raises one of STORAGE_ERRORS: StorageError (S3, translated by the integration) or OSError (a
+local directory); nothing here or in the callers catches the SDK's own types.
 
 Keys. New bytes are streamed to a temporary key, `uploads/tmp/<uuid>`, and hashed on the way (`store_stream`);
 a file of any size is never held whole in memory. Once the rows that use them are committed, `place_at_content_key`
@@ -389,3 +391,12 @@ def download_url(key: str, *, filename: str) -> str | None:
 
 def open_blob(key: str):
     return blob_storage().open(key, "rb")
+
+
+def open_blob_stream(key: str):
+    """The object under `key` as a stream read front to back as it arrives (S3: the response body, not a whole
+    download first), for reading large objects once. FileNotFoundError when it is missing; STORAGE_ERRORS."""
+    storage = blob_storage()
+    if s3.is_s3(storage):
+        return s3.open_stream(storage, key)
+    return storage.open(key, "rb")

@@ -38,8 +38,8 @@ from repository.backup.rebuild import DatabaseRebuild
 from repository.backup.targets import target_from_location
 from repository.backup.volume_format import MANIFEST_MEMBER, README_MEMBER
 from repository.backup.volume_reader import read_volume
-from repository.integrations.s3 import STORAGE_ERRORS
 from repository.models import Blob, Record
+from repository.storage import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 
