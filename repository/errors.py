@@ -64,6 +64,23 @@ class TooManyRequests(NbarchiveError):
     title = "Too many requests"
 
 
+class StorageError(StorageUnavailable):
+    """The object store failed or refused a request: the S3 SDK's errors as repository/integrations/s3.py
+    translates them (nothing outside that door catches the SDK's own types). `detail` says what was being done
+    and what the store answered, for logs and reports; a service answering a client re-raises a plain
+    StorageUnavailable, whose title is what the client reads."""
+
+    code = "storage_error"
+    title = "File storage failed the request"
+
+
+class ObjectMissing(StorageError):
+    """The object (or its bucket) is not in the object store."""
+
+    code = "object_missing"
+    title = "The object is missing from file storage"
+
+
 class StorageChecksumMismatch(StorageUnavailable):
     """The bytes storage holds are not the bytes that were streamed (S3's SHA-256 differs from ours)."""
 

@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.orcid",
     "repository.apps.RepositoryConfig",
+    "repository.backup.apps.BackupConfig",
+    "repository.gitlab.apps.GitLabConfig",
     "moderation.apps.ModerationConfig",
     "harvest.apps.HarvestConfig",
 ]
@@ -128,8 +130,10 @@ S3_MULTIPART_CONCURRENCY = env.int("S3_MULTIPART_CONCURRENCY", default=4)
 
 
 def _s3_storage(bucket: str) -> dict:
+    # django-storages' S3Storage with the SDK's errors translated (repository/integrations/s3.py), which also
+    # turns the part size and concurrency into boto3's TransferConfig: nothing here imports boto3.
     return {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "repository.integrations.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": bucket,
             "endpoint_url": S3_ENDPOINT_URL,
@@ -141,23 +145,10 @@ def _s3_storage(bucket: str) -> dict:
             "querystring_expire": 300,
             # Keys are unique per upload, so there is nothing to protect by asking S3 first.
             "file_overwrite": True,
-            "transfer_config": _transfer_config(),
+            "multipart_chunksize": S3_MULTIPART_CHUNK_SIZE,
+            "max_concurrency": S3_MULTIPART_CONCURRENCY,
         },
     }
-
-
-def _transfer_config():
-    from boto3.s3.transfer import TransferConfig
-
-    config = TransferConfig(
-        multipart_threshold=S3_MULTIPART_CHUNK_SIZE,
-        multipart_chunksize=S3_MULTIPART_CHUNK_SIZE,
-        max_concurrency=S3_MULTIPART_CONCURRENCY,
-    )
-    # Parts read from a non-seekable upload stream wait in memory; bound how many. boto3's TransferConfig does
-    # not take this as an argument (s3transfer's own class does), but s3transfer reads the attribute.
-    config.max_in_memory_upload_chunks = S3_MULTIPART_CONCURRENCY + 2
-    return config
 
 
 def _local_storage(directory: Path) -> dict:
@@ -362,7 +353,7 @@ S3_PRESIGNED_TTL = env.int("S3_PRESIGNED_TTL", default=300)
 # temporary objects of uploads that crashed are deleted after as long.
 BLOB_GC_GRACE_HOURS = env.float("BLOB_GC_GRACE_HOURS", default=72.0)
 
-# --- GitLab (repository/integrations/gitlab.py; runners/gitlab.py; services/gitlab_mirror.py, gitlab_import.py) --
+# --- GitLab (the app repository/gitlab: client.py, runner.py, services/mirror.py, services/imports.py) ---------
 # GITLAB_URL and GITLAB_TOKEN (above) reach the instance; GITLAB_PROJECT is the verification project RUNNER=gitlab
 # commits runs to. It must hold no secrets (no CI/CD variables): the notebook runs in its jobs.
 GITLAB_HTTP_TIMEOUT_SECONDS = env.float("GITLAB_HTTP_TIMEOUT_SECONDS", default=30.0)

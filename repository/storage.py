@@ -1,6 +1,8 @@
 """Access to the storage aliases of settings.STORAGES ("blobs", "backup") and the life of objects in primary storage.
 
-Code reaches file storage only through this module (and S3 only through repository/integrations/s3.py).
+Code reaches file storage only through this module (and S3 only through repository/integrations/s3.py). A failed
+storage operation raises one of STORAGE_ERRORS: StorageError (S3, translated by the integration) or OSError (a
+local directory); nothing here or in the callers catches the SDK's own types.
 
 Keys. New bytes are streamed to a temporary key, `uploads/tmp/<uuid>`, and hashed on the way (`store_stream`);
 a file of any size is never held whole in memory. Once the rows that use them are committed, `place_at_content_key`
@@ -23,7 +25,6 @@ and reused, and `delete_object` refuses any key that a file of an accepted versi
 """
 
 import hashlib
-import io
 import logging
 import os
 import shutil
@@ -37,13 +38,8 @@ from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.utils.http import content_disposition_header
 
-from repository.errors import (
-    InvalidInput,
-    PayloadTooLarge,
-    ProtectedObject,
-    StorageChecksumMismatch,
-    StorageUnavailable,
-)
+from repository.errors import ProtectedObject, StorageChecksumMismatch, StorageUnavailable
+from repository.hashing_reader import HashingReader
 from repository.integrations import s3
 from repository.integrations.s3 import STORAGE_ERRORS
 
@@ -68,105 +64,6 @@ class StoredObject:
     sha256: str
     md5: str
     size: int
-
-
-class HashingReader(io.RawIOBase):
-    """A read-only, non-seekable view of a stream that hashes and counts what passes through.
-
-    It raises PayloadTooLarge as soon as more than `max_size` bytes arrive, and InvalidInput when the stream
-    ends before `expected_size` bytes (a client that disconnected mid-upload). Being non-seekable matters:
-    storage backends then read it once, front to back, and the hashes stay right. With `part_size` it also
-    keeps the SHA-256 of every `part_size` bytes, to check an S3 multipart object's composite checksum.
-    """
-
-    def __init__(self, stream, *, max_size: int, expected_size: int | None = None, tee=None,
-                 part_size: int | None = None):
-        self._stream = stream
-        self._max_size = max_size
-        self._expected_size = expected_size
-        self._tee = tee
-        self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.size = 0
-        self._part_size = part_size
-        self._part = hashlib.sha256()
-        self._part_filled = 0
-        self._part_digests: list[bytes] = []
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    # The request stream is read in pieces of at most this size, however much the caller asks for. boto3 asks
-    # for a whole part (8-16 MiB) at once; gunicorn answers a large read by growing a BytesIO to that size and
-    # copying it twice more, and those part-sized temporary buffers cost CPU and leave glibc's heap fragmented.
-    # Pieces are hashed while still in the CPU cache and joined once.
-    READ_PIECE = 1024 * 1024
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = None
-        if self._expected_size is not None:
-            remaining = self._expected_size - self.size
-            if remaining <= 0:
-                return b""
-            size = remaining if size is None else min(size, remaining)
-        pieces = []
-        wanted = size
-        while wanted is None or wanted > 0:
-            piece = self._read_piece(self.READ_PIECE if wanted is None else min(self.READ_PIECE, wanted))
-            if not piece:
-                break
-            pieces.append(piece)
-            if wanted is not None:
-                wanted -= len(piece)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
-    def _read_piece(self, size: int) -> bytes:
-        try:
-            data = self._stream.read(size)
-        except Exception as exc:  # the WSGI server's own error for a dropped connection varies by server
-            raise InvalidInput(f"The upload was interrupted after {self.size} bytes; nothing was saved.") from exc
-        if not data:
-            if self._expected_size is not None and self.size < self._expected_size:
-                raise InvalidInput(
-                    f"The upload ended after {self.size} of {self._expected_size} bytes; nothing was saved."
-                )
-            return b""
-        self.size += len(data)
-        if self.size > self._max_size:
-            raise PayloadTooLarge(f"The file is larger than the limit of {self._max_size} bytes.")
-        self.sha256.update(data)
-        self.md5.update(data)
-        if self._part_size:
-            self._hash_parts(data)
-        if self._tee is not None:
-            self._tee.write(data)
-        return data
-
-    def _hash_parts(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            take = view[: self._part_size - self._part_filled]
-            self._part.update(take)
-            self._part_filled += len(take)
-            view = view[len(take):]
-            if self._part_filled == self._part_size:
-                self._part_digests.append(self._part.digest())
-                self._part = hashlib.sha256()
-                self._part_filled = 0
-
-    def composite_sha256(self) -> bytes:
-        """SHA-256 over the SHA-256 digests of the `part_size` parts: S3's composite checksum of the same parts."""
-        digests = self._part_digests + ([self._part.digest()] if self._part_filled else [])
-        return hashlib.sha256(b"".join(digests)).digest()
 
 
 def temporary_key() -> str:
@@ -389,3 +286,12 @@ def download_url(key: str, *, filename: str) -> str | None:
 
 def open_blob(key: str):
     return blob_storage().open(key, "rb")
+
+
+def open_blob_stream(key: str):
+    """The object under `key` as a stream read front to back as it arrives (S3: the response body, not a whole
+    download first), for reading large objects once. FileNotFoundError when it is missing; STORAGE_ERRORS."""
+    storage = blob_storage()
+    if s3.is_s3(storage):
+        return s3.open_stream(storage, key)
+    return storage.open(key, "rb")

@@ -6,7 +6,8 @@ from django.conf import settings
 from repository.services.runs import InfrastructureError, run_execute, run_mark_error
 
 # The task must outlive the sandbox's own wall clock plus staging; past this Celery stops it. With RUNNER=gitlab it
-# waits for the pipeline instead: the pending deadline plus the job's timeout and a grace period (runners/gitlab.py).
+# waits for the pipeline instead: the pending deadline plus the job's timeout and a grace period
+# (repository/gitlab/runner.py).
 VERIFICATION_SOFT_LIMIT = max(settings.RUNNER_NOTEBOOK_TIMEOUT_SECONDS,
                               int(settings.GITLAB_PENDING_TIMEOUT_SECONDS) + settings.GITLAB_JOB_TIMEOUT_SECONDS + 300
                               if settings.RUNNER == "gitlab" else 0) + settings.STAGING_TOTAL_SECONDS + 120
@@ -46,28 +47,6 @@ def doi_sync_pending_task() -> int:
     return doi_sync_pending()
 
 
-# --- Backup tier ----------------------------------------------------------------------------------------------
-# No time limits: a first backup of a large archive runs for hours. A worker that dies mid-run leaves the run's
-# lock row behind; the next run takes over once its heartbeat is six hours old.
-@shared_task(acks_late=True)
-def backup_task() -> str:
-    from repository.backup.errors import BackupRunning
-    from repository.backup.services import backup_run
-
-    try:
-        return backup_run(trigger="schedule").line()
-    except BackupRunning as exc:
-        return exc.detail
-
-
-@shared_task(acks_late=True)
-def fixity_check_task(sample_percent: float | None = None) -> str:
-    from repository.backup.fixity import fixity_check_run
-
-    percent = settings.FIXITY_SAMPLE_PERCENT if sample_percent is None else sample_percent
-    return fixity_check_run(sample_percent=percent).line()
-
-
 # --- Primary storage ------------------------------------------------------------------------------------------
 @shared_task(bind=True, acks_late=True, max_retries=6)
 def blob_promote_task(self, blob_pk: int) -> str:
@@ -93,7 +72,7 @@ def blob_gc_task() -> str:
     return blob_gc(grace=timedelta(hours=settings.BLOB_GC_GRACE_HOURS)).line()
 
 
-# --- GitLab: cancelling a run's pipeline, the mirror, new versions from tags -----------------------------------
+# --- Runners that work elsewhere (GitLab): cancelling a run's pipeline --------------------------------------
 @shared_task(bind=True, acks_late=True, max_retries=5)
 def run_cancel_remote_task(self, run_pk: int) -> bool:
     """Cancel the GitLab pipeline of a cancelled run (the polling worker cancels it too, whichever comes first)."""
@@ -106,35 +85,3 @@ def run_cancel_remote_task(self, run_pk: int) -> bool:
         if self.request.retries >= self.max_retries:
             return False  # the pipeline still ends at its job timeout
         raise self.retry(exc=exc, countdown=10 * 2**self.request.retries) from exc
-
-
-@shared_task(bind=True, acks_late=True, max_retries=8)
-def gitlab_mirror_task(self, version_pk: int) -> str:
-    """Mirror a published version to GitLab; GitLab being unavailable is retried with backoff (idempotent)."""
-    from repository.integrations.gitlab import GitLabError, GitLabUnavailable
-    from repository.services.gitlab_mirror import version_mirror
-
-    try:
-        return version_mirror(version_pk=version_pk)
-    except GitLabUnavailable as exc:
-        if self.request.retries >= self.max_retries:
-            return f"not mirrored: {exc.detail}"
-        raise self.retry(exc=exc, countdown=min(3600, 60 * 2**self.request.retries)) from exc
-    except GitLabError as exc:  # refused: a configuration problem that retrying will not fix
-        return f"not mirrored: {exc.detail}"
-
-
-@shared_task(bind=True, acks_late=True, max_retries=5)
-def gitlab_import_task(self, import_pk: int) -> str:
-    """Import a ref of a linked GitLab project as a new version draft; GitLab being unavailable is retried."""
-    from repository.integrations.gitlab import GitLabUnavailable
-    from repository.services.gitlab_import import gitlab_import_execute, gitlab_import_mark_failed
-
-    try:
-        row = gitlab_import_execute(import_pk=import_pk)
-    except GitLabUnavailable as exc:
-        if self.request.retries >= self.max_retries:
-            gitlab_import_mark_failed(import_pk=import_pk, message=exc.detail)
-            return "failed"
-        raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
-    return row.status if row else "gone"

@@ -36,7 +36,7 @@ def s3_blob_storage(settings, s3_endpoint):
     settings.STORAGES = {
         **settings.STORAGES,
         "blobs": {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "repository.integrations.s3.S3Storage",
             "OPTIONS": {"bucket_name": bucket, "endpoint_url": s3_endpoint, "region_name": "us-east-1",
                         "access_key": "testing", "secret_key": "testing", "file_overwrite": True},
         },

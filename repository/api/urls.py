@@ -1,7 +1,8 @@
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from repository.api import gitlab, records, views
+from repository.api import records, views
+from repository.gitlab import api as gitlab
 
 
 class AnyPathConverter:

@@ -12,7 +12,15 @@ What a target holds (a directory, or a prefix in an S3 bucket), so that a restor
         manifest.jsonl                  one line per member and per (record, version, path) that uses a blob
     manifests/<name>.jsonl            the same manifest, readable without opening the volume
 
-Modules: `volumes` writes and reads tar volumes, `manifest` their manifests, `bags` the metadata bags, `catalog`
-the catalog, `targets` the directory or bucket; `services.backup_run`, `restore.backup_restore` and
-`fixity.fixity_check_run` are the three operations (commands and Celery tasks call only these).
+A Django app of its own (label `backup`; its tables kept their `repository_` names). What is where:
+- the three operations, which commands and Celery tasks call (and nothing else does): `services.backup_run`
+  (append what is new), `restore.backup_restore` (verify a backup and restore primary storage from it, then
+  `rebuild` the database from it) and `fixity.fixity_check_run` (re-read and compare, repair primary objects);
+- volumes: `volume_format` (the tar layout, the README), `volume_writer` (writing, hashing as it goes) and
+  `volume_reader` (reading back front to back); `manifest` their manifests, `bags` the metadata bags, `catalog`
+  the catalog of volumes;
+- where they go: `targets` (a directory, or an S3 bucket through repository/integrations/s3_backup.py) and
+  `primary` (reading and rewriting primary objects, verified);
+- the app's parts: `models`, `admin`, `tasks` (nightly, from repository/celery.py), `management/commands`
+  (backup, restore, fixity_check), `errors`, and `progress` (the commands' progress bar).
 """

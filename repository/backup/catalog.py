@@ -11,8 +11,8 @@ import json
 from django.utils import timezone
 
 from repository.backup.errors import BackupIntegrityError, BackupObjectMissing, BackupTargetError
+from repository.backup.models import BackupVolume
 from repository.backup.targets import BackupTarget
-from repository.models import BackupVolume
 
 CATALOG = "catalog.json"
 FORMAT = "nbarchive-backup-catalog/1"

@@ -26,11 +26,12 @@ from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from repository.backup.errors import BackupObjectCold, BackupTargetError
+from repository.backup.models import BackupCopy, FixityCheck
 from repository.backup.primary import Mismatch, primary_check, primary_write, spool_verified
 from repository.backup.targets import BackupTarget, target_from_location
-from repository.integrations.s3 import STORAGE_ERRORS
-from repository.models import BackupCopy, Blob, FixityCheck
+from repository.models import Blob
 from repository.services.audit import audit_event_append
+from repository.storage import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 BATCH = 500

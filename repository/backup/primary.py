@@ -13,9 +13,7 @@ from dataclasses import dataclass
 
 from django.core.files import File
 
-from repository.integrations.s3 import STORAGE_ERRORS
-from repository.integrations.s3_backup import open_object_stream
-from repository.storage import blob_storage
+from repository.storage import STORAGE_ERRORS, blob_storage, open_blob_stream
 
 PIECE = 1024 * 1024
 SPOOL_MEMORY = 8 * 1024 * 1024
@@ -32,7 +30,7 @@ def primary_check(key: str, sha256: str, size: int) -> PrimaryState:
     digest = hashlib.sha256()
     length = 0
     try:
-        with open_object_stream(blob_storage(), key) as stream:
+        with open_blob_stream(key) as stream:
             while piece := stream.read(PIECE):
                 digest.update(piece)
                 length += len(piece)

@@ -1,19 +1,17 @@
 """`backup_restore`: rebuild primary storage, and the records' metadata when the database is empty, from nothing
-but a backup target.
+but a backup target. Two jobs, in this order:
 
-It reads catalog.json, then every volume front to back (S3 volumes in an archive class are first restored on
-request: BackupObjectCold until S3 has done so) and checks: the volume's size and sha256 against the catalog, the
-separate manifest against its catalogued sha256 and against the copy inside the volume, every blob member's
-sha256 (its name) and size, and every bag (bagit validates each payload file). Restoring, a blob whose primary
-object is missing or does not match is written back under its storage key, from bytes verified first
-(repository/backup/primary.py). When the database has no Record, the latest bag of every version recreates
-users (by username), records, versions, creators, related identifiers, data references, blobs, version files,
-the DOI outbox (as synced, unless it was pending), the embedded registrar's DOIs when DOI_PROVIDER=local and the
-latest verification verdict; then the backup catalog rows, so the next backup appends to the same target.
+1. Verify the backup (this module): read catalog.json, then every volume front to back (S3 volumes in an archive
+   class are first restored on request: BackupObjectCold until S3 has done so) and check the volume's size and
+   sha256 against the catalog, the separate manifest against its catalogued sha256 and against the copy inside
+   the volume, every blob member's sha256 (its name) and size, and every bag (bagit validates each payload
+   file). Restoring, a blob whose primary object is missing or does not match is written back under its storage
+   key, from bytes verified first (primary.py), and the latest bag of every version is kept aside.
+2. Rebuild the database from it (rebuild.py): when the database has no Record, the records from those bags;
+   then the backup catalog rows, so the next backup appends to the same target.
 
-Problems do not stop the restore: each is listed in the summary (and the command exits non-zero); a version is
-recreated only when all of its files are in primary storage with the right checksum. `verify_only` reads and
-checks the whole target and changes nothing.
+Problems do not stop the restore: each is listed in the summary (and the command exits non-zero). `verify_only`
+does the first job only, and changes nothing.
 """
 
 import hashlib
@@ -27,38 +25,21 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import transaction
 
 from repository.backup import bags as bagging
 from repository.backup.catalog import catalog_read
 from repository.backup.errors import BackupObjectCold, BackupTargetError
 from repository.backup.manifest import Manifest, manifest_parse, sha256_hex
 from repository.backup.primary import Mismatch, primary_check, primary_write, spool_verified, stream_pieces
-from repository.backup.targets import target_from_location, target_from_settings
-from repository.backup.volumes import MANIFEST_MEMBER, README_MEMBER, read_volume
-from repository.integrations.s3 import STORAGE_ERRORS
-from repository.models import (
-    BackupBag,
-    BackupCopy,
-    BackupVolume,
-    Blob,
-    Creator,
-    DataReference,
-    DoiOutbox,
-    DoiState,
-    ExecutionRun,
-    LocalDoi,
-    Record,
-    RelatedIdentifier,
-    Version,
-    VersionFile,
-)
-from repository.services.audit import audit_event_append
+from repository.backup.rebuild import DatabaseRebuild
+from repository.backup.targets import target_from_location
+from repository.backup.volume_format import MANIFEST_MEMBER, README_MEMBER
+from repository.backup.volume_reader import read_volume
+from repository.models import Blob, Record
+from repository.storage import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -154,24 +135,31 @@ class _Restore:
             self.summary.volumes += 1
         if self.verify_only:
             self.summary.metadata = "nothing changed (verify only)"
-        elif not self.database_empty:
+            self.summary.seconds = time.monotonic() - self.started
+            return self.summary
+        rebuild = DatabaseRebuild(self.target, self.summary, self.problem)
+        if not self.database_empty:
             self.summary.metadata = "the database already has records, so its metadata was kept"
         else:
-            self.rebuild_metadata()
-        if not self.verify_only:
-            self.rebuild_catalog_rows(volumes)
+            rebuild.records_rebuild(self.exports, self.available)
+        rebuild.catalog_rows_rebuild(volumes, self._intact_manifest, self.bad_members)
         self.summary.seconds = time.monotonic() - self.started
         return self.summary
 
     # --- volumes --------------------------------------------------------------------------------------
-    def _manifest(self, volume: dict, *, report: bool = True) -> Manifest | None:
+    def _intact_manifest(self, volume: dict) -> Manifest | None:
+        """The volume's separate manifest if it matches the catalog and was readable when the volume was read;
+        None otherwise (the problem was reported then)."""
+        if volume["name"] in self.unreadable_manifests:
+            return None
+        try:
+            data = self.target.read_bytes(volume["manifest"])
+            return manifest_parse(data) if sha256_hex(data) == volume["manifest_sha256"] else None
+        except (BackupTargetError, ValueError):
+            return None
+
+    def _manifest(self, volume: dict) -> Manifest | None:
         """The volume's separate manifest, checked against the catalog; None (and a problem) when it is not."""
-        if not report:
-            try:
-                data = self.target.read_bytes(volume["manifest"])
-                return manifest_parse(data) if sha256_hex(data) == volume["manifest_sha256"] else None
-            except (BackupTargetError, ValueError):
-                return None
         try:
             data = self.target.read_bytes(volume["manifest"])
         except BackupTargetError as exc:
@@ -303,156 +291,3 @@ class _Restore:
         destination.parent.mkdir(parents=True, exist_ok=True)
         # Volumes are read in order, so a later bag of the same version replaces an earlier one.
         destination.write_text(json.dumps(export))
-
-    # --- the database ---------------------------------------------------------------------------------
-    def rebuild_metadata(self) -> None:
-        if not self.exports.exists():
-            self.summary.metadata = "no metadata bags found, so no records were recreated"
-            return
-        skipped = 0
-        for record_folder in sorted(self.exports.iterdir()):
-            exports = sorted((json.loads(p.read_text()) for p in record_folder.glob("*.json")),
-                             key=lambda e: e["version"]["number"])
-            complete = []
-            for export in exports:
-                missing = [f["path"] for f in export["files"] if f["sha256"] not in self.available]
-                if missing:
-                    skipped += 1
-                    self.problem(f"{export['record']['public_id']} v{export['version']['number']} not recreated: "
-                                 f"{len(missing)} of its files are not in primary storage (e.g. {missing[0]})")
-                else:
-                    complete.append(export)
-            if complete:
-                self._record_create(complete)
-        self.summary.metadata = (f"recreated {self.summary.records} record(s) with {self.summary.versions} "
-                                 f"version(s) and {self.summary.users} user(s)")
-        if skipped:
-            self.summary.metadata += f", {skipped} version(s) left out"
-
-    def _user(self, data: dict | None):
-        if not data:
-            return None
-        model = get_user_model()
-        user = model.objects.filter(**{model.USERNAME_FIELD: data["username"]}).first()
-        if user is None:
-            user = model(**{model.USERNAME_FIELD: data["username"]}, email=data.get("email", ""),
-                         first_name=data.get("first_name", ""), last_name=data.get("last_name", ""))
-            user.set_unusable_password()  # they sign in again through a password reset or ORCID
-            user.save()
-            self.summary.users += 1
-        return user
-
-    @transaction.atomic
-    def _record_create(self, exports: list[dict]) -> None:
-        latest = exports[-1]
-        data = latest["record"]
-        record = Record.objects.create(public_id=data["public_id"], concept_doi=data["concept_doi"])
-        if data.get("created"):
-            Record.objects.filter(pk=record.pk).update(created=_parse(data["created"]))
-        record.owners.set([self._user(owner) for owner in data["owners"]])
-        versions = {}
-        for export in exports:
-            versions[export["version"]["number"]] = self._version_create(record, export)
-        self.summary.records += 1
-        # The DOI states: each version DOI from its own bag, the concept DOI from the latest one.
-        outbox = {}
-        for export in exports:
-            for doi in export["dois"]:
-                if doi["kind"] == DoiOutbox.Kind.VERSION:
-                    outbox[doi["doi"]] = (doi, versions[export["version"]["number"]])
-        for doi in latest["dois"]:
-            if doi["kind"] == DoiOutbox.Kind.CONCEPT:
-                outbox[doi["doi"]] = (doi, None)
-        for doi, version in outbox.values():
-            self._doi_create(doi, record, version)
-        audit_event_append(actor=None, action="record.restore", record=record,
-                           data={"from": self.target.location, "versions": sorted(versions)})
-
-    def _version_create(self, record: Record, export: dict) -> Version:
-        data = export["version"]
-        # created_by is never deleted (PROTECT); an export without it falls back to an owner.
-        created_by = self._user(data["created_by"]) or record.owners.order_by("pk").first()
-        version = Version.objects.create(
-            record=record, created_by=created_by,
-            **{name: data[name] for name in bagging.VERSION_FIELDS},
-            **{name: _parse(data[name]) for name in bagging.VERSION_TIMES if name != "created"},
-        )
-        if data.get("created"):
-            Version.objects.filter(pk=version.pk).update(created=_parse(data["created"]))
-        Creator.objects.bulk_create([Creator(version=version, **c) for c in export["creators"]])
-        RelatedIdentifier.objects.bulk_create([RelatedIdentifier(version=version, **r)
-                                               for r in export["related_identifiers"]])
-        DataReference.objects.bulk_create([DataReference(version=version, **d) for d in export["data_references"]])
-        for file in export["files"]:
-            blob, _ = Blob.objects.get_or_create(sha256=file["sha256"], defaults={
-                "md5": file["md5"], "size": file["size"], "storage_key": file["storage_key"]})
-            VersionFile.objects.create(version=version, path=file["path"], blob=blob)
-        run = export.get("verification")
-        if run:
-            ExecutionRun.objects.create(
-                run_id=run["run_id"], version=version, runner=run["runner"], container_image=run["container_image"],
-                notebook_path=run.get("notebook_path") or version.notebook_path, status=ExecutionRun.Status.FINISHED,
-                verdict=run["verdict"], message=run.get("message", ""), finished_at=_parse(run["finished_at"]),
-                logs="Restored from a backup: only the verdict was kept.")
-        self.summary.versions += 1
-        return version
-
-    def _doi_create(self, doi: dict, record: Record, version: Version | None) -> None:
-        # Synced as it was at the registrar; a DOI that was still pending is sent again by the sweep.
-        DoiOutbox.objects.update_or_create(doi=doi["doi"], defaults={
-            "kind": doi["kind"], "record": record, "version": version, "wanted_state": doi["wanted_state"],
-            "registrar_state": doi["registrar_state"], "generation": 2 if doi["pending"] else 1,
-            "synced_generation": 1})
-        if settings.DOI_PROVIDER == "local":
-            from repository.exports import record_landing_url, version_landing_url
-            from repository.exports.datacite import concept_datacite_metadata, version_datacite_metadata
-
-            registrar = doi.get("registrar") or {}
-            state = registrar.get("state") or doi["registrar_state"] or doi["wanted_state"]
-            if state not in DoiState.values:
-                return
-            if version is not None:
-                url, metadata = version_landing_url(version), version_datacite_metadata(version)
-            else:
-                url, metadata = record_landing_url(record), concept_datacite_metadata(record)
-            LocalDoi.objects.update_or_create(doi=doi["doi"], defaults={
-                "state": state, "url": registrar.get("url") or url, "metadata": metadata})
-
-    def rebuild_catalog_rows(self, volumes: list[dict]) -> None:
-        """After restoring into a database without backup rows, from the configured target: recreate them, so
-        the next backup appends to this target instead of refusing it or writing everything again."""
-        if BackupVolume.objects.exists() or target_from_settings().location != self.target.location:
-            return
-        with transaction.atomic():
-            blobs = dict(Blob.objects.values_list("sha256", "pk"))
-            versions = {(r, n): pk for pk, r, n in Version.objects.values_list("pk", "record__public_id", "number")}
-            for volume in volumes:
-                # Read again rather than kept from the restore: a million files' manifests take memory.
-                manifest = None if volume["name"] in self.unreadable_manifests else self._manifest(volume,
-                                                                                                    report=False)
-                row = BackupVolume.objects.create(
-                    name=volume["name"], sequence=volume["sequence"], target=self.target.location,
-                    object_name=volume["object"], manifest_name=volume["manifest"], size=volume["size"],
-                    sha256=volume["sha256"], manifest_sha256=volume["manifest_sha256"],
-                    blob_count=volume.get("blob_count", 0), bag_count=volume.get("bag_count", 0),
-                    storage_class=volume.get("storage_class", ""),
-                    locked_until=_parse(volume.get("locked_until")), created=_parse(volume["created"]))
-                if manifest is None:
-                    continue  # its blobs will be backed up again: better twice than with no usable copy
-                copies = []
-                for member, entry in manifest.blobs.items():
-                    if entry["sha256"] in blobs and (volume["name"], member) not in self.bad_members:
-                        copies.append(BackupCopy(blob_id=blobs.pop(entry["sha256"]), volume=row, member=member,
-                                                 header_offset=entry["header_offset"], data_offset=entry["offset"]))
-                BackupCopy.objects.bulk_create(copies)
-                BackupBag.objects.bulk_create([
-                    BackupBag(version_id=versions[(bag["record"], bag["version"])], volume=row, member=bag["member"],
-                              digest=bag["digest"])
-                    for bag in manifest.bags
-                    if (bag["record"], bag["version"]) in versions
-                    and (volume["name"], bag["member"]) not in self.bad_members])
-
-
-def _parse(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-

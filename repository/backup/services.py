@@ -37,19 +37,12 @@ from repository.backup import bags
 from repository.backup import manifest as manifests
 from repository.backup.catalog import catalog_check_consistent, catalog_write, manifest_object, volume_object
 from repository.backup.errors import BackupRunning, BackupTargetError
+from repository.backup.models import BackupBag, BackupCopy, BackupRun, BackupVolume
 from repository.backup.targets import BackupTarget, LocalDirectoryTarget, target_from_settings
-from repository.backup.volumes import (
-    MANIFEST_MEMBER,
-    README,
-    README_MEMBER,
-    SourceMismatch,
-    VolumeWriter,
-    blob_member,
-)
-from repository.integrations.s3 import STORAGE_ERRORS
-from repository.integrations.s3_backup import open_object_stream
-from repository.models import BackupBag, BackupCopy, BackupRun, BackupVolume, Blob, Version, VersionFile
-from repository.storage import blob_storage
+from repository.backup.volume_format import MANIFEST_MEMBER, README, README_MEMBER, blob_member
+from repository.backup.volume_writer import SourceMismatch, VolumeWriter
+from repository.models import Blob, Version, VersionFile
+from repository.storage import STORAGE_ERRORS, open_blob_stream
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +159,6 @@ class _Backup:
         self.volume: _OpenVolume | None = None
         self.next_sequence = (BackupVolume.objects.order_by("-sequence").values_list("sequence", flat=True)
                               .first() or 0) + 1
-        self.storage = blob_storage()
         self.failed: set[int] = set()
         # blob pk -> (volume name, member, data offset) of the copies in committed volumes this batch may use
         self.locations: dict[int, tuple[str, str, int]] = {}
@@ -239,7 +231,7 @@ class _Backup:
                                     storage_key=blob.storage_key, uses=self.uses.get(blob.pk, []))
         volume = self._volume_for(VolumeWriter.member_bytes(member, blob.size), lines.room)
         try:
-            stream = open_object_stream(self.storage, blob.storage_key)
+            stream = open_blob_stream(blob.storage_key)
         except FileNotFoundError:
             return self._fail(blob, "missing from primary storage")
         except STORAGE_ERRORS as exc:

@@ -1,7 +1,8 @@
-"""S3 for the backup tier: a bucket as a backup target, and streamed reads of primary objects.
+"""S3 for the backup tier: a bucket as a backup target (repository/backup/targets.py names the interface).
 
-Besides repository/storage.py and repository/integrations/s3.py, the only module that talks to boto3. It turns
-the library's errors into repository.backup.errors.
+With repository/integrations/s3.py, the only module that imports boto3 or botocore. It turns the SDK's errors
+into the backup tier's (repository/backup/errors.py): BackupObjectMissing, BackupObjectCold and
+BackupTargetError.
 
 Volumes are assembled in a temporary file (BACKUP_SPOOL_DIR) and uploaded with boto3's managed, multipart
 transfer once complete: memory stays at a few parts whatever the volume size, a failed upload is retried from
@@ -21,28 +22,18 @@ from datetime import UTC, datetime, timedelta
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from django.conf import settings
 
 from repository.backup.errors import BackupObjectCold, BackupObjectMissing, BackupTargetError
 from repository.backup.targets import CHUNK, BackupTarget, VolumeSink
+from repository.integrations.s3 import SDK_ERRORS, error_code, error_message
 
 logger = logging.getLogger(__name__)
 
 # Storage classes whose objects cannot be read before a RestoreObject (GLACIER_IR can: it is not listed).
 ARCHIVE_CLASSES = {"GLACIER", "DEEP_ARCHIVE"}
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _message(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class S3Target(BackupTarget):
@@ -64,46 +55,46 @@ class S3Target(BackupTarget):
         return f"{self.prefix}{name}"
 
     def _fail(self, exc: Exception, what: str):
-        if isinstance(exc, ClientError) and _code(exc) in _MISSING:
-            if _code(exc) == "NoSuchBucket":
+        if isinstance(exc, ClientError) and error_code(exc) in _MISSING:
+            if error_code(exc) == "NoSuchBucket":
                 return BackupTargetError(f"The bucket {self.bucket} does not exist ({self.location}).")
             return BackupObjectMissing(f"{what} is missing from {self.location}.")
-        if isinstance(exc, ClientError) and _code(exc) == "InvalidObjectState":
+        if isinstance(exc, ClientError) and error_code(exc) == "InvalidObjectState":
             return BackupObjectCold(f"{what} in {self.location} is in cold storage and not restored yet.")
-        return BackupTargetError(f"Cannot reach {what} in {self.location}: {_message(exc)}")
+        return BackupTargetError(f"Cannot reach {what} in {self.location}: {error_message(exc)}")
 
     def check(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            if _code(exc) in _MISSING:
+            if error_code(exc) in _MISSING:
                 raise BackupTargetError(f"The bucket {self.bucket} does not exist ({self.location}).") from exc
-            raise BackupTargetError(f"Cannot use the bucket {self.bucket}: {_message(exc)}") from exc
-        except BotoCoreError as exc:
-            raise BackupTargetError(f"Cannot reach the S3 endpoint for {self.location}: {_message(exc)}") from exc
+            raise BackupTargetError(f"Cannot use the bucket {self.bucket}: {error_message(exc)}") from exc
+        except SDK_ERRORS as exc:
+            raise BackupTargetError(f"Cannot reach the S3 endpoint for {self.location}: {error_message(exc)}") from exc
 
     def exists(self, name: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(name))
         except ClientError as exc:
-            if _code(exc) in _MISSING:
+            if error_code(exc) in _MISSING:
                 return False
             raise self._fail(exc, name) from exc
-        except BotoCoreError as exc:
+        except SDK_ERRORS as exc:
             raise self._fail(exc, name) from exc
         return True
 
     def read_bytes(self, name: str) -> bytes:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
-        except (BotoCoreError, ClientError) as exc:
+        except SDK_ERRORS as exc:
             raise self._fail(exc, name) from exc
 
     def write_bytes(self, name: str, data: bytes) -> None:
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data, StorageClass="STANDARD",
                                    ChecksumAlgorithm="SHA256")
-        except (BotoCoreError, ClientError) as exc:
+        except SDK_ERRORS as exc:
             raise self._fail(exc, name) from exc
 
     def volume_sink(self, name: str) -> VolumeSink:
@@ -117,9 +108,9 @@ class S3Target(BackupTarget):
             try:
                 answer = self.client.get_object_lock_configuration(Bucket=self.bucket)
                 enabled = answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
-            except (BotoCoreError, ClientError) as exc:
+            except SDK_ERRORS as exc:
                 logger.info("Backup bucket %s: no object lock (%s); volumes are written without retention.",
-                            self.bucket, _message(exc))
+                            self.bucket, error_message(exc))
                 enabled = False
             self._lock_enabled = enabled and settings.BACKUP_S3_OBJECT_LOCK_DAYS > 0
         return self._lock_enabled
@@ -137,7 +128,7 @@ class S3Target(BackupTarget):
                                 max_concurrency=settings.S3_MULTIPART_CONCURRENCY)
         try:
             self.client.upload_file(path, self.bucket, self._key(name), ExtraArgs=extra, Config=config)
-        except (BotoCoreError, ClientError) as exc:
+        except SDK_ERRORS as exc:
             raise self._fail(exc, name) from exc
         return locked_until
 
@@ -154,7 +145,7 @@ class S3Target(BackupTarget):
                                 max_concurrency=settings.S3_MULTIPART_CONCURRENCY)
         try:
             self.client.download_fileobj(self.bucket, self._key(name), spool, Config=config)
-        except (BotoCoreError, ClientError) as exc:
+        except SDK_ERRORS as exc:
             spool.close()
             raise self._fail(exc, name) from exc
         spool.seek(0)
@@ -170,7 +161,7 @@ class S3Target(BackupTarget):
                 yield from body.iter_chunks(CHUNK)
             finally:
                 body.close()
-        except (BotoCoreError, ClientError) as exc:
+        except SDK_ERRORS as exc:
             raise self._fail(exc, name) from exc
 
     def make_readable(self, names: list[str]) -> list[str]:
@@ -187,7 +178,7 @@ class S3Target(BackupTarget):
                     head = self.client.head_object(Bucket=self.bucket, Key=key)
                 if 'ongoing-request="false"' not in head.get("Restore", ""):
                     pending.append(name)
-            except (BotoCoreError, ClientError) as exc:
+            except SDK_ERRORS as exc:
                 raise self._fail(exc, name) from exc
         return pending
 
@@ -197,7 +188,7 @@ class S3Target(BackupTarget):
                 "Days": settings.BACKUP_S3_RESTORE_DAYS,
                 "GlacierJobParameters": {"Tier": settings.BACKUP_S3_RESTORE_TIER}})
         except ClientError as exc:
-            if _code(exc) != "RestoreAlreadyInProgress":
+            if error_code(exc) != "RestoreAlreadyInProgress":
                 raise
 
 
@@ -218,22 +209,3 @@ class _S3Sink(VolumeSink):
     def abort(self) -> None:
         self.file.close()
 
-
-def open_object_stream(storage, key: str):
-    """A primary object as a stream read front to back, without holding it whole in memory.
-
-    django-storages' S3File downloads the whole object into memory on the first read; this reads the response
-    body as it arrives instead. Raises FileNotFoundError for a missing object, like FileSystemStorage.
-    """
-    from storages.backends.s3 import S3Storage
-    from storages.utils import clean_name
-
-    if not isinstance(storage, S3Storage):
-        return storage.open(key, "rb")
-    try:
-        return storage.connection.meta.client.get_object(
-            Bucket=storage.bucket_name, Key=storage._normalize_name(clean_name(key)))["Body"]
-    except ClientError as exc:
-        if _code(exc) in _MISSING:
-            raise FileNotFoundError(key) from exc
-        raise

@@ -104,7 +104,7 @@ def get_runner(name: str) -> Runner:
 
         return LocalSandboxRunner.from_settings()
     if name == "gitlab":
-        from repository.runners.gitlab import GitLabRunner
+        from repository.gitlab.runner import GitLabRunner
 
         return GitLabRunner.from_settings()
     raise ValueError(f"Unknown runner '{name}'; RUNNER must be 'local' or 'gitlab'.")

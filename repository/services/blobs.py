@@ -31,8 +31,8 @@ from django.utils import timezone
 
 from repository import storage
 from repository.errors import NbarchiveError, ProtectedObject, StorageUnavailable
-from repository.integrations.s3 import STORAGE_ERRORS
 from repository.models import Blob, ExecutionRun, VersionFile
+from repository.storage import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 

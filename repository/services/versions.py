@@ -9,10 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from repository.errors import Conflict
+from repository.gitlab.services.mirror import version_mirror_enqueue
 from repository.models import Version
 from repository.services.audit import audit_event_append
 from repository.services.dois import doi_publish_version
-from repository.services.gitlab_mirror import version_mirror_enqueue
 from repository.services.submission import version_submit
 
 

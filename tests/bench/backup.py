@@ -146,7 +146,7 @@ def reset_backup(var_dir: Path, volume_mb: int) -> None:
     script = r"""
 import django
 django.setup()
-from repository.models import BackupBag, BackupCopy, BackupRun, BackupVolume
+from repository.backup.models import BackupBag, BackupCopy, BackupRun, BackupVolume
 BackupCopy.objects.all().delete(); BackupBag.objects.all().delete()
 BackupVolume.objects.all().delete(); BackupRun.objects.all().delete()
 """

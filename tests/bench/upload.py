@@ -351,7 +351,7 @@ def summarize_trace(path: Path, start: float, end: float) -> dict:
 
 
 class NonSeekableHashingReader(io.RawIOBase):
-    """What repository.storage.HashingReader does to the bytes (sha256 + md5, non-seekable), minus Django."""
+    """What repository.hashing_reader.HashingReader does to the bytes (sha256 + md5, non-seekable), minus Django."""
 
     def __init__(self, stream):
         self._stream = stream

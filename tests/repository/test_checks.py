@@ -67,8 +67,9 @@ def test_staging_exemptions_for_loopback_or_metadata_are_refused_in_production(t
 
 
 def test_the_s3_configuration_loads(tmp_path):
-    # Settings build the S3 storage options (TransferConfig) at import: a wrong argument there would stop every
-    # process of a production deployment, while tests that set STORAGES themselves would not notice.
+    # Settings build the S3 storage options at import: a mistake there would stop every process of a production
+    # deployment, while tests that set STORAGES themselves would not notice. (Uploading through exactly that
+    # configuration is test_draft_files_api.py's test_the_s3_storage_configured_from_settings_uploads.)
     result = manage_check(tmp_path, S3_BUCKET="nbarchive-files", S3_ENDPOINT_URL="http://127.0.0.1:9",
                           BACKUP_S3_BUCKET="nbarchive-backup")
 

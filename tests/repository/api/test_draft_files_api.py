@@ -247,7 +247,7 @@ def test_s3_upload_over_the_limit_leaves_no_object(api, record_id, s3_blob_stora
 def test_s3_down_gives_503_and_nothing_recorded(api, record_id, settings):
     settings.STORAGES = {
         **settings.STORAGES,
-        "blobs": {"BACKEND": "storages.backends.s3.S3Storage",
+        "blobs": {"BACKEND": "repository.integrations.s3.S3Storage",
                   "OPTIONS": {"bucket_name": "nowhere", "endpoint_url": "http://127.0.0.1:9", "access_key": "x",
                               "secret_key": "y", "region_name": "us-east-1", "file_overwrite": True}},
     }

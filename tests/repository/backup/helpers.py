@@ -8,19 +8,15 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 
 from moderation.models import ReviewEvent, ReviewRequest
+from repository.backup.models import BackupBag, BackupCopy, BackupRun, BackupVolume, FixityCheck
 from repository.models import (
     AccessToken,
     AuditEvent,
-    BackupBag,
-    BackupCopy,
-    BackupRun,
-    BackupVolume,
     Blob,
     Creator,
     DataReference,
     DoiOutbox,
     ExecutionRun,
-    FixityCheck,
     LocalDoi,
     Record,
     RelatedIdentifier,

@@ -6,8 +6,9 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 
 from repository.backup.fixity import fixity_check_run, fixity_sample
+from repository.backup.models import BackupCopy, FixityCheck
 from repository.backup.services import backup_run
-from repository.models import AuditEvent, BackupCopy, Blob, FixityCheck
+from repository.models import AuditEvent, Blob
 from repository.storage import blob_storage
 from tests.factories import UserFactory
 from tests.repository.backup.conftest import publish, random_bytes
@@ -130,7 +131,7 @@ def test_fixity_repairs_an_s3_primary_object_from_a_cold_s3_backup(owner, modera
 
 
 def test_the_scheduled_task_checks_the_configured_sample(backed_up, settings):
-    from repository.tasks import fixity_check_task
+    from repository.backup.tasks import fixity_check_task
 
     settings.FIXITY_SAMPLE_PERCENT = 100
 

@@ -12,13 +12,11 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from lxml import etree
 
+from repository.backup.models import BackupBag, BackupCopy, BackupVolume
 from repository.backup.restore import backup_restore
 from repository.backup.services import backup_run
 from repository.models import (
     AuditEvent,
-    BackupBag,
-    BackupCopy,
-    BackupVolume,
     Blob,
     DoiOutbox,
     LocalDoi,

@@ -8,7 +8,8 @@ import tarfile
 
 import pytest
 
-from repository.backup.volumes import SourceError, SourceMismatch, VolumeWriter, read_volume
+from repository.backup.volume_reader import read_volume
+from repository.backup.volume_writer import SourceError, SourceMismatch, VolumeWriter
 
 
 class FailingStream(io.RawIOBase):

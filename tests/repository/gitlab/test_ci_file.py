@@ -11,17 +11,17 @@ import pytest
 import yaml
 from django.core.exceptions import ValidationError
 
-from repository.runners.base import InputFile, Outcome, RunSpec
-from repository.runners.gitlab import (
+from repository.gitlab.ci import (
     CI_FILE,
     JOB_NAME,
     JOB_SCRIPT_LINE,
-    GitLabRunner,
     UnsafeCiValue,
     checked_image,
     ci_file_text,
     job_manifest,
 )
+from repository.gitlab.runner import GitLabRunner
+from repository.runners.base import InputFile, Outcome, RunSpec
 from repository.validators import validate_container_image
 
 DIGEST = "a" * 64

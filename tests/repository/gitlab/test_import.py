@@ -6,10 +6,12 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from repository import demo, tasks
+from repository import demo
 from repository.errors import Conflict, InvalidInput, PermissionDenied
-from repository.models import DoiOutbox, GitLabImport, GitLabLink, Version
-from repository.services.gitlab_import import gitlab_import_execute, gitlab_import_request, gitlab_link_set
+from repository.gitlab import tasks
+from repository.gitlab.models import GitLabImport, GitLabLink
+from repository.gitlab.services.imports import gitlab_import_execute, gitlab_import_request, gitlab_link_set
+from repository.models import DoiOutbox, Version
 from repository.services.new_versions import draft_discard
 from repository.storage import open_blob
 from tests.factories import notebook_bytes

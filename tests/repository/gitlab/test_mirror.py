@@ -5,11 +5,11 @@ import io
 
 import pytest
 
-from repository import tasks
-from repository.integrations.gitlab import GitLabClient, GitLabUnavailable
+from repository.gitlab import tasks
+from repository.gitlab.client import GitLabClient, GitLabUnavailable
+from repository.gitlab.services.mirror import version_mirror
 from repository.models import AuditEvent, Version
 from repository.services.files import draft_file_delete, draft_file_upload
-from repository.services.gitlab_mirror import version_mirror
 from repository.services.new_versions import version_new_draft
 from repository.storage import open_blob
 from tests.factories import notebook_bytes

@@ -18,9 +18,10 @@ import requests
 from django.db import connection
 from nbformat.v4 import new_code_cell, new_notebook
 
-from repository.integrations.gitlab import GitLabClient
+from repository.gitlab.ci import CI_FILE, MANIFEST_PATH
+from repository.gitlab.client import GitLabClient
+from repository.gitlab.runner import GitLabRunner
 from repository.models import ExecutionRun, Version
-from repository.runners.gitlab import CI_FILE, MANIFEST_PATH, GitLabRunner
 from repository.services.drafts import record_create
 from repository.services.files import draft_file_upload
 from repository.services.run_data import run_data_url
@@ -386,15 +387,14 @@ def _run_job_script(tmp_path, inputs: list[dict]) -> dict:
     import shutil
     import subprocess
     import sys
-    from pathlib import Path
 
-    from repository.runners import gitlab as gitlab_runner
+    from repository.gitlab.ci import JOB_FILES
 
     checkout = tmp_path / "checkout"
     (checkout / ".nbarchive").mkdir(parents=True)
     (checkout / "work").mkdir()
     (checkout / "work" / "n.ipynb").write_text("{}")
-    shutil.copy(Path(gitlab_runner.__file__).with_name("gitlab_job.py"), checkout / ".nbarchive" / "job.py")
+    shutil.copy(JOB_FILES[".nbarchive/job.py"], checkout / ".nbarchive" / "job.py")
     (checkout / ".nbarchive" / "manifest.json").write_text(json.dumps({
         "format": 1, "notebook": "n.ipynb", "cell_timeout_seconds": 10, "max_output_bytes": 1000, "inputs": inputs}))
     completed = subprocess.run([sys.executable, ".nbarchive/job.py"], cwd=checkout, capture_output=True, text=True,

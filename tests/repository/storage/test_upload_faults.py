@@ -84,7 +84,7 @@ class CuttingProxy:
 
 def s3_through(settings, endpoint: str, bucket: str):
     settings.STORAGES = {**settings.STORAGES, "blobs": {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "repository.integrations.s3.S3Storage",
         "OPTIONS": {"bucket_name": bucket, "endpoint_url": endpoint, "region_name": "us-east-1",
                     "access_key": "testing", "secret_key": "testing", "transfer_config": small_parts()},
     }}

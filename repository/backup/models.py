@@ -3,6 +3,9 @@
 The target holds the same catalog (catalog.json and one manifest per volume), so a restore needs nothing but the
 target; these rows let a backup run stay incremental (a blob with a BackupCopy is never written again) and let
 the fixity check read one member straight from its volume. Rows are written only by repository.backup.
+
+The tables keep the names they had when these models belonged to the repository app (`db_table`): the move to
+this app changed no row (migrations/0001_initial.py).
 """
 
 from django.db import models
@@ -30,6 +33,7 @@ class BackupRun(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
+        db_table = "repository_backuprun"
         ordering = ["-started_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["status"], condition=Q(status="running"), name="one_backup_running"),
@@ -58,6 +62,7 @@ class BackupVolume(models.Model):
     created = models.DateTimeField()
 
     class Meta:
+        db_table = "repository_backupvolume"
         ordering = ["sequence"]
         constraints = [models.CheckConstraint(condition=Q(sequence__gte=1), name="backup_volume_sequence_positive")]
 
@@ -78,6 +83,7 @@ class BackupCopy(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "repository_backupcopy"
         verbose_name_plural = "backup copies"
         constraints = [models.UniqueConstraint(fields=["volume", "member"], name="backup_member_unique")]
 
@@ -96,6 +102,7 @@ class BackupBag(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "repository_backupbag"
         ordering = ["version", "-id"]
         indexes = [models.Index(fields=["version", "-id"], name="backup_bag_latest")]
 
@@ -118,6 +125,7 @@ class FixityCheck(models.Model):
     last_failure_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "repository_fixitycheck"
         indexes = [models.Index(fields=["checked_at"], name="fixity_checked_at")]
 
     def __str__(self) -> str:

@@ -1,19 +1,16 @@
-"""Tar volumes: written member by member into a seekable file, read back front to back.
+"""Writing tar volumes (volume_format.py says what they look like) member by member into a seekable file.
 
 Writing does not go through `tarfile.TarFile`: its streaming mode re-slices its buffer for every 10 KiB record
 (quadratic in the piece size) and it cannot take a member back. `VolumeWriter` writes headers made by
-`tarfile.TarInfo.tobuf` (POSIX pax format: ustar, with a pax header only where ustar cannot hold a name or a
-size), the contents and the end-of-archive blocks, so any `tar` reads the result. It hashes the whole volume and
-each member as the bytes pass, and records where each member's contents start, so the fixity check can read one
-member with a ranged read. A member whose source turns out short or corrupt is taken back (`rollback`): the file
-is truncated to where the member began and the volume hash is restored to its state there.
+`tar_header`, the contents and the end-of-archive blocks, so any `tar` reads the result. It hashes the whole
+volume and each member as the bytes pass, and records where each member's contents start, so the fixity check
+can read one member with a ranged read. A member whose source turns out short or corrupt is taken back
+(`rollback`): the file is truncated to where the member began and the volume hash is restored to its state there.
 
 Speed: the two SHA-256 (the member's, to check it against its Blob row, and the volume's) are the work; a
 background thread hashes the volume and writes while the caller reads and hashes the member, in 256 KiB pieces
 that stay in the CPU cache, and a local volume is pushed to disk as it grows (flush-behind) so the fsync at the
 end has little to wait for. Memory: a handful of pieces, whatever the file sizes (tests/bench/backup.py).
-
-Reading uses `tarfile` in streaming mode over a stream that hashes what the tar reader consumes (`read_volume`).
 """
 
 import collections
@@ -21,55 +18,17 @@ import hashlib
 import io
 import os
 import queue
-import tarfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-BLOCK = tarfile.BLOCKSIZE  # 512
-RECORD = tarfile.RECORDSIZE  # 10240: tar pads the archive to a whole record, as GNU and BSD tar do
-PIECE = 1024 * 1024
+from repository.backup.volume_format import BLOCK, RECORD, padded, tar_header
+
 # Contents are copied in pieces that stay in the CPU's cache between being read, hashed twice and written: with
 # 1 MiB pieces the copy alone runs at half the speed (measured: 512 MiB page cache to page cache, 0.21 s in
 # 256 KiB pieces, 0.5-0.8 s in 1 MiB ones).
 WRITE_PIECE = 256 * 1024
-
-README_MEMBER = "README.txt"
-MANIFEST_MEMBER = "manifest.jsonl"
-README = """\
-This is one volume of an nbarchive backup (a POSIX tar file; extract it with any tar).
-
-blobs/<xx>/<sha256>   the contents of a deposited file, named by its SHA-256; each file is in exactly one volume
-bags/<record>-v<n>-<digest>/
-                      a BagIt bag (RFC 8493) with the metadata of one published version: data/nbarchive.json
-                      (record, owners, version, creators, related identifiers, data references, files as
-                      path -> sha256, DOI states), data/datacite.json and data/datacite.xml (DataCite 4.5)
-manifest.jsonl        the first line describes the volume; then one JSON object per line: a blob member with
-                      every (record, version, path) that uses it, a bag, or a file of a bag whose bytes are in an
-                      earlier volume
-
-The backup's catalog.json lists every volume with its size and SHA-256; restore with
-`python manage.py restore --from <this backup's directory or s3://bucket/prefix>`.
-"""
-
-
-def blob_member(sha256: str) -> str:
-    return f"blobs/{sha256[:2]}/{sha256}"
-
-
-def padded(size: int) -> int:
-    return -(-size // BLOCK) * BLOCK
-
-
-def tar_header(name: str, size: int, mtime: float, *, directory: bool = False) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size = 0 if directory else size
-    info.mtime = int(mtime)
-    info.mode = 0o555 if directory else 0o444
-    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
-    info.uname = info.gname = "nbarchive"
-    return info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="strict")
 
 
 class SourceMismatch(Exception):
@@ -399,56 +358,3 @@ class VolumeWriter:
         if self._hasher is not None:
             self._hasher.shutdown(wait=True)
             self._hasher = None
-
-
-class HashingStream(io.RawIOBase):
-    """Reads from `stream`, hashing and counting everything the reader consumes."""
-
-    def __init__(self, stream, progress: Callable[[int], None] | None = None):
-        self._stream = stream
-        self._progress = progress
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        self.sha256.update(data)
-        self.size += len(data)
-        if self._progress is not None and data:
-            self._progress(len(data))
-        return len(data)
-
-    def drain(self) -> None:
-        while self.read(PIECE):
-            pass
-
-
-@dataclass(frozen=True)
-class VolumeMember:
-    name: str
-    size: int
-    is_file: bool
-    reader: object  # read(n) over the member's contents (only while the iteration stands on it)
-
-
-def read_volume(stream, progress: Callable[[int], None] | None = None) -> tuple[HashingStream, Iterator[VolumeMember]]:
-    """Iterate over a volume's members front to back. After the iteration (and `drain()`), the HashingStream
-    holds the whole volume's size and sha256. Raises tarfile.TarError on a damaged volume."""
-    hashing = HashingStream(stream, progress)
-    buffered = io.BufferedReader(hashing, buffer_size=PIECE)
-
-    def members() -> Iterator[VolumeMember]:
-        # The default 10 KiB stream buffer: a larger one is re-sliced on every 512-byte header read.
-        with tarfile.open(fileobj=buffered, mode="r|") as archive:
-            for info in archive:
-                reader = archive.extractfile(info) if info.isfile() else None
-                yield VolumeMember(info.name, info.size, info.isfile(), reader)
-        # tarfile stops at the end-of-archive blocks; the record padding after them is part of the volume.
-        while buffered.read(PIECE):
-            pass
-
-    return hashing, members()

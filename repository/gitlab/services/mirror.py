@@ -19,7 +19,7 @@ from django.db import transaction
 
 from repository import storage
 from repository.exports.citation import version_citation
-from repository.integrations.gitlab import GitLabClient, GitLabError
+from repository.gitlab.client import GitLabClient, GitLabError
 from repository.models import Version
 from repository.services.audit import audit_event_append
 from repository.services.dois import doi_url
@@ -34,7 +34,7 @@ def version_mirror_enqueue(version: Version) -> None:
     """Inside the publishing transaction: mirror the version once it commits (nothing when the mirror is off)."""
     if not settings.GITLAB_MIRROR_ENABLED:
         return
-    from repository.tasks import gitlab_mirror_task
+    from repository.gitlab.tasks import gitlab_mirror_task
 
     version_pk = version.pk
     transaction.on_commit(lambda: gitlab_mirror_task.delay(version_pk))

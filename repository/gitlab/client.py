@@ -1,4 +1,5 @@
-"""GitLab through python-gitlab: the only module that imports `gitlab`.
+"""GitLab through python-gitlab: the only module that imports `gitlab` (the integration's door, kept in the app
+that alone talks to GitLab, as harvest/harvester/client.py is for OAI-PMH).
 
 It speaks in plain values (ids, paths, bytes, small dataclasses) and translates every library or connection error
 into ours:

@@ -24,8 +24,9 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied
-from repository.integrations.gitlab import GitLabClient, GitLabError, GitLabNotFound, GitLabUnavailable
-from repository.models import GitLabImport, GitLabLink, Record, Version
+from repository.gitlab.client import GitLabClient, GitLabError, GitLabNotFound, GitLabUnavailable
+from repository.gitlab.models import GitLabImport, GitLabLink
+from repository.models import Record, Version
 from repository.permissions import can_link_gitlab, is_owner
 from repository.services.audit import audit_event_append
 from repository.services.files import draft_file_delete, draft_file_upload
@@ -125,7 +126,7 @@ def gitlab_import_request(*, record: Record, actor, ref: str, source: str,
     """Ask for the import of `ref` of the record's linked project; returns (import, queued now). An actor must be
     an owner (None: a verified webhook). Raises PermissionDenied, Conflict (not linked, another project),
     InvalidInput (a ref git would not accept)."""
-    from repository.tasks import gitlab_import_task
+    from repository.gitlab.tasks import gitlab_import_task
 
     if actor is not None and not is_owner(actor, record):
         raise PermissionDenied("Only the owners of a record can import a new version.")

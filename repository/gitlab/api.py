@@ -18,14 +18,15 @@ from rest_framework.views import APIView
 
 from repository.api.serializers import ProblemOutput, with_problem_responses
 from repository.errors import NotFound
-from repository.models import GitLabImport, GitLabLink, Record
-from repository.permissions import is_owner
-from repository.services.gitlab_import import (
+from repository.gitlab.models import GitLabImport, GitLabLink
+from repository.gitlab.services.imports import (
     gitlab_import_request,
     gitlab_link_remove,
     gitlab_link_set,
     gitlab_webhook_receive,
 )
+from repository.models import Record
+from repository.permissions import is_owner
 
 IMPORTS_LISTED = 20
 

@@ -1,4 +1,8 @@
-"""GitLab links of records: where new versions come from (tags of a linked project), and each import of a ref."""
+"""GitLab links of records: where new versions come from (tags of a linked project), and each import of a ref.
+
+The tables keep the names they had when these models belonged to the repository app (`db_table`): the move to
+this app changed no row (migrations/0001_initial.py).
+"""
 
 from django.conf import settings
 from django.db import models
@@ -16,6 +20,9 @@ class GitLabLink(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "repository_gitlablink"
 
     def __str__(self) -> str:
         return f"{self.record_id} <- {self.project_path}"
@@ -49,6 +56,7 @@ class GitLabImport(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "repository_gitlabimport"
         ordering = ["-created", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["record", "project_id", "ref"], name="gitlab_import_once_per_ref"),
