@@ -10,6 +10,14 @@ core needs something only they know, it asks here, and each app fills its hooks 
 | `review_of(version)` | moderation | the review request a draft page shows |
 | `external_metadata_for_dois(dois)` | harvest | what harvested records say of DOIs (data references) |
 
+Events are the other direction: the core tells whoever listens (`listen(version_published=...)`), e.g. the
+GitLab app mirrors a version when it is published. Listeners run inside the caller's transaction; side effects
+go to `transaction.on_commit`, as everywhere.
+
+| event | sent by | listeners |
+|---|---|---|
+| `version_published(version)` | services/versions.py `version_publish` | the GitLab mirror |
+
 An unfilled hook answers as the core alone would: nobody but the global moderators moderates, nothing is
 harvested, and submitting is refused with a message (there is no review without moderation). Call a hook
 through the module (`hooks.review_of(version)`), never `from repository.hooks import review_of`: the names are
@@ -53,3 +61,20 @@ def register(**hooks: Callable) -> None:
 
 
 _HOOK_NAMES = frozenset({"submit_for_review", "moderates_version", "review_of", "external_metadata_for_dois"})
+
+_listeners: dict[str, list[Callable]] = {"version_published": []}
+
+
+def listen(**listeners: Callable) -> None:
+    """Add a listener to an event by name, e.g. `listen(version_published=...)`; adding one twice adds it once."""
+    for event, listener in listeners.items():
+        if event not in _listeners:
+            raise AttributeError(f"repository.hooks has no event named {event!r}")
+        if listener not in _listeners[event]:
+            _listeners[event].append(listener)
+
+
+def send(event: str, **arguments) -> None:
+    """Call every listener of `event` with `arguments`, in the order they were added."""
+    for listener in _listeners[event]:
+        listener(**arguments)

@@ -1,8 +1,7 @@
-from django.urls import path, register_converter
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from repository.api import records, views
-from repository.gitlab import api as gitlab
 
 
 class AnyPathConverter:
@@ -31,10 +30,8 @@ urlpatterns = [
          name="record_version_metadata"),
     path("records/<str:record_id>/versions/<int:number>/actions/withdraw", records.RecordVersionWithdrawApi.as_view(),
          name="record_version_withdraw"),
-    path("records/<str:record_id>/gitlab", gitlab.RecordGitLabLinkApi.as_view(), name="record_gitlab"),
-    path("records/<str:record_id>/versions/import", gitlab.RecordVersionImportApi.as_view(),
-         name="record_version_import"),
-    path("hooks/gitlab", gitlab.GitLabWebhookApi.as_view(), name="gitlab_webhook"),
+    # The GitLab app's endpoints, in this namespace (api:record_gitlab, ...); included by name, not imported.
+    path("", include("repository.gitlab.api_urls")),
     path("records/<str:record_id>/draft", views.DraftApi.as_view(), name="draft"),
     path("records/<str:record_id>/draft/files", views.DraftFilesApi.as_view(), name="draft_files"),
     path("records/<str:record_id>/draft/files/<anypath:file_path>", views.DraftFileApi.as_view(), name="draft_file"),

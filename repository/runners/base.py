@@ -5,6 +5,7 @@ RunResult (the outcome, the executed notebook, logs, timings). `repository/servi
 RunResult into an ExecutionRun row and a report. Runners are chosen by settings.RUNNER through `get_runner`.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -98,13 +99,27 @@ class Runner(Protocol):
     def run(self, spec: RunSpec) -> RunResult: ...
 
 
+def _local_runner() -> Runner:
+    from repository.runners.local import LocalSandboxRunner
+
+    return LocalSandboxRunner.from_settings()
+
+
+# name -> a function building the runner from settings. Apps that bring a runner add theirs in ready()
+# (the GitLab app adds "gitlab"), so the core never imports them.
+_RUNNERS: dict[str, Callable[[], Runner]] = {"local": _local_runner}
+
+
+def register_runner(name: str, factory: Callable[[], Runner]) -> None:
+    _RUNNERS[name] = factory
+
+
+def runner_names() -> list[str]:
+    return sorted(_RUNNERS)
+
+
 def get_runner(name: str) -> Runner:
-    if name == "local":
-        from repository.runners.local import LocalSandboxRunner
-
-        return LocalSandboxRunner.from_settings()
-    if name == "gitlab":
-        from repository.gitlab.runner import GitLabRunner
-
-        return GitLabRunner.from_settings()
-    raise ValueError(f"Unknown runner '{name}'; RUNNER must be 'local' or 'gitlab'.")
+    factory = _RUNNERS.get(name)
+    if factory is None:
+        raise ValueError(f"Unknown runner '{name}'; RUNNER must be one of: {', '.join(runner_names())}.")
+    return factory()

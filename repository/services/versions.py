@@ -8,8 +8,8 @@ confirms its DOI (repository/services/dois.py).
 from django.db import transaction
 from django.utils import timezone
 
+from repository import hooks
 from repository.errors import Conflict
-from repository.gitlab.services.mirror import version_mirror_enqueue
 from repository.models import Version
 from repository.services.audit import audit_event_append
 from repository.services.dois import doi_publish_version
@@ -30,7 +30,7 @@ def version_publish(*, version: Version, actor) -> Version:
     version.published_at = version.public_changed_at = timezone.now()
     version.save(update_fields=["state", "published_at", "public_changed_at", "updated"])
     doi_publish_version(version)
-    version_mirror_enqueue(version)  # the GitLab mirror, after commit (when enabled)
+    hooks.send("version_published", version=version)  # e.g. the GitLab mirror, queued for after the commit
     audit_event_append(actor=actor, action="version.publish", version=version, data={"doi": version.doi})
     return version
 
