@@ -12,8 +12,7 @@ from repository.models import DoiOutbox, GitLabImport, GitLabLink, Version
 from repository.services.gitlab_import import gitlab_import_execute, gitlab_import_request, gitlab_link_set
 from repository.services.new_versions import draft_discard
 from repository.storage import open_blob
-from tests.factories import notebook_bytes
-from tests.publishing import published_version
+from tests.factories import notebook_bytes, published_version
 
 PROJECT = "jane/thermal-expansion"
 TAG_FILES = {
