@@ -63,3 +63,14 @@ def api(user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
+
+
+@pytest.fixture
+def no_queue(monkeypatch):
+    """Verification tasks are recorded, as (args, kwargs) of `apply_async`, instead of being sent to a broker:
+    the tests that use this call run_execute themselves."""
+    from repository import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.run_verification_task, "apply_async", lambda *a, **k: sent.append((a, k)))
+    return sent

@@ -14,7 +14,7 @@ import pytest
 from repository import demo
 from repository.models import ExecutionRun, Version
 from repository.services.drafts import record_create
-from tests.repository.services.test_runs import SANDBOX_READY
+from tests.sandbox import needs_sandbox
 
 pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
 from selenium.webdriver.common.by import By  # after the skip: without selenium the module is skipped, not broken
@@ -120,7 +120,7 @@ def work_off(queue: list) -> None:
 # --- the whole flow --------------------------------------------------------------------------------------------
 
 @pytest.mark.sandbox
-@pytest.mark.skipif(not SANDBOX_READY, reason="bubblewrap or the kernel environment is missing")
+@needs_sandbox
 def test_deposit_upload_submit_and_read_the_reproducibility_report(
         browser, screenshot, live_server, user, verification_queue, tmp_path):
     browser.get(live_server.url + "/accounts/login/")

@@ -15,16 +15,14 @@ from repository.models import Version
 from repository.services.drafts import record_create
 from repository.services.files import draft_file_upload
 from tests.e2e.test_deposit_flow import IMAGE, click, fill_field, login, open_page, wait_for, work_off
-from tests.factories import UserFactory
-from tests.publishing import sync_pending
-from tests.repository.services.test_runs import SANDBOX_READY
+from tests.factories import UserFactory, sync_pending
+from tests.sandbox import needs_sandbox
 
 pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox,
-              pytest.mark.skipif(not SANDBOX_READY, reason="bubblewrap or the kernel environment is missing")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox, needs_sandbox]
 
 
 def complete_draft(owner) -> Version:

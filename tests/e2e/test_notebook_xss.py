@@ -18,9 +18,7 @@ from moderation.models import Community
 from moderation.services import review_submit
 from repository import demo
 from repository.services.drafts import record_create
-from tests.factories import UserFactory
-from tests.moderation.test_notebook_rendering import png_base64
-from tests.repository.services.test_runs import IMAGE, put
+from tests.factories import IMAGE, UserFactory, png_base64, upload
 
 pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
 from selenium.common.exceptions import NoAlertPresentException  # after the skip: without selenium the module is skipped
@@ -89,8 +87,8 @@ def submitted(notebook: bytes, title: str):
         "title": title, "description": "Rendered in the browser", "license": "CC-BY-4.0",
         "creators": [{"name": "Doe, Jane"}], "container_image": IMAGE,
     })
-    put(version, author, "analysis.ipynb", notebook)
-    put(version, author, demo.DATA_PATH, demo.measurements_csv())
+    upload(version, author, "analysis.ipynb", notebook)
+    upload(version, author, demo.DATA_PATH, demo.measurements_csv())
     return review_submit(version=version, actor=author, community=community), community
 
 

@@ -38,21 +38,20 @@ import copy
 import json
 import re
 import secrets
-import threading
 from base64 import b64decode
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from jsonschema.validators import validator_for
 
+from tests.fakes.loopback import Exchange, Fault, LoopbackServer, Request, Response
+
 JSONAPI_CONTENT_TYPE = "application/vnd.api+json; charset=utf-8"
 SCHEMA_VERSION = "http://datacite.org/schema/kernel-4"  # what DataCite stores when a client sends none
-HANDLER_SOCKET_TIMEOUT = 10  # seconds: a stuck client cannot keep a handler thread alive longer
 TAKEN = "This DOI has already been taken"
 
 DRAFT, REGISTERED, FINDABLE = "draft", "registered", "findable"
@@ -377,38 +376,14 @@ def _year(year: Any) -> Any:
     return int(year) if isinstance(year, str) and year.isdigit() else year
 
 
-# --- faults and the request log -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Fault:
-    kind: str  # "fail": answer `status`; "hang": wait, close, do nothing; "lose": do it, wait, close
-    remaining: int | None  # None: until recover()
-    method: str | None = None  # only requests with this method, or all
-    status: int = 503
-    seconds: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str  # with the query string
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-    status: int | None = None  # what the fake answered, or would have answered when the answer was lost
-    answered: bool = False  # False when a fault closed the connection without an answer
-    fault: str | None = None  # the kind of fault applied to this request
-
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
-
 # --- the server -----------------------------------------------------------------------------------------------
 
 
-class FakeDataCite:
-    """DataCite's REST API on http://127.0.0.1:<port>. Use `with FakeDataCite(...) as server:` or start()/stop()."""
+class FakeDataCite(LoopbackServer):
+    """DataCite's REST API on http://127.0.0.1:<port>. Use `with FakeDataCite(...) as server:` or start()/stop().
+
+    Faults and the request log come from LoopbackServer: fail_next, fail_with, hang, lose_next, recover,
+    `requests`."""
 
     def __init__(
         self,
@@ -419,88 +394,18 @@ class FakeDataCite:
         host: str = "127.0.0.1",
         port: int = 0,
     ):
+        super().__init__(host=host, port=port)
         self.username = username
         self.password = password
         self.prefixes = tuple(prefixes)
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
         self._registry = Registry(self.prefixes, client_id=username.lower())
-        self._faults: list[Fault] = []
-        self._requests: list[RecordedRequest] = []
-        self._httpd = _Server((host, port), _Handler)
-        self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._started = self._stopped = False
-
-    # --- lifecycle ---
 
     @property
     def url(self) -> str:
         """The API's base URL, without a trailing slash (the client adds one)."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> Self:
-        self._thread.start()
-        self._started = True
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and join every handler thread; hanging handlers wake at once. Safe to call twice."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self.stopping.set()
-        if self._started:
-            self._httpd.shutdown()
-        self._httpd.server_close()  # joins the handler threads (block_on_close)
-        if self._started:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    # --- faults ---
-
-    def fail_next(self, n: int = 1, status: int = 503, *, method: str | None = None,
-                  headers: dict[str, str] | None = None) -> None:
-        """Answer the next `n` requests with `status`, without carrying them out."""
-        self._add_fault(Fault("fail", n, method, status=status, headers=dict(headers or {})))
-
-    def fail_with(self, status: int = 503, *, method: str | None = None, headers: dict[str, str] | None = None) -> None:
-        """Answer every request with `status`, without carrying it out, until recover()."""
-        self._add_fault(Fault("fail", None, method, status=status, headers=dict(headers or {})))
-
-    def hang(self, seconds: float, *, times: int | None = 1, method: str | None = None) -> None:
-        """Wait `seconds`, then close the connection without answering; the request is NOT carried out.
-
-        With a client timeout shorter than `seconds` the client times out. `times=None` hangs until recover().
-        """
-        self._add_fault(Fault("hang", times, method, seconds=seconds))
-
-    def lose_next(self, n: int = 1, *, delay: float = 0.0, method: str | None = None) -> None:
-        """Carry out the next `n` requests, then wait `delay` seconds and close the connection without answering.
-
-        delay=0 drops the connection at once (the client sees a connection error); a delay longer than the
-        client's timeout makes it time out. Either way the change is made, as when DataCite's answer is lost.
-        """
-        self._add_fault(Fault("lose", n, method, seconds=delay))
-
-    def recover(self) -> None:
-        """Remove every fault: requests are answered normally again."""
-        with self._lock:
-            self._faults.clear()
+        return self.base_url
 
     # --- introspection ---
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request received so far, in order (a copy)."""
-        with self._lock:
-            return list(self._requests)
 
     def doi(self, name: str) -> dict[str, Any] | None:
         """The stored record (doi, prefix, suffix, state, url, metadata, created, updated, registered), or None."""
@@ -534,31 +439,13 @@ class FakeDataCite:
             raise ValueError(f"DataCite would refuse this DOI ({answer.status}): {answer.body}")
         return self.doi(doi)
 
-    # --- used by the handler ---
+    def fault_response(self, fault: Fault) -> Response:
+        return _response(error_answer(fault.status, headers=fault.headers))
 
-    def _add_fault(self, fault: Fault) -> None:
-        fault.method = fault.method.upper() if fault.method else None
-        with self._lock:
-            self._faults.append(fault)
+    def answer(self, request: Request, exchange: Exchange) -> Response:
+        return _response(self._carry_out(request))
 
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
-
-    def _take_fault(self, method: str) -> Fault | None:
-        """The first fault that applies to `method`, counted as used."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.method not in (None, method):
-                    continue
-                if fault.remaining is not None:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                return fault
-        return None
-
-    def _carry_out(self, request: RecordedRequest) -> Answer:
+    def _carry_out(self, request: Request) -> Answer:
         """Route one request to the registry: authentication, then the operation."""
         parts = urlsplit(request.path)
         query = parse_qs(parts.query)
@@ -587,7 +474,7 @@ class FakeDataCite:
                 return self._registry.update(doi, attributes)
         return error_answer(405, "Method not allowed")
 
-    def _collection(self, request: RecordedRequest, authenticated: bool) -> Answer:
+    def _collection(self, request: Request, authenticated: bool) -> Answer:
         if request.method == "GET":
             return error_answer(501, "Listing DOIs is not implemented by the fake")
         if request.method != "POST":
@@ -630,78 +517,7 @@ def _attributes_of(body: bytes) -> dict[str, Any] | Answer:
     return attributes
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # tracked, so server_close() joins them
-    request_queue_size = 64  # the default 5 drops bursts of concurrent connects, which then wait 1 s to retry
-    block_on_close = True
-    owner: FakeDataCite
-
-    def handle_error(self, request, client_address) -> None:
-        # Clients that give up (timeouts the tests provoke) make writes fail; keep test output clean.
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = HANDLER_SOCKET_TIMEOUT
-    server: _Server
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def log_message(self, format, *args) -> None:
-        pass
-
-    def _serve(self) -> None:
-        owner = self.server.owner
-        request = self._read_request()
-        owner._record(request)
-        fault = owner._take_fault(request.method)
-        request.fault = fault.kind if fault else None
-        self.close_connection = True
-        if fault is not None and fault.kind == "hang":
-            owner.stopping.wait(fault.seconds)
-            return  # closes the connection without an answer: nothing was carried out
-        if fault is not None and fault.kind == "fail":
-            answer = error_answer(fault.status, headers=fault.headers)
-        else:
-            answer = owner._carry_out(request)
-        request.status = answer.status
-        if fault is not None and fault.kind == "lose":
-            owner.stopping.wait(fault.seconds)
-            return  # carried out, but the answer never leaves
-        self._send(answer)
-        request.answered = True
-
-    def _read_request(self) -> RecordedRequest:
-        length = int(self.headers.get("Content-Length") or 0)
-        return RecordedRequest(
-            method=self.command,
-            path=self.path,
-            headers={name.lower(): value for name, value in self.headers.items()},
-            body=self.rfile.read(length) if length else b"",
-        )
-
-    def _send(self, answer: Answer) -> None:
-        body = json.dumps(answer.body).encode() if answer.body is not None else b""
-        self.send_response(answer.status)
-        if answer.body is not None:
-            self.send_header("Content-Type", JSONAPI_CONTENT_TYPE)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+def _response(answer: Answer) -> Response:
+    if answer.body is None:
+        return Response(answer.status, b"", None, answer.headers)
+    return Response(answer.status, json.dumps(answer.body).encode(), JSONAPI_CONTENT_TYPE, answer.headers)

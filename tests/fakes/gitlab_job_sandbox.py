@@ -1,39 +1,37 @@
 """How the fake GitLab's runner executes one CI job: the job's script in a bubblewrap sandbox on this machine.
 
 A GitLab runner with the Docker executor clones the project at the pipeline's commit into
-/builds/<namespace>/<project>, starts the job's `image:`, runs `before_script` + `script` in one shell that stops
-at the first failing command (`set -eo pipefail`), runs `after_script` in a second shell, then uploads the
-artifacts. This module does the same with the local sandbox standing in for the container:
+/builds/<namespace>/<project>, starts the job's `image:`, runs `script` in a shell that stops at the first
+failing command (`set -eo pipefail`), then uploads the artifacts. This module does the same with the local
+sandbox standing in for the container:
 
 - The files of the commit are written to a private temporary folder, bound read-write at
-  /builds/<path_with_namespace> (= CI_PROJECT_DIR, the working directory). Artifacts of earlier stages of the
-  pipeline are unpacked into it first, as the runner does.
+  /builds/<path_with_namespace> (= CI_PROJECT_DIR, the working directory).
 - The image is not pulled: every image maps to the local kernel environment (settings.RUNNER_KERNEL_PYTHON's
   environment, `var/kernel-env` of this checkout), bound read-only at its own path (its console scripts have
   that path in their shebang lines) and at /opt/kernel-env, with its bin/ first on PATH, so `python3`, `python`
   and `jupyter` are the kernel environment's, with nbclient and ipykernel. The trace names the image and says so.
 - The sandbox, as repository/runners/local.py builds it, but WITH the network (`--share-net`): a CI job reaches
   the network, and nbarchive's jobs download their inputs from nbarchive. bwrap starts under `env -i` with only
-  the job's variables (the predefined CI_* variables, the CI file's and the pipeline's `variables`), so nothing
+  the job's variables (the predefined CI_* variables and the CI file's `variables`), so nothing
   of the test process's environment reaches the job, not even through /proc/1/environ. As root it first drops to
   an unprivileged uid of its own with setpriv.
 - The job's timeout is enforced from outside: at the deadline the whole process tree is killed (bwrap runs with
   --die-with-parent in its own PID namespace, in a session of its own), the job fails with failure_reason
-  `job_execution_timeout`, and, as with a runner's job timeout, neither after_script nor the artifact upload
-  happens. Cancelling kills the tree the same way, at once.
-- The trace is what the two shells printed (stdout and stderr together, each command echoed as `$ command`),
+  `job_execution_timeout`, and, as with a runner's job timeout, no artifacts are uploaded. Cancelling kills the
+  tree the same way, at once.
+- The trace is what the shell printed (stdout and stderr together, each command echoed as `$ command`),
   framed by runner-like lines, capped like GitLab's 4 MiB log limit.
-- Artifacts: `artifacts:paths` (globs with `**`, relative to the project folder; a matching folder brings
-  everything in it), `artifacts:exclude`, `artifacts:untracked`, `artifacts:when` (on_success, on_failure,
-  always) are collected into a zip, like artifacts.zip of a real job. Symbolic links are never followed (the job
-  cannot make the fake read a file outside its folder); they are left out with a warning.
+- Artifacts: `artifacts:paths` (files or folders relative to the project folder; a folder brings everything in
+  it) are collected into a zip, like artifacts.zip of a real job, when `artifacts:when` (on_success,
+  on_failure, always) says so. Symbolic links are never followed (the job cannot make the fake read a file
+  outside its folder); they are left out with a warning.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -49,13 +47,16 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_KERNEL_ENV = REPO_ROOT / "var" / "kernel-env"
 KERNEL_ENV_ALIAS = "/opt/kernel-env"
-CI_DIR = "/opt/fake-gitlab-ci"  # the generated shell scripts and file-type variables, read-only
+CI_DIR = "/opt/fake-gitlab-ci"  # the generated shell script, read-only
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Read-only if present: what a container image would have under /etc for name resolution and TLS.
 ETC_BINDS = ("/etc/alternatives", "/etc/ssl", "/etc/ca-certificates", "/etc/hosts", "/etc/resolv.conf",
              "/etc/nsswitch.conf", "/etc/localtime", "/etc/mime.types")
 POLL_SECONDS = 0.05
-AFTER_SCRIPT_TIMEOUT_SECONDS = 300  # the runner's default for after_script
+TMPFS_MB = 512
+MAX_TRACE_BYTES = 4 * 1024 * 1024  # GitLab's default log limit
+MAX_ARTIFACTS_BYTES = 100 * 1024 * 1024
+MAX_FILE_SIZE_MB = 1024
 UID_FIRST = 330_000  # a range apart from the local runner's (200_000 + 60_000)
 UID_COUNT = 30_000
 
@@ -67,24 +68,14 @@ class JobSpec:
     job_id: int
     name: str
     project_path: str  # path_with_namespace
-    files: dict[str, tuple[bytes, bool]]  # path -> (content, executable) of the commit
+    files: dict[str, bytes]  # path -> content, of the commit
     script: list[str]
-    before_script: list[str] = field(default_factory=list)
-    after_script: list[str] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)  # the job's whole environment besides PATH/HOME/LANG
-    file_variables: dict[str, str] = field(default_factory=dict)  # variable_type "file": name -> content
     image: str = ""
     timeout_seconds: float = 3600.0
     artifact_paths: list[str] = field(default_factory=list)
-    artifact_exclude: list[str] = field(default_factory=list)
-    artifact_untracked: bool = False
     artifact_when: str = "on_success"
-    dependency_zips: list[bytes] = field(default_factory=list)  # artifacts of earlier stages, unpacked first
     kernel_env: Path = DEFAULT_KERNEL_ENV
-    tmpfs_mb: int = 512
-    max_trace_bytes: int = 4 * 1024 * 1024
-    max_artifacts_bytes: int = 100 * 1024 * 1024
-    max_file_size_mb: int = 1024
 
 
 @dataclass
@@ -129,8 +120,7 @@ class JobRun:
         self._cancelled = threading.Event()
         self._process: subprocess.Popen | None = None
         self._log_path: Path | None = None
-        self._head = bytearray()  # runner lines written before/around the shells
-        self.pid: int | None = None  # the host pid of the sandbox's session leader while it runs
+        self._head = bytearray()  # runner lines written before the shell starts
 
     # --- from other threads ---
 
@@ -153,10 +143,10 @@ class JobRun:
         if log_path is not None:
             try:
                 with open(log_path, "rb") as handle:
-                    data += handle.read(self.spec.max_trace_bytes + 1)
+                    data += handle.read(MAX_TRACE_BYTES + 1)
             except OSError:
                 pass
-        return _cap_trace(data, self.spec.max_trace_bytes)
+        return _cap_trace(data, MAX_TRACE_BYTES)
 
     # --- the run ---
 
@@ -188,7 +178,7 @@ class JobRun:
         private.chmod(0o755)  # the sandbox user must reach the bind sources
         self._say(f"Getting source from Git repository\nChecking out {spec.variables.get('CI_COMMIT_SHORT_SHA', '')} "
                   f"as detached HEAD (ref is {spec.variables.get('CI_COMMIT_REF_NAME', '')})...\n")
-        tracked = self._materialise(project_dir, uid)
+        self._materialise(project_dir, uid)
         self._write_ci_files(ci_dir, etc_dir, uid)
         self._log_path = private / "trace.log"
         self._log_path.touch()
@@ -202,24 +192,12 @@ class JobRun:
             self._append_log(f"\nERROR: Job failed: execution took longer than {go_duration(spec.timeout_seconds)} "
                              "seconds\n".encode())
             return JobOutcome("failed", "job_execution_timeout", self.trace(), None, code)
-        if spec.after_script:
-            self._append_log(b"Running after_script\n")
-            after_deadline = min(deadline, time.monotonic() + AFTER_SCRIPT_TIMEOUT_SECONDS)
-            after_code, after_timed_out = self._shell(private, project_dir, ci_dir, etc_dir, uid, "after_script.sh",
-                                                      after_deadline)
-            if self.cancelled:
-                self._append_log(b"\nERROR: Job failed: canceled\n")
-                return JobOutcome("canceled", None, self.trace(), None, code)
-            if after_timed_out:
-                self._append_log(b"WARNING: after_script timed out\n")
-            elif after_code:
-                self._append_log(f"WARNING: after_script failed with exit code {after_code}\n".encode())
         succeeded = code == 0
         artifacts = None
         wanted = spec.artifact_when == "always" or (spec.artifact_when == "on_success") == succeeded
-        if wanted and (spec.artifact_paths or spec.artifact_untracked):
+        if wanted and spec.artifact_paths:
             self._append_log(f"Uploading artifacts for {'successful' if succeeded else 'failed'} job\n".encode())
-            artifacts, too_large = self._collect_artifacts(project_dir, tracked)
+            artifacts, too_large = self._collect_artifacts(project_dir)
             if too_large:
                 self._append_log(b"ERROR: Uploading artifacts as \"archive\" to coordinator... 413 Request Entity Too "
                                  b"Large  id=" + str(spec.job_id).encode() + b" status=413\n"
@@ -252,24 +230,13 @@ class JobRun:
         with open(self._log_path, "ab") as handle:
             handle.write(data)
 
-    def _materialise(self, project_dir: Path, uid: int) -> set[str]:
-        """Write the commit's files, then unpack earlier stages' artifacts; return the tracked paths."""
-        for path, (content, executable) in self.spec.files.items():
+    def _materialise(self, project_dir: Path, uid: int) -> None:
+        """Write the commit's files, owned by the job's user."""
+        for path, content in self.spec.files.items():
             target = project_dir / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
-            target.chmod(0o755 if executable else 0o644)
-        for blob in self.spec.dependency_zips:
-            with zipfile.ZipFile(io.BytesIO(blob)) as archive:
-                for member in archive.infolist():
-                    name = member.filename
-                    if member.is_dir() or not _safe_relative(name):
-                        continue
-                    target = project_dir / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    if target.is_symlink():
-                        target.unlink()
-                    target.write_bytes(archive.read(member))
+            target.chmod(0o644)
         for root, dirs, files in os.walk(project_dir):
             for name in dirs:
                 os.chmod(os.path.join(root, name), 0o755)
@@ -278,18 +245,11 @@ class JobRun:
                 for name in files:
                     os.chown(os.path.join(root, name), uid, uid)
         project_dir.chmod(0o755)
-        return set(self.spec.files)
 
     def _write_ci_files(self, ci_dir: Path, etc_dir: Path, uid: int) -> None:
         spec = self.spec
-        (ci_dir / "step_script.sh").write_text(_shell_script([*spec.before_script, *spec.script]))
-        (ci_dir / "after_script.sh").write_text(_shell_script(spec.after_script))
-        variables_dir = ci_dir / "variables"
-        variables_dir.mkdir()
-        for name, content in spec.file_variables.items():
-            (variables_dir / name).write_text(content)
-        for path in [*ci_dir.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        (ci_dir / "step_script.sh").write_text(_shell_script(spec.script))
+        (ci_dir / "step_script.sh").chmod(0o644)
         ci_dir.chmod(0o755)
         (etc_dir / "passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\nci:x:{uid}:{uid}:ci job:/tmp/home:/bin/bash\n")
         (etc_dir / "group").write_text(f"root:x:0:\nci:x:{uid}:\n")
@@ -308,8 +268,6 @@ class JobRun:
             "HOSTNAME": "runner-fake",
         }
         environment.update(spec.variables)
-        for name in spec.file_variables:
-            environment[name] = f"{CI_DIR}/variables/{name}"
         return environment
 
     def _command(self, project_dir: Path, ci_dir: Path, etc_dir: Path, uid: int, script: str) -> list[str]:
@@ -333,7 +291,7 @@ class JobRun:
             "--ro-bind", str(etc_dir / "group"), "/etc/group",
             "--ro-bind", str(etc_dir / "hostname"), "/etc/hostname",
             "--proc", "/proc", "--dev", "/dev",
-            "--size", str(spec.tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp",
+            "--size", str(TMPFS_MB * 1024 * 1024), "--tmpfs", "/tmp",
             "--dir", "/tmp/home",
             "--ro-bind", str(kernel_env), str(kernel_env),
             "--symlink", str(kernel_env), KERNEL_ENV_ALIAS,
@@ -353,7 +311,7 @@ class JobRun:
         is multi-threaded). RLIMIT_NPROC counts the dedicated uid's processes only when we are root."""
         if shutil.which("prlimit") is None:
             return command
-        file_size = self.spec.max_file_size_mb * 1024 * 1024
+        file_size = MAX_FILE_SIZE_MB * 1024 * 1024
         limits = ["prlimit", "--core=0", f"--fsize={file_size}", "--nofile=4096"]
         if os.geteuid() == 0:
             limits.append("--nproc=1024")
@@ -371,7 +329,6 @@ class JobRun:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        env={}, start_new_session=True, close_fds=True)
             self._process = process
-            self.pid = process.pid
         timed_out = False
         try:
             while True:
@@ -392,40 +349,24 @@ class JobRun:
         finally:
             with self._lock:
                 self._process = None
-                self.pid = None
         return code, timed_out
 
-    def _collect_artifacts(self, project_dir: Path, tracked: set[str]) -> tuple[bytes | None, bool]:
-        """Zip the files the artifact rules select; (None, False) when nothing matched, (None, True) when too large."""
-        spec = self.spec
+    def _collect_artifacts(self, project_dir: Path) -> tuple[bytes | None, bool]:
+        """Zip the files under the artifact paths; (None, False) when nothing matched, (None, True) when too large."""
         files = _regular_files(project_dir)
-        patterns = []
-        for raw in spec.artifact_paths:
-            pattern = raw.strip().removeprefix("./").rstrip("/")
-            if not pattern or pattern.startswith("/") or ".." in pattern.split("/"):
+        chosen: dict[str, Path] = {}
+        for raw in self.spec.artifact_paths:
+            wanted = raw.strip().removeprefix("./").rstrip("/")
+            if not wanted or wanted.startswith("/") or ".." in wanted.split("/"):
                 self._append_log(f"WARNING: {raw}: not in the project directory; ignored\n".encode())
                 continue
-            patterns.append(pattern)
-        excludes = [raw.strip().removeprefix("./").rstrip("/") for raw in spec.artifact_exclude]
-        chosen: dict[str, Path] = {}
-        for pattern in patterns:
-            regex = _glob_regex(pattern)
-            matched = [rel for rel in files if _matches(regex, rel)]
-            for symlink in files.get_symlinks(regex):
+            for symlink in (rel for rel in files.symlinks if _under(rel, wanted)):
                 self._append_log(f"WARNING: {symlink}: a symbolic link; the fake leaves it out\n".encode())
+            matched = [rel for rel in files if _under(rel, wanted)]
             if not matched:
-                self._append_log(f"WARNING: {pattern}: no matching files. Ensure that the artifact path is relative "
+                self._append_log(f"WARNING: {wanted}: no matching files. Ensure that the artifact path is relative "
                                  "to the working directory\n".encode())
-            for rel in matched:
-                chosen[rel] = files[rel]
-        if spec.artifact_untracked:
-            for rel, path in files.items():
-                if rel not in tracked:
-                    chosen[rel] = path
-        for pattern in excludes:
-            regex = _glob_regex(pattern)
-            for rel in [rel for rel in chosen if _matches(regex, rel)]:
-                del chosen[rel]
+            chosen.update((rel, files[rel]) for rel in matched)
         if not chosen:
             self._append_log(b"ERROR: No files to upload\n")
             return None, False
@@ -440,11 +381,11 @@ class JobRun:
                     if folder not in directories:
                         directories.add(folder)
                         archive.writestr(zipfile.ZipInfo(folder), b"")
-                content = _read_no_follow(chosen[rel], spec.max_artifacts_bytes - total + 1)
+                content = _read_no_follow(chosen[rel], MAX_ARTIFACTS_BYTES - total + 1)
                 if content is None:
                     continue
                 total += len(content)
-                if total > spec.max_artifacts_bytes:
+                if total > MAX_ARTIFACTS_BYTES:
                     return None, True
                 archive.writestr(rel, content)
         self._append_log(f"{len(chosen)} files and directories; artifacts.zip uploaded "
@@ -477,19 +418,14 @@ def _kill_tree(process: subprocess.Popen) -> None:
         pass
 
 
-def _safe_relative(name: str) -> bool:
-    parts = name.split("/")
-    return bool(name) and not name.startswith("/") and "\x00" not in name and all(
-        part not in ("", ".", "..") for part in parts)
+def _under(rel: str, wanted: str) -> bool:
+    return rel == wanted or rel.startswith(wanted + "/")
 
 
 class _Files(dict):
     """Regular files under the project folder (relative posix path -> host path), plus the symbolic links seen."""
 
     symlinks: list[str]
-
-    def get_symlinks(self, regex: re.Pattern) -> list[str]:
-        return [rel for rel in self.symlinks if _matches(regex, rel)]
 
 
 def _regular_files(root: Path) -> _Files:
@@ -521,43 +457,3 @@ def _read_no_follow(path: Path, limit: int) -> bytes | None:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             return None
         return handle.read(max(limit, 0))
-
-
-def _glob_regex(pattern: str) -> re.Pattern:
-    """A doublestar glob (as the runner matches artifact paths) as a regex over relative posix paths."""
-    out = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if pattern.startswith("**/", index):
-            out.append("(?:.*/)?")
-            index += 3
-            continue
-        if pattern.startswith("**", index):
-            out.append(".*")
-            index += 2
-            continue
-        if char == "*":
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "[":
-            end = pattern.find("]", index + 1)
-            if end == -1:
-                out.append(re.escape(char))
-            else:
-                body = pattern[index + 1:end].replace("\\", "\\\\")
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
-                index = end
-        else:
-            out.append(re.escape(char))
-        index += 1
-    return re.compile("".join(out))
-
-
-def _matches(regex: re.Pattern, rel: str) -> bool:
-    """The path matches, or one of its folders does (a folder brings everything in it)."""
-    parts = rel.split("/")
-    return any(regex.fullmatch("/".join(parts[:depth])) for depth in range(1, len(parts) + 1))

@@ -15,7 +15,8 @@ the others. ListRecords follows the protocol:
 - a deleted record is a header with status="deleted" and no metadata (deletedRecord "persistent").
 
 Records are `FakeRecord`s (simple Dublin Core fields, or `oai_dc_xml` verbatim for malformed metadata);
-`add()`, `delete()` change them between harvests. `requests` keeps the arguments of every request received.
+`add()`, `delete()` change them between harvests. `list_requests()` gives the arguments of every ListRecords
+request received (`forget_requests()` starts afresh).
 
 Faults, for the harvester's error handling:
 - `oai_error(code, message, times=None, verb=None)` answers an OAI-PMH `<error>` instead of the verb;
@@ -25,13 +26,12 @@ Faults, for the harvester's error handling:
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape, quoteattr
+
+from tests.fakes.loopback import Exchange, LoopbackServer, Request, Response
 
 DAY, SECOND = "YYYY-MM-DD", "YYYY-MM-DDThh:mm:ssZ"
 OAI_NS = "http://www.openarchives.org/OAI/2.0/"
@@ -75,49 +75,22 @@ class _Fault:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeOaiPmh:
+class FakeOaiPmh(LoopbackServer):
     """`with FakeOaiPmh(records, page_size=2) as server:` then harvest `server.url`."""
 
     def __init__(self, records: list[FakeRecord] | tuple = (), *, page_size: int = 2, granularity: str = SECOND,
                  repository_name: str = "Fake OAI-PMH repository", host: str = "127.0.0.1", port: int = 0):
+        super().__init__(host=host, port=port)
         self.records = list(records)
         self.page_size = page_size
         self.granularity = granularity
         self.repository_name = repository_name
-        self.requests: list[dict[str, str]] = []
-        self._lock = threading.Lock()
-        self._faults: list[_Fault] = []
+        self._oai_faults: list[_Fault] = []
         self._tokens: dict[str, tuple[dict[str, str], int]] = {}
-        self._httpd = _Server((host, port), _Handler)
-        self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._started = self._stopped = False
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/oai"
-
-    def start(self) -> Self:
-        self._thread.start()
-        self._started = True
-        return self
-
-    def stop(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        if self._started:
-            self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._started:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+        return f"{self.base_url}/oai"
 
     # --- content and faults ---
 
@@ -133,25 +106,29 @@ class FakeOaiPmh:
 
     def oai_error(self, code: str, message: str = "", *, times: int | None = None, verb: str | None = None) -> None:
         with self._lock:
-            self._faults.append(_Fault(times=times, verb=verb, oai_code=code, message=message))
+            self._oai_faults.append(_Fault(times=times, verb=verb, oai_code=code, message=message))
 
     def http_answer(self, status: int, body: bytes = b"", *, content_type: str = "text/html; charset=utf-8",
                     headers: dict[str, str] | None = None, times: int | None = None, after: int = 0) -> None:
         with self._lock:
-            self._faults.append(_Fault(times=times, after=after, status=status, body=body, content_type=content_type,
-                                       headers=dict(headers or {})))
+            self._oai_faults.append(_Fault(times=times, after=after, status=status, body=body,
+                                           content_type=content_type, headers=dict(headers or {})))
 
     def list_requests(self) -> list[dict[str, str]]:
-        return [r for r in self.requests if r.get("verb") == "ListRecords"]
+        """The arguments of every ListRecords request so far."""
+        arguments = (_arguments(request) for request in self.requests if request.url_path == "/oai")
+        return [args for args in arguments if args.get("verb") == "ListRecords"]
 
     # --- the protocol ---
 
-    def _answer(self, arguments: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
+    def answer(self, request: Request, exchange: Exchange) -> Response:
+        if request.url_path != "/oai":
+            return Response(404, b"<html><body>Not found</body></html>", "text/html")
+        arguments = _arguments(request)
         with self._lock:
-            self.requests.append(arguments)
-            fault = self._take_fault(arguments.get("verb"))
+            fault = self._take_oai_fault(arguments.get("verb"))
             if fault is not None and not fault.oai_code:
-                return fault.status, fault.body, fault.content_type, fault.headers
+                return Response(fault.status, fault.body, fault.content_type, dict(fault.headers))
             if fault is not None:
                 body = _error(fault.oai_code, fault.message)
             else:
@@ -159,10 +136,10 @@ class FakeOaiPmh:
             document = (f'<?xml version="1.0" encoding="UTF-8"?><OAI-PMH xmlns="{OAI_NS}">'
                         f"<responseDate>{_stamp(datetime.now(UTC))}</responseDate>"
                         f"<request>{escape(self.url)}</request>{body}</OAI-PMH>")
-            return 200, document.encode(), "text/xml; charset=utf-8", {}
+            return Response(200, document.encode(), "text/xml; charset=utf-8")
 
-    def _take_fault(self, verb: str | None) -> _Fault | None:
-        for fault in self._faults:
+    def _take_oai_fault(self, verb: str | None) -> _Fault | None:
+        for fault in self._oai_faults:
             if fault.verb not in (None, verb):
                 continue
             if fault.after:
@@ -171,7 +148,7 @@ class FakeOaiPmh:
             if fault.times is not None:
                 fault.times -= 1
                 if fault.times <= 0:
-                    self._faults.remove(fault)
+                    self._oai_faults.remove(fault)
             return fault
         return None
 
@@ -267,42 +244,7 @@ def _stamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True
-    request_queue_size = 64
-    owner: FakeOaiPmh
-
-    def handle_error(self, request, client_address) -> None:
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 10
-    server: _Server
-
-    def do_GET(self) -> None:
-        self._serve(urlsplit(self.path).query)
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self._serve(self.rfile.read(length).decode() if length else "")
-
-    def log_message(self, format, *args) -> None:
-        pass
-
-    def _serve(self, query: str) -> None:
-        if urlsplit(self.path).path != "/oai":
-            status, body, content_type, headers = 404, b"<html><body>Not found</body></html>", "text/html", {}
-        else:
-            status, body, content_type, headers = self.server.owner._answer(dict(parse_qsl(query)))
-        self.close_connection = True
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+def _arguments(request: Request) -> dict[str, str]:
+    """The OAI-PMH arguments: the query string of a GET, the form body of a POST."""
+    query = request.body.decode() if request.method == "POST" else urlsplit(request.path).query
+    return dict(parse_qsl(query))

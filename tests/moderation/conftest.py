@@ -4,9 +4,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from moderation.models import Community
-from moderation.services import review_submit
-from tests.factories import UserFactory
-from tests.repository.services.test_runs import demo_draft
+from tests.factories import UserFactory, submitted_review
 
 
 @pytest.fixture(autouse=True)
@@ -57,4 +55,4 @@ def admin_user(db):
 
 @pytest.fixture
 def review(author, community):
-    return review_submit(version=demo_draft(author), actor=author, community=community)
+    return submitted_review(author, community)

@@ -1,6 +1,5 @@
 """The diff a moderator sees between the version under review and the previous published one."""
 
-import io
 import json
 
 import pytest
@@ -8,14 +7,9 @@ import pytest
 from moderation.diff import version_diff
 from repository.models import Version
 from repository.services.drafts import draft_update, record_create
-from repository.services.files import draft_file_upload
-from tests.factories import notebook_dict
+from tests.factories import notebook_dict, upload
 
 pytestmark = pytest.mark.django_db
-
-
-def put(version, user, path, data: bytes):
-    draft_file_upload(version=version, actor=user, path=path, stream=io.BytesIO(data), content_length=len(data))
 
 
 def next_version(previous: Version, user) -> Version:
@@ -35,18 +29,18 @@ def test_a_first_version_has_nothing_to_compare_with(user):
 def test_metadata_files_and_cells_that_changed_are_listed(user):
     first = record_create(owner=user, metadata={"title": "Band gaps", "license": "CC-BY-4.0"})
     notebook = notebook_dict()
-    put(first, user, "nb.ipynb", json.dumps(notebook).encode())
-    put(first, user, "data.csv", b"a,b\n1,2\n")
-    put(first, user, "old.txt", b"old")
+    upload(first, user, "nb.ipynb", json.dumps(notebook).encode())
+    upload(first, user, "data.csv", b"a,b\n1,2\n")
+    upload(first, user, "old.txt", b"old")
     Version.objects.filter(pk=first.pk).update(state=Version.State.PUBLISHED)
     second = next_version(Version.objects.get(pk=first.pk), user)
     second = draft_update(version=second, actor=user, metadata={"title": "Band gaps, corrected", "license": "CC-BY-4.0",
                                                                 "notebook_path": "nb.ipynb"})
     second.files.filter(path__in=["nb.ipynb", "data.csv", "old.txt"]).delete()
     notebook["cells"][1]["source"] = "print(0 * 2)  # fixed"
-    put(second, user, "nb.ipynb", json.dumps(notebook).encode())
-    put(second, user, "data.csv", b"a,b\n1,3\n")
-    put(second, user, "new.txt", b"new")
+    upload(second, user, "nb.ipynb", json.dumps(notebook).encode())
+    upload(second, user, "data.csv", b"a,b\n1,3\n")
+    upload(second, user, "new.txt", b"new")
 
     diff = version_diff(second)
 
@@ -60,7 +54,7 @@ def test_metadata_files_and_cells_that_changed_are_listed(user):
 
 def test_unchanged_files_are_not_listed(user):
     first = record_create(owner=user, metadata={"title": "Same"})
-    put(first, user, "a.txt", b"same")
+    upload(first, user, "a.txt", b"same")
     Version.objects.filter(pk=first.pk).update(state=Version.State.PUBLISHED)
 
     diff = version_diff(next_version(Version.objects.get(pk=first.pk), user))
@@ -70,7 +64,7 @@ def test_unchanged_files_are_not_listed(user):
 
 def test_the_request_page_shows_the_diff_against_the_published_version(client, user, community_moderator, community):
     from moderation.services import review_submit
-    from tests.repository.services.test_runs import demo_draft
+    from tests.factories import demo_draft
 
     first = demo_draft(user)
     Version.objects.filter(pk=first.pk).update(state=Version.State.PUBLISHED)

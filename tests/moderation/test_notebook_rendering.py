@@ -16,8 +16,7 @@ from repository import rendering, storage
 from repository.rendering import NotebookRenderError, pages, render_notebook_html, worker
 from repository.models import Blob
 from repository.services.drafts import record_create
-from tests.factories import UserFactory
-from tests.repository.services.test_runs import IMAGE, put
+from tests.factories import IMAGE, UserFactory, png_base64, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -38,12 +37,6 @@ def own_var_dir(settings, tmp_path):
     """Each test renders into its own, empty cache."""
     settings.VAR_DIR = tmp_path / "var"
     return settings.VAR_DIR
-
-
-def png_base64(size=(8, 6), colour=(200, 30, 30)) -> str:
-    out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, format="PNG")
-    return base64.b64encode(out.getvalue()).decode()
 
 
 def jpeg_base64() -> str:
@@ -287,7 +280,7 @@ def submit(author, community, notebook_bytes: bytes, path="analysis.ipynb"):
         "title": "Hostile", "description": "Payloads", "license": "CC-BY-4.0",
         "creators": [{"name": "Doe, Jane"}], "container_image": IMAGE,
     })
-    put(version, author, path, notebook_bytes)
+    upload(version, author, path, notebook_bytes)
     return review_submit(version=version, actor=author, community=community)
 
 

@@ -10,7 +10,7 @@ from moderation.models import ReviewEvent, ReviewRequest
 from moderation.services import review_act, review_comment, review_submit
 from repository.models import ExecutionRun
 from repository.services.tokens import token_create
-from tests.repository.services.test_runs import demo_draft
+from tests.factories import demo_draft
 
 pytestmark = pytest.mark.django_db
 

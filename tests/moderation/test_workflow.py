@@ -135,10 +135,9 @@ def test_the_checklist_is_kept_with_the_decision(review, community_moderator):
 def test_two_moderators_accepting_at_once_publish_once(author, community, community_moderator, global_moderator):
     if connection.vendor != "postgresql":
         pytest.skip("row locks need PostgreSQL (SQLite serialises whole transactions)")
-    from moderation.services import review_submit
-    from tests.repository.services.test_runs import demo_draft
+    from tests.factories import submitted_review
 
-    review = review_submit(version=demo_draft(author), actor=author, community=community)
+    review = submitted_review(author, community)
     barrier = threading.Barrier(2)
     outcomes = []
 

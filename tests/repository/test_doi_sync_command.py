@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from repository.models import DoiOutbox, LocalDoi
-from tests.repository.services.test_runs import demo_draft
+from tests.factories import demo_draft
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,8 @@ import pytest
 from repository.models import ExecutionRun
 from repository.services.submission import version_submit
 from tests.celery_worker import celery_worker_on_redis
-from tests.repository.services.test_runs import SANDBOX_READY, demo_draft
+from tests.factories import demo_draft
+from tests.sandbox import SANDBOX_READY
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
 

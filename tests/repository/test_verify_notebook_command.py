@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from repository import demo
-from tests.repository.services.test_runs import SANDBOX_READY
+from tests.sandbox import needs_sandbox
 
-pytestmark = [pytest.mark.sandbox,
-              pytest.mark.skipif(not SANDBOX_READY, reason="bubblewrap or the kernel environment is missing")]
+pytestmark = [pytest.mark.sandbox, needs_sandbox]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -8,8 +8,7 @@ from django.core.management import call_command
 from harvest.models import HarvestedRecord
 from harvest.selectors import external_metadata_for_dois
 from repository.services.published import version_withdraw
-from tests.factories import UserFactory
-from tests.publishing import published_version
+from tests.factories import UserFactory, published_version
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

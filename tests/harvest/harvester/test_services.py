@@ -59,7 +59,7 @@ def test_a_first_harvest_imports_every_page(oai_server):
 def test_the_next_harvest_asks_only_for_what_changed(oai_server):
     harvest(oai_server)
     oai_server.add(FakeRecord("oai:fake.example:6", minutes(10), title="New data", identifiers=["10.1234/new.6"]))
-    oai_server.requests.clear()
+    oai_server.forget_requests()
 
     summary, source = harvest(oai_server)
 
@@ -135,7 +135,7 @@ def test_a_harvest_failing_half_way_keeps_its_pages_and_starts_over_next_time(oa
     assert HarvestedRecord.objects.count() == 2
     assert source.harvested_until is None
     assert source.last_run_outcome.startswith("failed: ")
-    oai_server.requests.clear()
+    oai_server.forget_requests()
 
     summary, source = harvest(oai_server)
 

@@ -18,8 +18,7 @@ from django.test import Client
 from lxml import etree
 
 from repository.models import Version
-from tests.factories import UserFactory
-from tests.publishing import published_version
+from tests.factories import UserFactory, published_version
 
 SCHEMAS = Path(__file__).resolve().parents[3].parent / "shared" / "schemas"
 

@@ -9,7 +9,7 @@ from django.core import signing
 
 from harvest.provider import formats
 from repository.models import Version
-from tests.repository.services.test_runs import demo_draft
+from tests.factories import demo_draft
 
 from .conftest import NAMESPACE, oai_id
 

@@ -10,12 +10,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from moderation.models import Community
-from moderation.services import review_act, review_submit
+from moderation.services import review_act
 from repository.models import Version
 from repository.services.new_versions import version_new_draft
 from repository.services.published import version_withdraw
-from tests.publishing import accept, sync_pending
-from tests.repository.services.test_runs import demo_draft
+from tests.factories import accept, demo_draft, submitted_review, sync_pending
 
 from .conftest import NAMESPACE, NS, oai_id
 
@@ -131,7 +130,7 @@ def test_sets_of_communities_and_resource_types(oai, user, moderator, no_verific
     Community.objects.create(slug="biology", name="Biology")
     notebook = _accepted_through_review(user, moderator, materials, resource_type="ComputationalNotebook")
     dataset = _accepted_through_review(user, moderator, materials, resource_type="Dataset")
-    declined = review_submit(version=demo_draft(user), actor=user, community=materials)
+    declined = submitted_review(user, materials)
     review_act(request_id=declined.pk, action="decline", actor=moderator, comment="Out of scope.")
 
     def listed(set_spec):
@@ -157,7 +156,7 @@ def no_verification_queue(monkeypatch):
 
 
 def _accepted_through_review(user, moderator, community, **metadata) -> Version:
-    review = review_submit(version=demo_draft(user, **metadata), actor=user, community=community)
+    review = submitted_review(user, community, **metadata)
     review_act(request_id=review.pk, action="accept", actor=moderator)
     sync_pending()
     return Version.objects.get(pk=review.version_id)

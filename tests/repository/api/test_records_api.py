@@ -8,8 +8,7 @@ from lxml import etree
 from rest_framework.test import APIClient
 
 from repository.models import DoiOutbox, Version
-from tests.factories import UserFactory
-from tests.publishing import published_version, sync_pending
+from tests.factories import UserFactory, published_version, sync_pending
 
 pytestmark = pytest.mark.django_db
 
@@ -78,7 +77,7 @@ def test_an_unknown_style_or_format_is_a_clear_client_error(anonymous, published
 
 
 def test_unknown_records_and_drafts_are_404(anonymous, user):
-    from tests.repository.services.test_runs import demo_draft
+    from tests.factories import demo_draft
 
     draft = demo_draft(user)
     assert anonymous.get("/api/records/zzzzz-zzzzz").status_code == 404
@@ -149,8 +148,7 @@ def test_discarding_a_draft_through_the_api(api, user):
 
 
 def test_an_accepted_version_is_public_while_its_doi_is_being_registered(anonymous, user, moderator):
-    from tests.publishing import accept
-    from tests.repository.services.test_runs import demo_draft
+    from tests.factories import accept, demo_draft
 
     version = accept(demo_draft(user), moderator)  # DataCite has not confirmed yet
 

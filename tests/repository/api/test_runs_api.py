@@ -7,9 +7,10 @@ from rest_framework.test import APIClient
 from repository.models import ExecutionRun
 from repository.services.runs import run_execute
 from repository.services.tokens import token_create
-from tests.repository.services.test_runs import SANDBOX_READY, demo_draft, no_queue  # noqa: F401 (fixture)
+from tests.factories import demo_draft
+from tests.sandbox import needs_sandbox
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_queue")]
 
 
 def client_for(user) -> APIClient:
@@ -91,7 +92,7 @@ def test_a_run_is_404_for_other_users(user, other_user):
     assert APIClient().get(f"/api/runs/{run.run_id}").status_code == 401
 
 
-@pytest.mark.skipif(not SANDBOX_READY, reason="bubblewrap or the kernel environment is missing")
+@needs_sandbox
 def test_a_finished_run_shows_its_report_and_executed_notebook(api, user):
     record_id = demo_draft(user).record.public_id
     api.post(f"/api/records/{record_id}/draft/actions/submit")

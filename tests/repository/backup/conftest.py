@@ -1,17 +1,11 @@
 """Fixtures of the backup tier's tests: a backup target of each test's own (a directory, or a bucket on the
-loopback S3 server with object lock), and published versions with files of their own."""
+loopback S3 server with object lock), an owner and a moderator."""
 
-import io
-import os
 import uuid
 
 import pytest
 
-from repository.models import Version
-from repository.services.files import draft_file_upload
 from tests.factories import UserFactory
-from tests.publishing import accept, sync_pending
-from tests.repository.services.test_runs import demo_draft
 
 
 @pytest.fixture(autouse=True)
@@ -62,19 +56,3 @@ def owner(db):
 @pytest.fixture
 def moderator(db):
     return UserFactory()
-
-
-def publish(owner, moderator, *, extra: dict[str, bytes] | None = None, **metadata) -> Version:
-    """A published version of a new record: the demo notebook and data, plus `extra` files (path -> bytes)."""
-    version = demo_draft(owner, **metadata)
-    for path, data in (extra or {}).items():
-        draft_file_upload(version=version, actor=owner, path=path, stream=io.BytesIO(data), content_length=len(data))
-    version = accept(version, moderator)
-    sync_pending()
-    version.refresh_from_db()
-    assert version.state == Version.State.PUBLISHED
-    return version
-
-
-def random_bytes(size: int) -> bytes:
-    return os.urandom(size)

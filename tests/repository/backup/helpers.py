@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -71,6 +72,10 @@ def corrupt_volume_member(backup_dir: Path, blob: Blob) -> None:
         byte = volume.read(1)
         volume.seek(copy.data_offset + blob.size // 2)
         volume.write(bytes([byte[0] ^ 0xFF]))
+
+
+def random_bytes(size: int) -> bytes:
+    return os.urandom(size)
 
 
 def sha256(data: bytes) -> str:

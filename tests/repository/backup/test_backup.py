@@ -19,27 +19,25 @@ from repository.models import Blob, Version
 from repository.services.files import draft_file_upload
 from repository.services.new_versions import version_new_draft
 from repository.services.published import version_withdraw
-from tests.factories import UserFactory
-from tests.publishing import accept, sync_pending
-from tests.repository.backup.conftest import publish, random_bytes
+from tests.factories import UserFactory, accept, demo_draft, published_version, sync_pending
 from tests.repository.backup.helpers import (
     blob_members,
     catalog,
     corrupt_primary,
     manifest_lines,
     primary_bytes,
+    random_bytes,
     sha256,
     tar_members,
 )
-from tests.repository.services.test_runs import demo_draft
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_backup_writes_a_tar_volume_with_every_file_its_manifest_bags_and_the_catalog(owner, moderator,
                                                                                         backup_dir, capsys):
-    first = publish(owner, moderator, extra={"results.bin": random_bytes(5000)})
-    second = publish(owner, moderator, title="Second")  # the same demo data: the same blob
+    first = published_version(owner, moderator, extra_files={"results.bin": random_bytes(5000)})
+    second = published_version(owner, moderator, title="Second")  # the same demo data: the same blob
     draft = demo_draft(owner, title="Not accepted")
     draft_file_upload(version=draft, actor=owner, path="secret.bin", stream=io.BytesIO(b"draft"), content_length=5)
 
@@ -79,7 +77,7 @@ def test_a_backup_writes_a_tar_volume_with_every_file_its_manifest_bags_and_the_
 
 def test_each_accepted_version_is_a_valid_bagit_bag_with_datacite_and_our_own_full_json(owner, moderator, backup_dir,
                                                                                        tmp_path):
-    version = publish(owner, moderator, extra={"results.bin": b"1234"})
+    version = published_version(owner, moderator, extra_files={"results.bin": b"1234"})
 
     backup_run()
 
@@ -106,7 +104,7 @@ def test_each_accepted_version_is_a_valid_bagit_bag_with_datacite_and_our_own_fu
 
 
 def test_a_second_backup_writes_no_blob_twice_and_only_what_is_new(owner, moderator, backup_dir, capsys):
-    first = publish(owner, moderator)
+    first = published_version(owner, moderator)
     backup_run()
     # A new version keeps both files and adds one; a new record shares the demo files.
     draft = version_new_draft(record=first.record, actor=owner)
@@ -135,7 +133,7 @@ def test_a_second_backup_writes_no_blob_twice_and_only_what_is_new(owner, modera
 
 
 def test_changed_metadata_is_backed_up_again_as_a_new_bag_without_the_files(owner, moderator, backup_dir):
-    version = publish(owner, moderator)
+    version = published_version(owner, moderator)
     backup_run()
 
     version_withdraw(version=version, actor=UserFactory(is_superuser=True), reason="Wrong data")
@@ -153,7 +151,7 @@ def test_volumes_respect_the_maximum_size_and_a_larger_file_gets_a_volume_of_its
     settings.BACKUP_VOLUME_MAX_BYTES = 64 * 1024
     files = {f"part{i}.bin": random_bytes(20_000) for i in range(6)}
     files["huge.bin"] = random_bytes(100_000)
-    publish(owner, moderator, extra=files)
+    published_version(owner, moderator, extra_files=files)
 
     summary = backup_run()
 
@@ -174,7 +172,7 @@ def test_volumes_respect_the_maximum_size_and_a_larger_file_gets_a_volume_of_its
 
 
 def test_a_corrupt_primary_object_is_not_backed_up_and_is_reported(owner, moderator, backup_dir, capsys):
-    version = publish(owner, moderator, extra={"results.bin": random_bytes(3000)})
+    version = published_version(owner, moderator, extra_files={"results.bin": random_bytes(3000)})
     damaged = version.files.get(path="results.bin").blob
     corrupt_primary(damaged)
 
@@ -194,7 +192,7 @@ def test_a_corrupt_primary_object_is_not_backed_up_and_is_reported(owner, modera
 
 
 def test_only_one_backup_runs_at_a_time_and_an_abandoned_run_is_taken_over(owner, moderator):
-    publish(owner, moderator)
+    published_version(owner, moderator)
     running = BackupRun.objects.create(target="elsewhere")
 
     with pytest.raises(BackupRunning):
@@ -207,7 +205,7 @@ def test_only_one_backup_runs_at_a_time_and_an_abandoned_run_is_taken_over(owner
 
 
 def test_a_target_holding_volumes_the_database_does_not_know_is_refused(owner, moderator, backup_dir):
-    publish(owner, moderator)
+    published_version(owner, moderator)
     backup_run()
     document = catalog(backup_dir)
     document["volumes"].append({**document["volumes"][0], "name": "nbarchive-000002-someone", "sequence": 2})
@@ -233,7 +231,7 @@ def test_the_backup_command_says_in_one_line_why_the_target_cannot_be_used(setti
 def test_s3_volumes_get_the_cold_storage_class_and_an_object_lock_and_the_catalog_stays_standard(
         owner, moderator, s3_backup):
     client, bucket = s3_backup
-    publish(owner, moderator)
+    published_version(owner, moderator)
 
     backup_run()
 
@@ -257,7 +255,7 @@ def test_a_bucket_without_object_lock_gets_volumes_without_retention(owner, mode
     settings.STORAGES["backup"]["OPTIONS"]["bucket_name"] = plain
     settings.BACKUP_S3_STORAGE_CLASS = "STANDARD"
     settings.BACKUP_S3_PREFIX = "nbarchive/"
-    publish(owner, moderator)
+    published_version(owner, moderator)
 
     backup_run()
 
@@ -271,7 +269,7 @@ def test_the_nightly_task_runs_a_backup_and_is_scheduled(owner, moderator):
     from repository.backup.tasks import backup_task, fixity_check_task
     from repository.celery import app
 
-    publish(owner, moderator)
+    published_version(owner, moderator)
 
     assert "2 file(s)" in backup_task.apply().get()
     assert "already running" not in backup_task.apply().get()
@@ -289,7 +287,7 @@ def test_a_target_failing_mid_run_leaves_the_earlier_volumes_complete_and_catalo
     from repository.backup import targets
 
     settings.BACKUP_VOLUME_MAX_BYTES = 64 * 1024
-    publish(owner, moderator, extra={f"part{i}.bin": random_bytes(30_000) for i in range(5)})
+    published_version(owner, moderator, extra_files={f"part{i}.bin": random_bytes(30_000) for i in range(5)})
     commit = targets._LocalSink.commit
     calls = []
 

@@ -10,9 +10,14 @@ from repository.backup.models import BackupCopy, FixityCheck
 from repository.backup.services import backup_run
 from repository.models import AuditEvent, Blob
 from repository.storage import blob_storage
-from tests.factories import UserFactory
-from tests.repository.backup.conftest import publish, random_bytes
-from tests.repository.backup.helpers import corrupt_primary, corrupt_volume_member, primary_bytes, sha256
+from tests.factories import UserFactory, published_version
+from tests.repository.backup.helpers import (
+    corrupt_primary,
+    corrupt_volume_member,
+    primary_bytes,
+    random_bytes,
+    sha256,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +29,7 @@ def admin(db):
 
 @pytest.fixture
 def backed_up(owner, moderator):
-    version = publish(owner, moderator, extra={"results.bin": random_bytes(50_000)})
+    version = published_version(owner, moderator, extra_files={"results.bin": random_bytes(50_000)})
     backup_run()
     return version
 
@@ -92,7 +97,7 @@ def test_a_corrupted_backup_copy_is_reported_and_never_used_for_a_repair(backed_
 
 
 def test_a_blob_without_a_backup_copy_is_checked_in_primary_storage_only(owner, moderator, admin):
-    version = publish(owner, moderator)
+    version = published_version(owner, moderator)
 
     summary = fixity_check_run()
 
@@ -117,7 +122,7 @@ def test_a_sample_checks_the_least_recently_checked_blobs_first(backed_up, capsy
 def test_fixity_repairs_an_s3_primary_object_from_a_cold_s3_backup(owner, moderator, s3_blob_storage, s3_backup,
                                                                     admin):
     primary, bucket = s3_blob_storage
-    version = publish(owner, moderator, extra={"results.bin": random_bytes(40_000)})
+    version = published_version(owner, moderator, extra_files={"results.bin": random_bytes(40_000)})
     backup_run()
     blob = version.files.get(path="results.bin").blob
     primary.put_object(Bucket=bucket, Key=blob.storage_key, Body=b"rotten" * 100)

@@ -27,14 +27,13 @@ from repository.services.files import draft_file_upload
 from repository.services.new_versions import version_new_draft
 from repository.services.published import version_withdraw
 from repository.storage import blob_storage
-from tests.factories import UserFactory
-from tests.publishing import accept, sync_pending
-from tests.repository.backup.conftest import publish, random_bytes
+from tests.factories import UserFactory, accept, published_version, sync_pending
 from tests.repository.backup.helpers import (
     corrupt_primary,
     corrupt_volume_member,
     empty_database,
     primary_bytes,
+    random_bytes,
     sha256,
 )
 
@@ -45,17 +44,17 @@ OAI = "{http://www.openarchives.org/OAI/2.0/}"
 def archive_with_history(owner, moderator) -> dict:
     """Three records: one with two versions (the second keeps a file and adds one), one withdrawn, one plain;
     returns what a reader could see of them, to compare after the restore."""
-    first = publish(owner, moderator, extra={"results.bin": random_bytes(70_000)},
-                    related_identifiers=[{"identifier": "10.1234/paper", "scheme": "DOI",
-                                          "relation": "IsSupplementTo"}])
+    first = published_version(owner, moderator, extra_files={"results.bin": random_bytes(70_000)},
+                              related_identifiers=[{"identifier": "10.1234/paper", "scheme": "DOI",
+                                                    "relation": "IsSupplementTo"}])
     draft = version_new_draft(record=first.record, actor=owner)
     draft_file_upload(version=draft, actor=owner, path="more.csv", stream=io.BytesIO(b"a,b\n1,2\n"), content_length=8)
     accept(draft, moderator)
     sync_pending()
-    withdrawn = publish(owner, moderator, title="Withdrawn one")
+    withdrawn = published_version(owner, moderator, title="Withdrawn one")
     version_withdraw(version=withdrawn, actor=UserFactory(is_superuser=True), reason="Mistaken data")
     sync_pending()
-    plain = publish(owner, moderator, title="Plain", extra={"blob.dat": random_bytes(30_000)})
+    plain = published_version(owner, moderator, title="Plain", extra_files={"blob.dat": random_bytes(30_000)})
     versions = Version.objects.filter(state__in=Version.ACCEPTED_STATES).select_related("record")
     return {
         "blobs": {b.sha256: (b.storage_key, b.size, b.md5) for b in Blob.objects.all()},
@@ -165,7 +164,7 @@ def test_restore_drill_from_a_local_directory(owner, moderator, backup_dir, loca
 
 def test_restore_into_a_database_with_records_repairs_primary_storage_and_keeps_the_metadata(owner, moderator,
                                                                                             backup_dir, capsys):
-    version = publish(owner, moderator, extra={"results.bin": random_bytes(4000)})
+    version = published_version(owner, moderator, extra_files={"results.bin": random_bytes(4000)})
     backup_run()
     blobs = {f.path: f.blob for f in version.files.select_related("blob")}
     blob_storage().delete(blobs["thermal.ipynb"].storage_key)
@@ -181,7 +180,7 @@ def test_restore_into_a_database_with_records_repairs_primary_storage_and_keeps_
 
 
 def test_verify_only_reports_a_corrupted_volume_member_changes_nothing_and_fails(owner, moderator, backup_dir, capsys):
-    version = publish(owner, moderator, extra={"results.bin": random_bytes(4000)})
+    version = published_version(owner, moderator, extra_files={"results.bin": random_bytes(4000)})
     backup_run()
     damaged = version.files.get(path="results.bin").blob
     corrupt_volume_member(backup_dir, damaged)
@@ -197,7 +196,7 @@ def test_verify_only_reports_a_corrupted_volume_member_changes_nothing_and_fails
 
 
 def test_verify_only_passes_on_an_intact_backup(owner, moderator, backup_dir, capsys):
-    publish(owner, moderator)
+    published_version(owner, moderator)
     backup_run()
 
     call_command("restore", "--from", str(backup_dir), "--verify-only")
@@ -206,8 +205,8 @@ def test_verify_only_passes_on_an_intact_backup(owner, moderator, backup_dir, ca
 
 
 def test_a_damaged_file_keeps_its_version_out_of_a_restore_and_the_rest_comes_back(owner, moderator, backup_dir):
-    damaged_version = publish(owner, moderator, extra={"results.bin": random_bytes(4000)})
-    intact = publish(owner, moderator, title="Intact")
+    damaged_version = published_version(owner, moderator, extra_files={"results.bin": random_bytes(4000)})
+    intact = published_version(owner, moderator, title="Intact")
     backup_run()
     damaged = damaged_version.files.get(path="results.bin").blob
     damaged_id, intact_id = damaged_version.record.public_id, intact.record.public_id
@@ -228,7 +227,7 @@ def test_a_damaged_file_keeps_its_version_out_of_a_restore_and_the_rest_comes_ba
 
 
 def test_a_tampered_manifest_is_reported(owner, moderator, backup_dir):
-    publish(owner, moderator)
+    published_version(owner, moderator)
     backup_run()
     volume = BackupVolume.objects.get()
     (backup_dir / volume.manifest_name).write_text('{"format": "something else"}\n')
@@ -265,7 +264,7 @@ def test_a_missing_bucket_is_a_one_line_error(s3_backup):
 
 
 def test_bags_of_later_volumes_win(owner, moderator, backup_dir):
-    version = publish(owner, moderator)
+    version = published_version(owner, moderator)
     backup_run()
     version_withdraw(version=version, actor=UserFactory(is_superuser=True), reason="Superseded")
     sync_pending()
@@ -290,7 +289,7 @@ def test_volumes_still_in_cold_storage_stop_the_restore_with_a_clear_message(own
     from repository.integrations.s3_backup import S3Target
 
     _, bucket = s3_backup
-    publish(owner, moderator)
+    published_version(owner, moderator)
     backup_run()
     # moto restores at once; a real DEEP_ARCHIVE restore takes hours.
     monkeypatch.setattr(S3Target, "make_readable", lambda self, names: list(names))

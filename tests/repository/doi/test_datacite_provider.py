@@ -10,10 +10,8 @@ from repository.selectors import version_metadata
 from repository.services.dois import REJECTED, SYNCED, doi_sync, doi_sync_pending
 from repository.services.new_versions import draft_discard, version_new_draft
 from repository.services.published import version_correct_metadata, version_withdraw
-from tests.factories import UserFactory
-from tests.publishing import accept, sync_pending
+from tests.factories import UserFactory, accept, demo_draft, sync_pending
 from tests.repository.doi.conftest import DATACITE_PASSWORD, DATACITE_PREFIX, DATACITE_USERNAME
-from tests.repository.services.test_runs import demo_draft
 
 pytestmark = pytest.mark.django_db
 

@@ -7,10 +7,8 @@ import pytest
 
 from repository.models import DoiOutbox, Version
 from tests.celery_worker import celery_worker_on_redis
-from tests.factories import UserFactory
-from tests.publishing import accept
+from tests.factories import UserFactory, accept, demo_draft
 from tests.repository.doi.conftest import DATACITE_PASSWORD, DATACITE_PREFIX, DATACITE_USERNAME
-from tests.repository.services.test_runs import demo_draft
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 

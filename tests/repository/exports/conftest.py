@@ -1,40 +1,17 @@
-"""Builders for versions with full citation metadata, written straight through the ORM.
+"""Fixtures of versions with full citation metadata, written straight through the ORM.
 
 Exports only read, so the tests build the rows they describe directly instead of walking the publish flow.
 """
 
 import datetime
-import hashlib
 
 import pytest
 
-from repository.models import Blob, Creator, DataReference, RelatedIdentifier, Version, VersionFile
-from tests.factories import RecordFactory, VersionFactory
+from repository.models import Version
+from tests.factories import RecordFactory, VersionFactory, add_creator, add_file, add_reference, add_related
 
 PUBLISHED_AT = datetime.datetime(2024, 5, 3, 12, 30, tzinfo=datetime.UTC)
 ORCID = "0000-0002-1825-0097"
-
-
-def add_creator(version, name, **fields):
-    return Creator.objects.create(version=version, position=version.creators.count(), name=name, **fields)
-
-
-def add_related(version, identifier, scheme, relation):
-    return RelatedIdentifier.objects.create(version=version, position=version.related_identifiers.count(),
-                                            identifier=identifier, scheme=scheme, relation=relation)
-
-
-def add_reference(version, kind, identifier, target_path, **fields):
-    return DataReference.objects.create(version=version, position=version.data_references.count(), kind=kind,
-                                        identifier=identifier, target_path=target_path,
-                                        sha256=hashlib.sha256(identifier.encode()).hexdigest(), size=10, **fields)
-
-
-def add_file(version, path, content: bytes):
-    sha256 = hashlib.sha256(content).hexdigest()
-    blob, _ = Blob.objects.get_or_create(sha256=sha256, defaults={
-        "md5": hashlib.md5(content).hexdigest(), "size": len(content), "storage_key": f"blobs/{sha256}"})
-    return VersionFile.objects.create(version=version, path=path, blob=blob)
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ from repository.exports.citation import version_citation
 from repository.exports.csl import version_csl_json
 from repository.exports.ris import version_ris
 from repository.models import ResourceType
+from tests.factories import add_creator
 
-from .conftest import ORCID, add_creator
+from .conftest import ORCID
 
 pytestmark = pytest.mark.django_db
 

@@ -12,9 +12,9 @@ from repository.exports.datacite import (
     version_datacite_metadata,
 )
 from repository.models import Version
-from tests.factories import RecordFactory
+from tests.factories import RecordFactory, add_creator, add_file, add_reference
 
-from .conftest import ORCID, PUBLISHED_AT, add_creator, add_file, add_reference
+from .conftest import ORCID, PUBLISHED_AT
 
 pytestmark = pytest.mark.django_db
 

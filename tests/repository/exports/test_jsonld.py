@@ -8,7 +8,8 @@ from django.conf import settings
 
 from repository.exports.jsonld import concept_jsonld, jsonld_script, version_jsonld
 from repository.models import Version
-from tests.repository.exports.conftest import ORCID, add_creator, add_file, add_reference, add_related
+from tests.factories import add_creator, add_file, add_reference, add_related
+from tests.repository.exports.conftest import ORCID
 
 pytestmark = pytest.mark.django_db
 

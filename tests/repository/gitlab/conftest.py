@@ -3,7 +3,7 @@ python-gitlab client for it.
 
 - `gitlab_server`: a fresh FakeGitLab per test on 127.0.0.1:<free port>, stopped (running jobs killed) after
   the test. Its jobs' timeouts are capped at 120 s (`max_job_seconds`) so a runaway job cannot hold the suite.
-  Its admin token is `gitlab_server.token`; `gitlab_server.add_token(...)` makes limited ones.
+  Its token (the administrator's) is `gitlab_server.token`.
 - `gitlab_client`: `gitlab.Gitlab(gitlab_server.url, private_token=gitlab_server.token)`.
 - `gitlab_sandbox`: `gitlab_server`, or a skip (with the reason) when jobs cannot execute on this machine
   (no bwrap, no kernel environment): use it in tests whose pipelines must really run.

@@ -73,10 +73,10 @@ def test_the_ci_file_is_valid_yaml_with_exactly_one_job_and_the_expected_structu
 
 def test_the_fake_gitlabs_ci_parser_plans_the_same_single_job():
     gitlab_ci = pytest.importorskip("tests.fakes.gitlab_ci")
+    assert pytest.importorskip("tests.fakes.gitlab").CI_FILE == CI_FILE  # the fake reads it where the runner writes it
     text = ci_file_text(image=IMAGE, timeout_seconds=90)
 
-    plan = gitlab_ci.plan_pipeline(text, files={CI_FILE}, variables={}, ref="nbarchive/run-1", is_tag=False,
-                                   source="api")
+    plan = gitlab_ci.plan_pipeline(text)
 
     assert [job.name for job in plan.jobs] == [JOB_NAME]
     job = plan.jobs[0]

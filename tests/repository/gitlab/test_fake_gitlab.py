@@ -4,6 +4,7 @@ in the local sandbox, with the kernel environment standing in for the job's imag
 """
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -83,7 +84,7 @@ def _processes_with(argument: str) -> list[int]:
 # --- projects, repository, tags ------------------------------------------------------------------------------------
 
 
-def test_projects_are_created_found_by_path_and_searched(gitlab_server, gitlab_client):
+def test_projects_are_created_and_found_by_path(gitlab_server, gitlab_client):
     gitlab_server.create_group("nbarchive")
     namespace = gitlab_client.namespaces.get("nbarchive")
     created = gitlab_client.projects.create({"name": "Verify runs", "path": "verify", "namespace_id": namespace.id})
@@ -93,10 +94,6 @@ def test_projects_are_created_found_by_path_and_searched(gitlab_server, gitlab_c
     by_path = gitlab_client.projects.get("nbarchive/verify")  # sent as nbarchive%2Fverify
     by_id = gitlab_client.projects.get(created.id)
     assert by_path.id == by_id.id == created.id
-    assert [p.id for p in gitlab_client.projects.list(search="verify", get_all=True)] == [created.id]
-    assert gitlab_client.user is None
-    gitlab_client.auth()
-    assert gitlab_client.user.username == "root"
 
     with pytest.raises(gitlab.GitlabCreateError) as taken:
         gitlab_client.projects.create({"name": "verify", "path": "verify", "namespace_id": namespace.id})
@@ -107,7 +104,7 @@ def test_projects_are_created_found_by_path_and_searched(gitlab_server, gitlab_c
     assert "404 Project Not Found" in missing.value.error_message
 
 
-def test_commits_files_tree_and_branches(gitlab_server, gitlab_client):
+def test_commits_files_and_tree(gitlab_server, gitlab_client):
     project = _project(gitlab_server, gitlab_client)
     notebook = json.dumps({"cells": [], "nbformat": 4, "nbformat_minor": 5}).encode()
     first = project.commits.create({
@@ -117,48 +114,40 @@ def test_commits_files_tree_and_branches(gitlab_server, gitlab_client):
              "encoding": "base64"},
             {"action": "create", "file_path": "data/manifest.json", "content": '{"files": []}'},
             {"action": "create", "file_path": "data/raw/a.csv", "content": "x,y\n1,2\n"},
-            {"action": "create", "file_path": "run.sh", "content": "#!/bin/sh\n", "execute_filemode": True},
+            {"action": "create", "file_path": "run.sh", "content": "#!/bin/sh\n"},
         ],
     })
     assert len(first.id) == 40 and first.title == "Version 1" and first.parent_ids == []
     assert project.commits.get(first.id).id == first.id
     assert project.commits.get("main").id == first.id  # a ref is resolved too
 
-    got = project.files.get(file_path="analysis.ipynb", ref="main")
-    assert got.decode() == notebook and got.encoding == "base64" and got.commit_id == first.id
+    assert project.files.raw(file_path="analysis.ipynb", ref="main") == notebook
     assert project.files.raw(file_path="data/raw/a.csv", ref=first.id) == b"x,y\n1,2\n"
-    assert project.files.get(file_path="data/raw/a.csv", ref=first.short_id).file_name == "a.csv"
+    assert project.files.raw(file_path="data/raw/a.csv", ref=first.short_id) == b"x,y\n1,2\n"
 
     top = project.repository_tree(ref="main", get_all=True)
     assert [(entry["type"], entry["path"]) for entry in top] == [
         ("tree", "data"), ("blob", "analysis.ipynb"), ("blob", "run.sh")]
-    assert {entry["path"]: entry["mode"] for entry in top}["run.sh"] == "100755"
+    git_blob_id = hashlib.sha1(b"blob 10\x00#!/bin/sh\n").hexdigest()  # what the mirror compares its files with
+    assert {entry["path"]: entry["id"] for entry in top}["run.sh"] == git_blob_id
     recursive = project.repository_tree(ref="main", recursive=True, get_all=True, per_page=2)
     assert sorted(entry["path"] for entry in recursive if entry["type"] == "blob") == [
         "analysis.ipynb", "data/manifest.json", "data/raw/a.csv", "run.sh"]
     first_page = project.repository_tree(ref="main", recursive=True, per_page=2, page=1)
     assert len(first_page) == 2
-    assert [e["path"] for e in project.repository_tree(path="data/raw", ref="main", get_all=True)] == [
-        "data/raw/a.csv"]
 
     second = project.commits.create({
         "branch": "v2", "start_branch": "main", "commit_message": "Version 2",
         "actions": [
             {"action": "update", "file_path": "data/raw/a.csv", "content": "x,y\n3,4\n"},
             {"action": "delete", "file_path": "run.sh"},
-            {"action": "move", "previous_path": "data/manifest.json", "file_path": "manifest.json"},
         ],
     })
     assert second.parent_ids == [first.id]
+    assert project.commits.get("v2").id == second.id
     assert gitlab_server.files_at("nbarchive/verify", "v2") == {
-        "analysis.ipynb": notebook, "data/raw/a.csv": b"x,y\n3,4\n", "manifest.json": b'{"files": []}'}
+        "analysis.ipynb": notebook, "data/manifest.json": b'{"files": []}', "data/raw/a.csv": b"x,y\n3,4\n"}
     assert gitlab_server.files_at("nbarchive/verify", "main")["data/raw/a.csv"] == b"x,y\n1,2\n"
-    assert sorted(branch.name for branch in project.branches.list(get_all=True)) == ["main", "v2"]
-    assert project.branches.get("v2").commit["id"] == second.id
-
-    archive = project.repository_archive(sha="v2", format="zip")
-    names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
-    assert any(name.endswith("/manifest.json") for name in names)
 
     with pytest.raises(gitlab.GitlabCreateError) as exists:
         _commit(project, {"analysis.ipynb": "{}"})
@@ -171,23 +160,13 @@ def test_commits_files_tree_and_branches(gitlab_server, gitlab_client):
         _commit(project, {"new.txt": "x"}, branch="elsewhere")
     assert "only create or edit files when you are on a branch" in no_branch.value.error_message
     with pytest.raises(gitlab.GitlabGetError) as missing_file:
-        project.files.get(file_path="nope.txt", ref="main")
-    assert missing_file.value.response_code == 404
+        project.files.raw(file_path="nope.txt", ref="main")
+    assert missing_file.value.response_code == 404 and "404 File Not Found" in missing_file.value.error_message
     with pytest.raises(gitlab.GitlabGetError):
-        project.files.get(file_path="analysis.ipynb", ref="no-such-ref")
-
-
-def test_files_api_create_update_delete(gitlab_server, gitlab_client):
-    project = _project(gitlab_server, gitlab_client)
-    project.files.create({"file_path": "dir/notes.md", "branch": "main", "content": "one",
-                          "commit_message": "add"})
-    handle = project.files.get(file_path="dir/notes.md", ref="main")
-    handle.content = base64.b64encode(b"two").decode()
-    handle.encoding = "base64"
-    handle.save(branch="main", commit_message="edit")
-    assert project.files.raw(file_path="dir/notes.md", ref="main") == b"two"
-    project.files.delete(file_path="dir/notes.md", branch="main", commit_message="remove")
-    assert gitlab_server.files_at("nbarchive/verify") == {}
+        project.files.raw(file_path="analysis.ipynb", ref="no-such-ref")
+    with pytest.raises(gitlab.GitlabGetError) as missing_commit:
+        project.commits.get("no-such-ref")
+    assert missing_commit.value.response_code == 404
 
 
 def test_tags_lightweight_and_annotated(gitlab_server, gitlab_client):
@@ -200,7 +179,7 @@ def test_tags_lightweight_and_annotated(gitlab_server, gitlab_client):
     assert annotated.commit["id"] == first.id and annotated.target != first.id
     assert annotated.message.startswith("Version 2")
 
-    assert sorted(tag.name for tag in project.tags.list(get_all=True)) == ["v1", "v2"]
+    assert project.tags.get("v1").target == first.id
     assert project.tags.get("v2").message.endswith("Cite as: ...")
     assert gitlab_server.tags("nbarchive/verify")["v2"]["annotated"] is True
 
@@ -213,7 +192,7 @@ def test_tags_lightweight_and_annotated(gitlab_server, gitlab_client):
     with pytest.raises(gitlab.GitlabCreateError):
         project.tags.create({"tag_name": "bad name", "ref": "main"})
 
-    project.tags.delete("v1")
+    gitlab_server.delete_tag("nbarchive/verify", "v1")
     with pytest.raises(gitlab.GitlabGetError) as gone:
         project.tags.get("v1")
     assert gone.value.response_code == 404
@@ -223,9 +202,8 @@ def test_tags_lightweight_and_annotated(gitlab_server, gitlab_client):
 # --- authentication ------------------------------------------------------------------------------------------------
 
 
-def test_token_errors(gitlab_server, gitlab_client):
+def test_a_missing_or_wrong_token_is_401(gitlab_server, gitlab_client):
     _project(gitlab_server, gitlab_client, "nbarchive/verify")
-    _project(gitlab_server, gitlab_client, "authors/theirs")
 
     for client in (gitlab.Gitlab(gitlab_server.url, private_token="glpat-wrong"), gitlab.Gitlab(gitlab_server.url)):
         with pytest.raises(gitlab.GitlabAuthenticationError) as denied:
@@ -233,39 +211,14 @@ def test_token_errors(gitlab_server, gitlab_client):
         assert denied.value.response_code == 401
         assert denied.value.error_message == "401 Unauthorized"
 
-    bearer = gitlab.Gitlab(gitlab_server.url, oauth_token=gitlab_server.token)
-    assert bearer.projects.get("nbarchive/verify").path == "verify"
-
-    limited = gitlab.Gitlab(gitlab_server.url,
-                            private_token=gitlab_server.add_token(projects=["nbarchive/verify"], role="developer"))
-    assert limited.projects.get("nbarchive/verify").path == "verify"
-    with pytest.raises(gitlab.GitlabGetError) as hidden:
-        limited.projects.get("authors/theirs")
-    assert hidden.value.response_code == 404
-    assert [project.path_with_namespace for project in limited.projects.list(get_all=True)] == ["nbarchive/verify"]
-    with pytest.raises(gitlab.GitlabCreateError) as forbidden:
-        limited.projects.create({"name": "another"})
-    assert forbidden.value.response_code == 403
-
-    reader_token = gitlab_server.add_token(scopes=("read_api",))
-    reader = gitlab.Gitlab(gitlab_server.url, private_token=reader_token)
-    with pytest.raises(gitlab.GitlabCreateError) as scope:
-        _commit(reader.projects.get("nbarchive/verify"), {"x.txt": "x"})
-    assert scope.value.response_code == 403
-
-    gitlab_server.revoke_token(reader_token)
-    with pytest.raises(gitlab.GitlabAuthenticationError):
-        reader.projects.get("nbarchive/verify")
-
-
 def test_switchable_failures_and_request_log(gitlab_server, gitlab_client):
     project = _project(gitlab_server, gitlab_client)
     _commit(project, {"a.txt": "a"})
     gitlab_server.fail_next(1, status=503, path_contains="/repository/files/")
     with pytest.raises(gitlab.GitlabGetError) as failed:
-        project.files.get(file_path="a.txt", ref="main")
+        project.files.raw(file_path="a.txt", ref="main")
     assert failed.value.response_code == 503
-    assert project.files.get(file_path="a.txt", ref="main").decode() == b"a"
+    assert project.files.raw(file_path="a.txt", ref="main") == b"a"
 
     gitlab_server.fail_next(2, status=500, path_contains="/repository/files/")
     retrying = gitlab.Gitlab(gitlab_server.url, private_token=gitlab_server.token, retry_transient_errors=True)
@@ -345,20 +298,10 @@ def test_pipeline_creation_errors(gitlab_server, gitlab_client):
         project.pipelines.create({"ref": "main"})
     assert "unknown keys: imagee" in str(unknown.value.error_message)
 
-    gitlab_server.commit("nbarchive/verify", {".gitlab-ci.yml": (
-        "workflow:\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"api\"\n"
-        "verify:\n  script: [echo hi]\n")})
-    gitlab_server.commit("nbarchive/verify", {".gitlab-ci.yml": (
-        "workflow:\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"web\"\n"
-        "verify:\n  script: [echo hi]\n")}, branch="web-only", start_branch="main")
-    with pytest.raises(gitlab.GitlabCreateError) as filtered:
-        project.pipelines.create({"ref": "web-only"})
-    assert "filtered out by workflow rules" in str(filtered.value.error_message)
-
-    gitlab_server.set_project("nbarchive/verify", ci_pipeline_variables_minimum_override_role="no_one_allowed")
-    with pytest.raises(gitlab.GitlabCreateError) as restricted:
-        project.pipelines.create({"ref": "main", "variables": [{"key": "X", "value": "1"}]})
-    assert "Insufficient permissions to set pipeline variables" in str(restricted.value.error_message)
+    gitlab_server.commit("nbarchive/verify", {".gitlab-ci.yml": "verify:\n  script: [echo hi]\n  rules: []\n"})
+    with pytest.raises(gitlab.GitlabCreateError) as not_implemented:
+        project.pipelines.create({"ref": "main"})
+    assert "the fake GitLab does not implement rules" in str(not_implemented.value.error_message)
 
 
 def test_runner_unavailable_keeps_pipelines_pending_and_cancel_works(gitlab_server, gitlab_client):
@@ -366,7 +309,7 @@ def test_runner_unavailable_keeps_pipelines_pending_and_cancel_works(gitlab_serv
     project = _project(gitlab_server, gitlab_client)
     _commit(project, {".gitlab-ci.yml": f"verify:\n  image: {IMAGE}\n  script: [echo hi]\n"},
             message="CI [skip ci]")
-    pipeline = project.pipelines.create({"ref": "main", "variables": [{"key": "RUN_KEY", "value": "run-1"}]})
+    pipeline = project.pipelines.create({"ref": "main"})
     assert pipeline.status == "pending"
     assert pipeline.web_url == f"{gitlab_server.url}/nbarchive/verify/-/pipelines/{pipeline.id}"
     time.sleep(1.0)
@@ -374,22 +317,10 @@ def test_runner_unavailable_keeps_pipelines_pending_and_cancel_works(gitlab_serv
     jobs = pipeline.jobs.list(get_all=True)
     assert [(job.name, job.status) for job in jobs] == [("verify", "pending")]
     assert jobs[0].web_url == f"{gitlab_server.url}/nbarchive/verify/-/jobs/{jobs[0].id}"
-    assert pipeline.variables.list(get_all=True)[0].value == "run-1"
 
     pipeline.cancel()
     assert project.pipelines.get(pipeline.id).status == "canceled"
     assert project.jobs.get(jobs[0].id).status == "canceled"
-
-
-def test_pending_timeout_fails_stuck_jobs(gitlab_server, gitlab_client):
-    gitlab_server.runner_unavailable = True
-    gitlab_server.pending_timeout_seconds = 0.3
-    project = _project(gitlab_server, gitlab_client)
-    _commit(project, {".gitlab-ci.yml": "verify:\n  script: [echo hi]\n"}, message="CI [ci skip]")
-    pipeline = project.pipelines.create({"ref": "main"})
-    finished = _wait(project, pipeline.id, timeout=10)
-    assert finished.status == "failed"
-    assert pipeline.jobs.list(get_all=True)[0].failure_reason == "stuck_or_timeout_failure"
 
 
 def test_pushes_start_pipelines_like_gitlab(gitlab_server, gitlab_client):
@@ -401,11 +332,11 @@ def test_pushes_start_pipelines_like_gitlab(gitlab_server, gitlab_client):
     gitlab_server.commit("nbarchive/verify", {"x.txt": "x"}, message="Change [skip ci]")
     assert [p["status"] for p in gitlab_server.pipelines("nbarchive/verify")] == ["pending", "skipped"]
 
-    gitlab_server.commit("nbarchive/verify", {".gitlab-ci.yml": (
-        "workflow:\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"api\"\n"
-        "verify:\n  script: [echo hi]\n")}, message="API only")
-    project.tags.create({"tag_name": "v1", "ref": "main"})
-    assert len(gitlab_server.pipelines("nbarchive/verify")) == 2
+    project.tags.create({"tag_name": "v1", "ref": "main"})  # the tagged commit says [skip ci]
+    assert [p["status"] for p in gitlab_server.pipelines("nbarchive/verify")] == ["pending", "skipped", "skipped"]
+    gitlab_server.push_pipelines = False
+    gitlab_server.commit("nbarchive/verify", {"y.txt": "y"}, message="Change")
+    assert len(gitlab_server.pipelines("nbarchive/verify")) == 3
     api = project.pipelines.create({"ref": "v1"})
     assert api.source == "api" and api.tag is True
 
@@ -444,7 +375,6 @@ def test_pipeline_runs_in_the_kernel_environment_and_returns_artifacts(gitlab_sa
     assert job.status == "success" and job.stage == "verify"
     assert job.artifacts_file["filename"] == "artifacts.zip"
     assert _zip(job.artifacts()) == {"out/ok.txt": b"ok\n"}
-    assert job.artifact("out/ok.txt") == b"ok\n"
     trace = job.trace().decode()
     assert IMAGE in trace
     assert "$ mkdir -p out" in trace
@@ -558,8 +488,7 @@ def test_the_job_sees_only_ci_variables_and_no_secrets(gitlab_sandbox, gitlab_cl
         "  artifacts:\n    paths: [out]\n"
     )
     _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
-    pipeline = project.pipelines.create({"ref": "main", "variables": [{"key": "DATA_URL",
-                                                                        "value": "http://127.0.0.1:1/x?sig=1"}]})
+    pipeline = project.pipelines.create({"ref": "main"})
     assert _wait(project, pipeline.id).status == "success"
     [job] = pipeline.jobs.list(get_all=True)
     files = _zip(project.jobs.get(job.id, lazy=True).artifacts())
@@ -574,16 +503,15 @@ def test_the_job_sees_only_ci_variables_and_no_secrets(gitlab_sandbox, gitlab_cl
     assert environment["CI_PROJECT_DIR"] == "/builds/nbarchive/verify"
     assert environment["GLOBAL_VAR"] == "from-ci-file"
     assert environment["PYTHONHASHSEED"] == "0"
-    assert environment["DATA_URL"] == "http://127.0.0.1:1/x?sig=1"
     assert files["out/python.txt"].decode().strip().endswith("kernel-env/bin/python3")
     assert "work" not in files["out/root.txt"].decode().split() or b"repository" not in files["out/root.txt"]
     allowed_host = {"PATH", "HOME", "LANG", "HOSTNAME", "PWD", "SHLVL", "_", "OLDPWD"}
     assert all(key.startswith(("CI", "GITLAB_")) or key in allowed_host or key in (
-        "GLOBAL_VAR", "PYTHONHASHSEED", "DATA_URL") for key in environment), sorted(environment)
+        "GLOBAL_VAR", "PYTHONHASHSEED") for key in environment), sorted(environment)
 
 
 @sandbox
-def test_jobs_reach_a_loopback_server_and_stages_pass_artifacts_on(gitlab_sandbox, gitlab_client):
+def test_jobs_reach_a_loopback_server(gitlab_sandbox, gitlab_client):
     class Data(BaseHTTPRequestHandler):
         def do_GET(self):
             body = b"1,2,3\n"
@@ -599,25 +527,24 @@ def test_jobs_reach_a_loopback_server_and_stages_pass_artifacts_on(gitlab_sandbo
     threading.Thread(target=data.serve_forever, daemon=True).start()
     try:
         project = _project(gitlab_sandbox, gitlab_client)
+        url = f"http://127.0.0.1:{data.server_address[1]}/data.csv"
         ci = (
-            "stages: [fetch, use]\n"
-            "fetch:\n  stage: fetch\n  script:\n"
+            f"variables:\n  DATA_URL: \"{url}\"\n"
+            "fetch:\n  script:\n"
             "    - python3 -c \"import os, urllib.request; open('data.csv', 'wb').write("
             "urllib.request.urlopen(os.environ['DATA_URL']).read())\"\n"
-            "  artifacts:\n    paths: [data.csv]\n"
-            "use:\n  stage: use\n  script:\n    - mkdir -p out && wc -c < data.csv > out/size.txt\n"
+            "    - mkdir -p out && wc -c < data.csv > out/size.txt\n"
             "  artifacts:\n    paths: [out/size.txt]\n"
         )
         _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
-        url = f"http://127.0.0.1:{data.server_address[1]}/data.csv"
-        pipeline = project.pipelines.create({"ref": "main", "variables": [{"key": "DATA_URL", "value": url}]})
+        pipeline = project.pipelines.create({"ref": "main"})
         finished = _wait(project, pipeline.id)
         assert finished.status == "success", [j["trace"] for j in gitlab_sandbox.pipeline(pipeline.id)["jobs"]]
     finally:
         data.shutdown()
         data.server_close()
-    jobs = {job.name: job for job in pipeline.jobs.list(get_all=True)}
-    assert _zip(project.jobs.get(jobs["use"].id, lazy=True).artifacts()) == {"out/size.txt": b"6\n"}
+    [job] = pipeline.jobs.list(get_all=True)
+    assert _zip(project.jobs.get(job.id, lazy=True).artifacts()) == {"out/size.txt": b"6\n"}
 
 
 @sandbox
@@ -632,7 +559,7 @@ def test_a_failed_stage_skips_the_next(gitlab_sandbox, gitlab_client):
 
 
 @sandbox
-def test_drop_artifacts_and_image_pull_failure(gitlab_sandbox, gitlab_client):
+def test_drop_artifacts(gitlab_sandbox, gitlab_client):
     project = _project(gitlab_sandbox, gitlab_client)
     ci = f"verify:\n  image: {IMAGE}\n  script: [mkdir -p out, echo hi > out/a.txt]\n  artifacts:\n    paths: [out]\n"
     _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
@@ -644,14 +571,6 @@ def test_drop_artifacts_and_image_pull_failure(gitlab_sandbox, gitlab_client):
     with pytest.raises(gitlab.GitlabGetError) as none:
         project.jobs.get(job.id).artifacts()
     assert none.value.response_code == 404
-
-    gitlab_sandbox.drop_artifacts = False
-    gitlab_sandbox.image_policy = lambda image: not image.startswith("registry.example.org/")
-    pipeline = project.pipelines.create({"ref": "main"})
-    assert _wait(project, pipeline.id).status == "failed"
-    [job] = pipeline.jobs.list(get_all=True)
-    assert job.failure_reason == "image_pull_failure"
-    assert "failed to pull image" in project.jobs.get(job.id).trace().decode()
 
 
 def test_without_bwrap_jobs_fail_with_a_clear_trace(gitlab_server, gitlab_client, monkeypatch):

@@ -14,8 +14,7 @@ from repository.gitlab.services.imports import gitlab_import_execute, gitlab_imp
 from repository.models import DoiOutbox, Version
 from repository.services.new_versions import draft_discard
 from repository.storage import open_blob
-from tests.factories import notebook_bytes
-from tests.publishing import published_version
+from tests.factories import notebook_bytes, published_version
 
 PROJECT = "jane/thermal-expansion"
 TAG_FILES = {

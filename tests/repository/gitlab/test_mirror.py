@@ -12,8 +12,7 @@ from repository.models import AuditEvent, Version
 from repository.services.files import draft_file_delete, draft_file_upload
 from repository.services.new_versions import version_new_draft
 from repository.storage import open_blob
-from tests.factories import notebook_bytes
-from tests.publishing import accept, published_version, sync_pending
+from tests.factories import accept, notebook_bytes, published_version, sync_pending
 
 pytestmark = pytest.mark.django_db
 NAMESPACE = "nbarchive-mirror"

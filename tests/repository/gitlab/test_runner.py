@@ -26,7 +26,8 @@ from repository.services.drafts import record_create
 from repository.services.files import draft_file_upload
 from repository.services.run_data import run_data_url
 from repository.services.runs import InfrastructureError, run_cancel, run_cancel_remote, run_execute, run_request
-from tests.repository.services.test_runs import IMAGE, SANDBOX_READY, demo_draft
+from tests.factories import IMAGE, demo_draft
+from tests.sandbox import SANDBOX_READY
 
 VERIFY_PROJECT = "verify/runs"
 on_gitlab = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]

@@ -10,9 +10,7 @@ from repository.models import DoiOutbox, LocalDoi, Version
 from repository.services.dois import BUSY, NOTHING, SYNCED, doi_sync, doi_sync_pending
 from repository.services.new_versions import draft_discard, version_new_draft
 from repository.services.published import version_withdraw
-from tests.factories import UserFactory
-from tests.publishing import accept, published_version, sync_pending
-from tests.repository.services.test_runs import demo_draft
+from tests.factories import UserFactory, accept, demo_draft, published_version, sync_pending
 
 pytestmark = pytest.mark.django_db
 

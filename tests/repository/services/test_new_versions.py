@@ -7,8 +7,7 @@ import pytest
 from repository import storage
 from repository.services.files import draft_file_delete, draft_file_upload
 from repository.services.new_versions import version_new_draft
-from tests.factories import UserFactory
-from tests.publishing import published_version
+from tests.factories import UserFactory, published_version
 
 pytestmark = pytest.mark.django_db
 

@@ -5,50 +5,19 @@ test can look at what a run records.
 """
 
 import hashlib
-import io
-import shutil
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from repository import demo
 from repository.errors import Conflict, InvalidInput
 from repository.models import ExecutionRun, Version
 from repository.services.drafts import draft_update, record_create
-from repository.services.files import draft_file_upload
 from repository.services.runs import run_execute, run_request
 from repository.services.submission import version_submit
+from tests.factories import IMAGE, demo_draft, upload
+from tests.sandbox import needs_sandbox
 
-pytestmark = pytest.mark.django_db
-
-SANDBOX_READY = shutil.which("bwrap") is not None and Path(settings.RUNNER_KERNEL_PYTHON).exists()
-needs_sandbox = pytest.mark.skipif(not SANDBOX_READY, reason="bubblewrap or the kernel environment is missing")
-IMAGE = "registry.example.org/group/image@sha256:" + "a" * 64
-
-
-@pytest.fixture(autouse=True)
-def no_queue(settings, monkeypatch):
-    """Queued tasks are not sent anywhere: these tests call run_execute themselves."""
-    from repository import tasks
-
-    sent = []
-    monkeypatch.setattr(tasks.run_verification_task, "apply_async", lambda *a, **k: sent.append((a, k)))
-    return sent
-
-
-def put(version, user, path, data: bytes):
-    return draft_file_upload(version=version, actor=user, path=path, stream=io.BytesIO(data), content_length=len(data))
-
-
-def demo_draft(user, **metadata) -> Version:
-    version = record_create(owner=user, metadata={
-        "title": "Thermal expansion", "description": "Demo", "license": "CC-BY-4.0",
-        "creators": [{"name": "Doe, Jane"}], "container_image": IMAGE, **metadata,
-    })
-    put(version, user, "thermal.ipynb", demo.notebook())
-    put(version, user, demo.DATA_PATH, demo.measurements_csv())
-    return Version.objects.get(pk=version.pk)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_queue")]
 
 
 def test_submitting_queues_one_verification_run_after_commit(user, no_queue, django_capture_on_commit_callbacks):
@@ -113,10 +82,10 @@ def test_a_run_delivered_twice_executes_once(user):
 def draft_reading_published_data(user) -> Version:
     """A draft whose notebook reads its data from a file of another, published record of this repository."""
     source = record_create(owner=user, metadata={"title": "Data"})
-    put(source, user, "measurements.csv", demo.measurements_csv())
+    upload(source, user, "measurements.csv", demo.measurements_csv())
     Version.objects.filter(pk=source.pk).update(state=Version.State.PUBLISHED)
     version = record_create(owner=user, metadata={"title": "Uses data"})
-    put(version, user, "thermal.ipynb", demo.notebook())
+    upload(version, user, "thermal.ipynb", demo.notebook())
     return draft_update(version=version, actor=user, metadata={
         "title": "Uses data", "notebook_path": "thermal.ipynb",
         "data_references": [{"kind": "repository_file", "identifier": f"{source.record.public_id}/measurements.csv",
@@ -151,7 +120,7 @@ def test_a_checksum_mismatch_fails_the_run_naming_the_reference(user):
 @needs_sandbox
 def test_without_its_data_the_notebook_fails_to_run(user):
     version = record_create(owner=user, metadata={"title": "No data"})
-    put(version, user, "thermal.ipynb", demo.notebook())
+    upload(version, user, "thermal.ipynb", demo.notebook())
     run = run_request(version=version, requested_by=user)
 
     run = run_execute(run_pk=run.pk)

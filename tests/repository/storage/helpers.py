@@ -1,13 +1,11 @@
-"""What the primary-storage tests share: playing the promote worker, uploading, and looking into storage."""
+"""What the primary-storage tests share: playing the promote worker and looking into storage."""
 
 import base64
 import hashlib
-import io
 
 import pytest
 
 from repository.services.drafts import record_create
-from repository.services.files import draft_file_upload
 
 
 @pytest.fixture
@@ -37,10 +35,6 @@ def b64_sha256(data: bytes) -> str:
 
 def draft(user, **metadata):
     return record_create(owner=user, metadata={"title": "Storage test", **metadata})
-
-
-def put(version, user, path: str, data: bytes):
-    return draft_file_upload(version=version, actor=user, path=path, stream=io.BytesIO(data), content_length=len(data))
 
 
 def local_files(root) -> dict[str, bytes]:

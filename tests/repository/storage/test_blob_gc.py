@@ -17,7 +17,8 @@ from repository.services.blobs import blob_gc
 from repository.services.files import draft_file_delete
 from repository.services.new_versions import draft_discard
 from repository.tasks import blob_gc_task
-from tests.repository.storage.helpers import content_key, draft, local_files, put
+from tests.factories import upload
+from tests.repository.storage.helpers import content_key, draft, local_files
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,7 @@ DAY = timedelta(days=1)
 
 def discarded_blob(user, data: bytes = b"a draft nobody wants") -> Blob:
     version = draft(user)
-    put(version, user, "unwanted.bin", data)
+    upload(version, user, "unwanted.bin", data)
     blob = Blob.objects.get(sha256=version.files.get().blob.sha256)
     draft_discard(version=version, actor=user)
     return blob
@@ -70,8 +71,8 @@ def test_the_bytes_stay_for_the_whole_grace_period(user):
 def test_a_blob_that_a_file_deleted_from_one_draft_shares_with_another_is_kept(user):
     data = b"shared by two drafts"
     first, second = draft(user), draft(user)
-    put(first, user, "a.bin", data)
-    put(second, user, "b.bin", data)
+    upload(first, user, "a.bin", data)
+    upload(second, user, "b.bin", data)
     draft_file_delete(version=first, actor=user, path="a.bin")
 
     report = blob_gc(grace=timedelta(0))
@@ -88,7 +89,7 @@ def test_a_marked_blob_uploaded_again_is_unmarked_and_kept(user):
     assert Blob.objects.get(pk=blob.pk).unreferenced_since is not None
 
     version = draft(user)
-    put(version, user, "again.bin", data)
+    upload(version, user, "again.bin", data)
 
     assert Blob.objects.get(pk=blob.pk).unreferenced_since is None
     blob_gc(grace=timedelta(0))
@@ -97,7 +98,7 @@ def test_a_marked_blob_uploaded_again_is_unmarked_and_kept(user):
 
 def test_a_marked_blob_that_is_used_again_is_unmarked_by_the_next_pass(user):
     version = draft(user)
-    put(version, user, "kept.bin", b"in use")
+    upload(version, user, "kept.bin", b"in use")
     Blob.objects.update(unreferenced_since=timezone.now() - DAY)  # as if marked while briefly unused
 
     report = blob_gc(grace=timedelta(0))
@@ -120,7 +121,7 @@ def test_the_executed_notebook_of_a_run_keeps_its_blob(user):
 
 def published_blob(user) -> Blob:
     version = draft(user)
-    put(version, user, "result.bin", b"published bytes")
+    upload(version, user, "result.bin", b"published bytes")
     Version.objects.filter(pk=version.pk).update(state=Version.State.PUBLISHED)
     return version.files.get().blob
 
@@ -162,7 +163,7 @@ def test_a_row_whose_bytes_the_collector_removed_is_replaced_by_a_new_upload(use
     (local_blob_storage / blob.storage_key).unlink()
 
     version = draft(user)
-    put(version, user, "again.bin", data)
+    upload(version, user, "again.bin", data)
 
     new = version.files.get().blob
     assert new.pk != blob.pk and exists(new)
@@ -190,7 +191,7 @@ def test_temporary_objects_of_crashed_uploads_go_after_the_grace_period(user, lo
 
 def test_a_temporary_object_a_blob_still_points_at_is_moved_not_deleted(user, local_blob_storage):
     data = b"uploaded while the broker was down"
-    put(draft(user), user, "a.bin", data)  # its promote task was never run
+    upload(draft(user), user, "a.bin", data)  # its promote task was never run
     blob = Blob.objects.get()
     Blob.objects.filter(pk=blob.pk).update(created=timezone.now() - DAY)
     stamp = (timezone.now() - 4 * DAY).timestamp()

@@ -12,13 +12,13 @@ from repository.errors import StorageChecksumMismatch
 from repository.integrations import s3
 from repository.models import Blob, VersionFile
 from repository.services.blobs import blob_promote
+from tests.factories import upload
 from tests.repository.storage.helpers import (  # noqa: F401 (fixture)
     b64_sha256,
     content_key,
     draft,
     local_files,
     promote_inline,
-    put,
     s3_keys,
     small_parts,
 )
@@ -65,9 +65,9 @@ def test_the_same_bytes_twice_are_one_blob_and_leave_no_temporary_object(user, l
     data = b"identical" * 1000
 
     with django_capture_on_commit_callbacks(execute=True):
-        put(version, user, "first.bin", data)
+        upload(version, user, "first.bin", data)
     with django_capture_on_commit_callbacks(execute=True):
-        put(version, user, "second.bin", data)
+        upload(version, user, "second.bin", data)
 
     assert Blob.objects.count() == 1
     assert set(VersionFile.objects.values_list("blob__storage_key", flat=True)) == {content_key(data)}
@@ -86,7 +86,7 @@ def test_a_blob_from_before_content_addressing_keeps_its_key_and_is_reused(user,
     version = draft(user)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        put(version, user, "old.bin", data)
+        upload(version, user, "old.bin", data)
 
     assert VersionFile.objects.get().blob.storage_key == old_key
     assert local_files(local_blob_storage) == {old_key: data}
@@ -170,7 +170,7 @@ def test_over_the_single_copy_limit_the_copy_is_multipart_and_checked(user, s3_b
     settings.STORAGES["blobs"]["OPTIONS"]["transfer_config"] = small_parts()
     monkeypatch.setattr(s3, "SINGLE_COPY_MAX", 6 * 1024 * 1024)  # stands in for CopyObject's 5 GiB
     data = os.urandom(11 * 1024 * 1024)
-    put(draft(user), user, "big.bin", data)
+    upload(draft(user), user, "big.bin", data)
     blob = Blob.objects.get()
 
     assert blob_promote(blob_pk=blob.pk) == content_key(data)
@@ -187,9 +187,9 @@ def test_the_same_bytes_twice_on_s3_leave_one_object(user, s3_blob_storage, djan
     data = os.urandom(50_000)
 
     with django_capture_on_commit_callbacks(execute=True):
-        put(version, user, "a.bin", data)
+        upload(version, user, "a.bin", data)
     with django_capture_on_commit_callbacks(execute=True):
-        put(version, user, "b.bin", data)
+        upload(version, user, "b.bin", data)
 
     assert Blob.objects.count() == 1
     assert s3_keys(client, bucket) == [content_key(data)]
@@ -232,7 +232,7 @@ def test_a_copy_with_another_checksum_is_removed_and_the_blob_stays_at_its_check
                                                                                                   monkeypatch):
     client, bucket = s3_blob_storage
     data = os.urandom(10_000)
-    put(draft(user), user, "a.bin", data)
+    upload(draft(user), user, "a.bin", data)
     blob = Blob.objects.get()
     real_copy = s3.copy_new
     monkeypatch.setattr(s3, "copy_new", lambda *a, **k: (real_copy(*a, **k), "AAAA")[1])

@@ -10,7 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from repository.models import Version
-from tests.repository.storage.helpers import draft, put
+from tests.factories import upload
+from tests.repository.storage.helpers import draft
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +20,7 @@ DATA = bytes(range(256)) * 4  # 1024 bytes
 
 def published(user, path: str = "data/raw.bin", data: bytes = DATA) -> Version:
     version = draft(user)
-    put(version, user, path, data)
+    upload(version, user, path, data)
     Version.objects.filter(pk=version.pk).update(state=Version.State.PUBLISHED)
     return Version.objects.get(pk=version.pk)
 

@@ -1,9 +1,4 @@
-"""Building what a browser posts to the deposit form, and putting files into drafts."""
-
-import io
-
-from repository.services.files import draft_file_upload
-from tests.factories import notebook_bytes
+"""Building what a browser posts to the deposit form."""
 
 SECTIONS = ("creators", "related_identifiers", "funding", "data_references")
 IMAGE = "registry.example.org/group/nb-image@sha256:" + "a" * 64
@@ -26,8 +21,3 @@ def deposit_post(fields: dict | None = None, **rows: list[dict]) -> dict:
             for name, value in row.items():
                 data[f"{section}-{index}-{name}"] = value
     return data
-
-
-def upload(version, user, path: str = "nb.ipynb", data: bytes | None = None):
-    data = notebook_bytes() if data is None else data
-    return draft_file_upload(version=version, actor=user, path=path, stream=io.BytesIO(data), content_length=len(data))

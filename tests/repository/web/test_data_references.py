@@ -5,8 +5,7 @@ import pytest
 from django.utils import timezone
 
 from harvest.models import HarvestedRecord, HarvestSource
-from tests.factories import UserFactory
-from tests.publishing import published_version
+from tests.factories import UserFactory, published_version
 
 pytestmark = pytest.mark.django_db
 

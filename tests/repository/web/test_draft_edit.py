@@ -7,7 +7,8 @@ from django.urls import reverse
 
 from repository.models import AuditEvent, Creator, DataReference, Version
 from repository.services.drafts import draft_update, record_create
-from tests.repository.web.helpers import IMAGE, SHA, deposit_post, upload
+from tests.factories import upload
+from tests.repository.web.helpers import IMAGE, SHA, deposit_post
 
 pytestmark = pytest.mark.django_db
 

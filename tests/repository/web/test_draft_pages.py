@@ -6,8 +6,7 @@ from django.urls import reverse
 
 from repository.models import Version, VersionFile
 from repository.services.drafts import record_create
-from tests.factories import notebook_bytes
-from tests.repository.web.helpers import upload
+from tests.factories import notebook_bytes, upload
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from repository.models import Version
 from repository.services.drafts import record_create
-from tests.repository.web.helpers import upload
+from tests.factories import upload
 
 pytestmark = pytest.mark.django_db
 

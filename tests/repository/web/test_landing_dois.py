@@ -16,8 +16,7 @@ from repository.services.dois import doi_sync, doi_url
 from repository.services.new_versions import version_new_draft
 from repository.services.published import version_withdraw
 from repository.services.versions import version_publish
-from tests.factories import UserFactory
-from tests.repository.services.test_runs import demo_draft
+from tests.factories import UserFactory, demo_draft
 
 pytestmark = pytest.mark.django_db
 

@@ -22,10 +22,7 @@ from repository.models import Version
 from repository.services.new_versions import version_new_draft
 from repository.services.published import version_withdraw
 from repository.web import seo
-from tests.factories import UserFactory
-from tests.publishing import accept, published_version, sync_pending
-from tests.repository.exports.conftest import add_file
-from tests.repository.services.test_runs import demo_draft
+from tests.factories import UserFactory, accept, add_file, demo_draft, published_version, sync_pending
 
 pytestmark = pytest.mark.django_db
 

@@ -5,9 +5,10 @@ from django.urls import reverse
 
 from repository.models import ExecutionRun, Version
 from repository.services.runs import run_execute, run_request
-from tests.repository.services.test_runs import SANDBOX_READY, demo_draft, no_queue  # noqa: F401 (fixture)
+from tests.factories import demo_draft
+from tests.sandbox import needs_sandbox
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_queue")]
 
 
 def test_a_complete_draft_offers_submission_and_submitting_queues_a_run(client, user):
@@ -47,7 +48,7 @@ def test_someone_else_cannot_submit_or_rerun(client, user, other_user):
     assert client.post(reverse("repository:draft_rerun", kwargs={"record_id": record_id})).status_code == 404
 
 
-@pytest.mark.skipif(not SANDBOX_READY, reason="bubblewrap or the kernel environment is missing")
+@needs_sandbox
 def test_the_report_page_shows_a_differing_cell_side_by_side_and_escapes_outputs(client, user):
     version = demo_draft(user)
     run = run_request(version=version, requested_by=user)

@@ -9,8 +9,7 @@ from django.urls import reverse
 from repository.models import AuditEvent, DoiOutbox, Version
 from repository.selectors import version_metadata
 from repository.services.published import version_withdraw
-from tests.factories import UserFactory
-from tests.publishing import published_version
+from tests.factories import UserFactory, published_version
 from tests.repository.web.helpers import SHA, deposit_post
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""A pytest plugin that chooses the real services the suite runs against, before Django reads its settings.
+"""A pytest plugin that chooses the backends the suite runs against, database and S3, before Django reads settings.
 
 - Database: PostgreSQL at 127.0.0.1:5432 (database `test`) when it answers, else SQLite; DATABASE_URL set by
   the caller wins, and NBARCHIVE_TEST_DB=sqlite forces SQLite.
