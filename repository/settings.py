@@ -227,6 +227,11 @@ RUNNER_MAX_FILE_SIZE_MB = env.int("RUNNER_MAX_FILE_SIZE_MB", default=512)
 RUNNER_MAX_OPEN_FILES = env.int("RUNNER_MAX_OPEN_FILES", default=256)
 RUNNER_CELL_TIMEOUT_SECONDS = env.int("RUNNER_CELL_TIMEOUT_SECONDS", default=300)
 RUNNER_NOTEBOOK_TIMEOUT_SECONDS = env.int("RUNNER_NOTEBOOK_TIMEOUT_SECONDS", default=1800)
+# A verification worker renews its run's heartbeat every RUN_HEARTBEAT_SECONDS; a run whose heartbeat is older than
+# RUN_ORPHAN_SECONDS is taken over (services/run_leases.py), at most RUN_MAX_ATTEMPTS times in all.
+RUN_HEARTBEAT_SECONDS = env.float("RUN_HEARTBEAT_SECONDS", default=30.0)
+RUN_ORPHAN_SECONDS = env.int("RUN_ORPHAN_SECONDS", default=180)
+RUN_MAX_ATTEMPTS = env.int("RUN_MAX_ATTEMPTS", default=4)
 RUNNER_MAX_OUTPUT_MB = env.int("RUNNER_MAX_OUTPUT_MB", default=50)
 RUNNER_TMPFS_MB = env.int("RUNNER_TMPFS_MB", default=256)
 

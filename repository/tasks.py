@@ -25,6 +25,13 @@ def run_verification_task(self, run_pk: int) -> None:
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
 
 
+@shared_task
+def runs_reap_task() -> list[str]:
+    from repository.services.run_leases import runs_reap
+
+    return runs_reap()
+
+
 @shared_task(bind=True, acks_late=True, max_retries=settings.DOI_SYNC_MAX_RETRIES)
 def doi_sync_task(self, outbox_pk: int) -> str:
     """Bring one DOI at the registrar up to date; DataCite failing on its side is retried with backoff, and the

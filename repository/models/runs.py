@@ -48,6 +48,10 @@ class ExecutionRun(models.Model):
     report = models.JSONField(default=dict, blank=True)
     staged_references = models.JSONField(default=list, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # The worker executing it holds `claim` and renews `heartbeat_at` (services/run_leases.py); a stale heartbeat
+    # means that worker is gone and the run is taken over.
+    claim = models.CharField(max_length=32, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Where a runner working elsewhere ran it (RUNNER=gitlab): "<project id>:<pipeline id>", and the GitLab pages.
     external_id = models.CharField(max_length=100, blank=True)
     external_url = models.URLField(max_length=500, blank=True, help_text="The GitLab pipeline.")
@@ -55,7 +59,7 @@ class ExecutionRun(models.Model):
 
     class Meta:
         ordering = ["-queued_at", "-id"]
-        indexes = [models.Index(fields=["version", "queued_at"])]
+        indexes = [models.Index(fields=["version", "queued_at"]), models.Index(fields=["status", "started_at"])]
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(status="finished") | ~models.Q(verdict=""), name="finished_run_has_verdict"

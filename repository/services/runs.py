@@ -37,6 +37,7 @@ from repository.runners.staging import (
 )
 from repository.services.audit import audit_event_append
 from repository.services.blobs import blob_get_or_create
+from repository.services.run_leases import run_claim, run_heartbeat
 from repository.services.verification import default_tolerance, limits_from_settings, notebook_verify
 
 LOG_LIMIT = 200_000
@@ -75,15 +76,16 @@ def run_request(*, version: Version, requested_by, supersede: bool = False) -> E
 
 
 def run_execute(*, run_pk: int) -> ExecutionRun | None:
-    """Execute a queued run and record its verdict. Returns None when there was nothing to do."""
-    with transaction.atomic():
-        run = ExecutionRun.objects.select_for_update().filter(pk=run_pk).first()
-        if run is None or run.status != ExecutionRun.Status.QUEUED:
-            return None
-        run.status = ExecutionRun.Status.RUNNING
-        run.started_at = timezone.now()
-        run.attempts += 1
-        run.save(update_fields=["status", "started_at", "attempts"])
+    """Execute a queued run (or take over one whose worker died) and record its verdict. Returns None when there
+    was nothing to do: the run has ended, or a live worker holds it."""
+    run = run_claim(run_pk=run_pk)
+    if run is None:
+        return None
+    with run_heartbeat(run):
+        return _execute_claimed(run)
+
+
+def _execute_claimed(run: ExecutionRun) -> ExecutionRun:
     run_root = Path(tempfile.mkdtemp(prefix="nbarchive-stage-"))
     try:
         run_root.chmod(0o755)  # the sandbox user must be able to reach the working directory inside it
@@ -270,16 +272,19 @@ def _store_executed(data: bytes | None) -> Blob | None:
 
 
 def _back_to_queue(run: ExecutionRun) -> None:
-    ExecutionRun.objects.filter(pk=run.pk, status=ExecutionRun.Status.RUNNING).update(
-        status=ExecutionRun.Status.QUEUED, started_at=None
+    ExecutionRun.objects.filter(pk=run.pk, claim=run.claim, status=ExecutionRun.Status.RUNNING).update(
+        status=ExecutionRun.Status.QUEUED, started_at=None, heartbeat_at=None, claim=""
     )
 
 
 def _finish(run: ExecutionRun, **fields) -> ExecutionRun:
     with transaction.atomic():
+        claim = run.claim
         run = ExecutionRun.objects.select_for_update().get(pk=run.pk)
         if run.status == ExecutionRun.Status.CANCELLED:
             return run  # cancelled while it ran: the cancellation stands, the late verdict is dropped
+        if run.claim != claim:
+            return run  # taken over after this worker stopped answering: the newer attempt records the result
         run.status = ExecutionRun.Status.FINISHED
         run.finished_at = timezone.now()
         for name, value in fields.items():
