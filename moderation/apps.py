@@ -8,9 +8,9 @@ class ModerationConfig(AppConfig):
     def ready(self) -> None:
         # The core asks moderation through its hooks; it never imports this app (see repository/hooks.py).
         from moderation.permissions import version_moderated_by
-        from moderation.selectors import request_latest_for_version
+        from moderation.selectors import moderators_of_version, request_latest_for_version
         from moderation.services import review_submit_by_slug
         from repository import hooks
 
         hooks.register(submit_for_review=review_submit_by_slug, moderates_version=version_moderated_by,
-                       review_of=request_latest_for_version)
+                       review_of=request_latest_for_version, moderators_of=moderators_of_version)

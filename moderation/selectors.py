@@ -56,6 +56,14 @@ def request_latest_for_version(version) -> ReviewRequest | None:
     return version.review_requests.order_by("-created").first()
 
 
+def moderators_of_version(version) -> list:
+    """The moderators of the communities the version was submitted to (the core's `hooks.moderators_of`)."""
+    from django.contrib.auth import get_user_model
+
+    return list(get_user_model().objects.filter(moderated_communities__review_requests__version=version, is_active=True)
+                .distinct())
+
+
 def request_timeline(review: ReviewRequest) -> list[dict]:
     """State changes and comments, with the verification runs of the version merged in by time."""
     entries = [

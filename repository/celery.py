@@ -15,6 +15,8 @@ app.conf.beat_schedule = {
     "doi-sync-pending": {"task": "repository.tasks.doi_sync_pending_task", "schedule": 60.0},
     # Verification runs whose worker died (killed, out of memory, database lost) are queued again or ended.
     "runs-reap": {"task": "repository.tasks.runs_reap_task", "schedule": 60.0},
+    # Published versions whose last verification is older than REVERIFY_INTERVAL_DAYS are re-run in their image.
+    "reverify-due": {"task": "repository.tasks.reverify_due_task", "schedule": crontab(minute=15)},
     # The backup tier: new files and changed metadata to tape nightly, then a fixity check of a sample.
     "backup-nightly": {"task": "repository.tasks.backup_task", "schedule": crontab(hour=2, minute=0)},
     "fixity-check-nightly": {"task": "repository.tasks.fixity_check_task", "schedule": crontab(hour=4, minute=30)},

@@ -8,6 +8,7 @@ core needs something only they know, it asks here, and each app fills its hooks 
 | `submit_for_review(version=, actor=, community=)` | moderation | to submit a draft (draft page, API) |
 | `moderates_version(user, version)` | moderation | who moderates a submitted version (permissions.py) |
 | `review_of(version)` | moderation | the review request a draft page shows |
+| `moderators_of(version)` | moderation | whom to tell, besides the global moderators (community moderators) |
 | `external_metadata_for_dois(dois)` | harvest | what harvested records say of DOIs (data references) |
 
 Events are the other direction: the core tells whoever listens (`listen(version_published=...)`), e.g. the
@@ -42,6 +43,10 @@ def _no_review(version):
     return None
 
 
+def _no_one(version) -> list:
+    return []
+
+
 def _nothing_harvested(dois: Iterable[str]) -> dict[str, Any]:
     return {}
 
@@ -49,6 +54,7 @@ def _nothing_harvested(dois: Iterable[str]) -> dict[str, Any]:
 submit_for_review: Callable[..., Any] = _submit_unavailable
 moderates_version: Callable[[Any, Any], bool] = _nobody_else
 review_of: Callable[[Any], Any] = _no_review
+moderators_of: Callable[[Any], list] = _no_one
 external_metadata_for_dois: Callable[[Iterable[str]], dict[str, Any]] = _nothing_harvested
 
 
@@ -60,7 +66,8 @@ def register(**hooks: Callable) -> None:
         globals()[name] = function
 
 
-_HOOK_NAMES = frozenset({"submit_for_review", "moderates_version", "review_of", "external_metadata_for_dois"})
+_HOOK_NAMES = frozenset({"submit_for_review", "moderates_version", "review_of", "moderators_of",
+                         "external_metadata_for_dois"})
 
 _listeners: dict[str, list[Callable]] = {"version_published": []}
 

@@ -232,6 +232,10 @@ RUNNER_NOTEBOOK_TIMEOUT_SECONDS = env.int("RUNNER_NOTEBOOK_TIMEOUT_SECONDS", def
 RUN_HEARTBEAT_SECONDS = env.float("RUN_HEARTBEAT_SECONDS", default=30.0)
 RUN_ORPHAN_SECONDS = env.int("RUN_ORPHAN_SECONDS", default=180)
 RUN_MAX_ATTEMPTS = env.int("RUN_MAX_ATTEMPTS", default=4)
+# Published versions are re-run in their image when their last result is older than REVERIFY_INTERVAL_DAYS, oldest
+# first, at most REVERIFY_PER_DAY a day (services/reverification.py); 0 turns it off.
+REVERIFY_INTERVAL_DAYS = env.int("REVERIFY_INTERVAL_DAYS", default=90)
+REVERIFY_PER_DAY = env.int("REVERIFY_PER_DAY", default=50)
 RUNNER_MAX_OUTPUT_MB = env.int("RUNNER_MAX_OUTPUT_MB", default=50)
 RUNNER_TMPFS_MB = env.int("RUNNER_TMPFS_MB", default=256)
 

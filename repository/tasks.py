@@ -26,6 +26,13 @@ def run_verification_task(self, run_pk: int) -> None:
 
 
 @shared_task
+def reverify_due_task() -> list[str]:
+    from repository.services.reverification import reverify_due
+
+    return reverify_due()
+
+
+@shared_task
 def runs_reap_task() -> list[str]:
     from repository.services.run_leases import runs_reap
 

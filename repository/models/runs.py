@@ -19,6 +19,12 @@ class Verdict(models.TextChoices):
 
 
 class ExecutionRun(models.Model):
+    class Purpose(models.TextChoices):
+        # Asked for while the version is a draft or in review (submission, re-run by its owners or moderators).
+        SUBMISSION = "submission", "Submission"
+        # A published version re-run in its image months later (services/reverification.py).
+        REVERIFICATION = "reverification", "Re-verification"
+
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -32,6 +38,7 @@ class ExecutionRun(models.Model):
     version = models.ForeignKey("repository.Version", on_delete=models.CASCADE, related_name="runs")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     runner = models.CharField(max_length=20)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.SUBMISSION)
     container_image = models.CharField(max_length=600, blank=True, help_text="The image the version pins.")
     notebook_path = models.CharField(max_length=1024)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)

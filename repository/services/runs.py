@@ -37,6 +37,7 @@ from repository.runners.staging import (
 )
 from repository.services.audit import audit_event_append
 from repository.services.blobs import blob_get_or_create
+from repository.services.reverification import reverification_recorded
 from repository.services.run_leases import run_claim, run_heartbeat
 from repository.services.verification import default_tolerance, limits_from_settings, notebook_verify
 
@@ -47,7 +48,8 @@ class InfrastructureError(Exception):
     """Our side failed; the run may be retried and says nothing about the notebook."""
 
 
-def run_request(*, version: Version, requested_by, supersede: bool = False) -> ExecutionRun:
+def run_request(*, version: Version, requested_by, supersede: bool = False,
+                purpose: str = ExecutionRun.Purpose.SUBMISSION) -> ExecutionRun:
     """Queue a verification run of the version's notebook.
 
     A re-run is refused while another run is active. A (re)submission supersedes runs still waiting in the
@@ -69,6 +71,7 @@ def run_request(*, version: Version, requested_by, supersede: bool = False) -> E
         run = ExecutionRun.objects.create(
             version=version, requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
             runner=settings.RUNNER, container_image=version.container_image, notebook_path=version.notebook_path,
+            purpose=purpose,
         )
         audit_event_append(actor=requested_by, action="run.request", version=version, data={"run": str(run.run_id)})
         transaction.on_commit(lambda: run_verification_task.apply_async(args=[run.pk], queue="verification"))
@@ -292,4 +295,6 @@ def _finish(run: ExecutionRun, **fields) -> ExecutionRun:
         run.save()
         audit_event_append(actor=None, action="run.finish", version=run.version,
                            data={"run": str(run.run_id), "verdict": run.verdict})
+        if run.purpose == ExecutionRun.Purpose.REVERIFICATION:
+            reverification_recorded(run)
     return run

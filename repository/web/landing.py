@@ -72,6 +72,7 @@ from repository.permissions import can_correct_metadata, is_owner
 from repository.services.dois import doi_url
 from repository.services.new_versions import version_new_draft
 from repository.services.published import version_correct_metadata, version_withdraw
+from repository.services.reverification import verification_history
 from repository.web.deposit import DepositForm, deposit_page_context
 from repository.web.references import data_references_described
 
@@ -192,13 +193,15 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
         return response
 
     files = list(version.files.all())
+    verification = verification_history(version)
     context["head"].update(meta=_head_meta(version, files, concept=concept),
                            jsonld=jsonld_script(concept_jsonld(record) if concept else version_jsonld(version)))
     owner = is_owner(request.user, record)
     context.update({
         "files": files,
         "described_references": data_references_described(version),
-        "run": version.runs.filter(status="finished").order_by("-finished_at").first(),
+        "run": verification.latest,
+        "verification": verification,
         "exports": [(label, reverse("api:record_version", kwargs={"record_id": record.public_id,
                                                                   "number": version.number}) + f"?format={fmt}")
                     for fmt, label in EXPORT_FORMATS],
