@@ -16,15 +16,17 @@ this process connects to them from the host side before any cell runs, and never
 notebook starts cannot put a socket of its own in their place.
 
 The kernel is hostile and so are its messages:
-- every byte received on the shell and IOPub channels counts against the output cap (envelopes included, so a
-  flood of tiny messages is caught as quickly as one huge message); past the cap the kernel is killed at once;
+- every byte received on the shell and IOPub channels counts against the output cap as it arrives, envelopes
+  included (a flood of tiny messages is caught as quickly as one huge print); past the cap the kernel is killed;
 - a single frame larger than the cap is refused by ZeroMQ itself (ZMQ_MAXMSGSIZE), which drops the connection:
   a disconnect while the kernel lives ends the run as a breach, never as silently missing output;
 - a message that fails its signature or is not shaped like a Jupyter message ends the run as a protocol error;
-- the kernel's IOPub rate limiter is jupyter_server's, not ipykernel's (ipykernel has no such option), so nothing
-  between the kernel and this collector drops output by rate: the cap here is the only limit;
 - the wall clock of the whole run is enforced here; the worker kills this process (and with it, through bwrap's
-  --die-with-parent, the sandbox) if it overstays, and caps this process's memory.
+  --die-with-parent, the sandbox) if it overstays, and this process limits its own memory.
+Nothing between the kernel and this collector drops output by rate: the IOPub rate limiter of Jupyter is
+jupyter_server's (ipykernel has no such option), and kernel_startup.py, run by the kernel before any cell, turns
+ZeroMQ's drop-when-full into waiting and flushes stream output in bounded messages. Output the notebook printed
+is therefore output the collector counts.
 Status "outcome" values: completed, cell_error, cell_timeout, dead_kernel, output_limit, kernel_disconnected,
 protocol_error, timed_out, kernel_start_failed, driver_error (the driver's values, see sandbox_driver.py, plus
 the four the collector adds).
@@ -199,10 +201,6 @@ class Collector:
             socket.linger = 0
             socket.reconnect_ivl = -1
             socket.maxmsgsize = self.max_output_bytes + 1
-            # No high-water mark: a burst the collector is slow to read waits in the queue instead of being
-            # dropped on the kernel's side (which would make outputs silently differ). What the queue can hold is
-            # bounded by the output cap (counted as messages are read) and the collector's memory limit.
-            socket.rcvhwm = 0
             if channel == "iopub":
                 socket.setsockopt(zmq.SUBSCRIBE, b"")
             else:
@@ -292,15 +290,34 @@ class Collector:
 
 def _make_notebook_client(collector: Collector, notebook, session, context, sockets: dict):
     """An nbclient NotebookClient over a kernel client that counts, checks and never reconnects."""
+    from queue import Empty
+
     from jupyter_client.asynchronous import AsyncKernelClient
     from jupyter_client.channels import AsyncZMQSocketChannel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionComplete
 
     class CheckedChannel(AsyncZMQSocketChannel):
-        async def _recv(self, **kwargs):
-            frames = await self.socket.recv_multipart(**kwargs)
-            collector.count(sum(len(frame) for frame in frames))
+        """Counts every message as it arrives, before the slower work of checking and parsing it: a flood reaches
+        the cap at the speed the kernel sends, and what waits to be parsed is bounded by the cap."""
+
+        def __init__(self, socket, session):
+            super().__init__(socket, session)
+            self.arrived: asyncio.Queue = asyncio.Queue()
+            self.pump = asyncio.ensure_future(self._pump())
+
+        async def _pump(self):
+            while collector.stop_status is None:
+                frames = await self.socket.recv_multipart()
+                collector.count(sum(len(frame) for frame in frames))
+                self.arrived.put_nowait(frames)
+                await asyncio.sleep(0)  # a waiting message resolves at once: let the wall clock and nbclient run
+
+        async def get_msg(self, timeout=None):
+            try:
+                frames = await asyncio.wait_for(self.arrived.get(), timeout)
+            except TimeoutError:
+                raise Empty from None
             try:
                 _, message = self.session.feed_identities(frames)
                 message = self.session.deserialize(message)
@@ -310,6 +327,13 @@ def _make_notebook_client(collector: Collector, notebook, session, context, sock
             if collector.stop_status is not None:
                 await asyncio.Future()  # never returns: the run is being stopped and nbclient cancelled
             return message
+
+        def msg_ready(self):
+            return not self.arrived.empty()
+
+        def close(self):
+            self.pump.cancel()
+            super().close()
 
     class SandboxKernelClient(AsyncKernelClient):
         def start_channels(self, *args, **kwargs):

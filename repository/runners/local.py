@@ -8,9 +8,10 @@ Who runs where (see ../shared/SANDBOX.md for why each piece is there):
   the output size and the peak memory are built in the collector's memory from the kernel protocol and handed to
   the worker through an anonymous file; nothing the sandbox can write is ever read back as a result.
 - The sandbox sees a generated /etc/passwd, /usr (with the /bin, /lib links), the kernel environment read-only,
-  the connection file read-only (the kernel needs its key; the kernel is the untrusted party anyway), a folder for
-  the kernel's sockets, the staged working directory and size-limited tmpfs /tmp and /dev/shm; nothing else of
-  the host, and nothing of the worker or the collector.
+  the connection file read-only (the kernel needs its key; the kernel is the untrusted party anyway), the
+  kernel's start-up file (kernel_startup.py) read-only, a folder for the kernel's sockets, the staged working
+  directory and size-limited tmpfs /tmp and /dev/shm; nothing else of the host, and nothing of the worker or the
+  collector.
 
 What the sandbox gives:
 - bwrap is started under `env -i` with an allowlist, so nothing of the worker's environment (database URL,
@@ -43,6 +44,7 @@ from django.conf import settings
 from repository.runners.base import Outcome, RunResult, RunSpec
 
 COLLECTOR = Path(__file__).with_name("kernel_collector.py")
+KERNEL_STARTUP = Path(__file__).with_name("kernel_startup.py")
 KERNEL_ENV_MOUNT = "/opt/kernel-env"
 RUN_MOUNT = "/run/nbarchive"  # the connection file and the socket folder, inside the sandbox
 KERNEL_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}  # with IPC, socket names `<ip>-<port>`
@@ -106,6 +108,10 @@ class LocalSandboxRunner:
             ipc_dir.mkdir()
             connection_file = private_dir / "kernel.json"
             self._write_connection_file(connection_file, key, uid)
+            # A copy, read by the worker: the sandbox user need not be able to read the app's folder.
+            startup_file = private_dir / "startup.py"
+            startup_file.write_text(KERNEL_STARTUP.read_text(encoding="utf-8"), encoding="utf-8")
+            startup_file.chmod(0o444)
             self._hand_over(spec.workdir, ipc_dir, private_dir, uid)
             command = self._command(spec, etc_dir, ipc_dir, connection_file, uid)
             status, executed, logs, overstayed = self._collect(command, spec, notebook, key, ipc_dir)
@@ -197,6 +203,7 @@ class LocalSandboxRunner:
             # finds its prefix from where its python is started, so it works when moved.
             "--ro-bind", str(kernel_env), KERNEL_ENV_MOUNT,
             "--ro-bind", str(connection_file), f"{RUN_MOUNT}/kernel.json",
+            "--ro-bind", str(connection_file.with_name("startup.py")), f"{RUN_MOUNT}/startup.py",
             "--bind", str(ipc_dir), f"{RUN_MOUNT}/ipc",
             "--bind", str(spec.workdir), "/work",
             # bwrap's root is a tmpfs the sandbox user could fill; only /tmp, /dev/shm (size-limited), /work and
@@ -208,6 +215,7 @@ class LocalSandboxRunner:
             # As nbclient starts kernels: no history database. parent_handle=1 (the sandbox's init) also keeps
             # the kernel from printing its "how to connect" banner into the run's log.
             "--HistoryManager.hist_file=:memory:", "--IPKernelApp.parent_handle=1",
+            f"--IPKernelApp.exec_files={RUN_MOUNT}/startup.py",
         ]
         environment = [f"{key}={value}" for key, value in SANDBOX_ENV.items()]
         command = ["env", "-i", *environment, *bwrap]
