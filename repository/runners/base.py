@@ -46,6 +46,7 @@ class SandboxLimits:
     notebook_timeout_seconds: int = 1800  # wall clock for the whole run, enforced from outside
     max_output_mb: int = 50          # total size of all outputs of the executed notebook
     tmpfs_mb: int = 256              # /tmp inside the sandbox
+    shm_mb: int = 64                 # /dev/shm inside the sandbox (shared memory outside RLIMIT_AS)
 
 
 @dataclass(frozen=True)

@@ -1,41 +1,59 @@
-"""The `local` runner: nbclient inside a bubblewrap sandbox on this machine.
+"""The `local` runner: the notebook's kernel alone in a bubblewrap sandbox, nbclient outside it.
 
-What the sandbox gives (see ../shared/SANDBOX.md for why each piece is there):
+Who runs where (see ../shared/SANDBOX.md for why each piece is there):
+- The worker starts the collector (kernel_collector.py) as a child process with its own Python, a minimal
+  environment and a memory limit, and waits for it at most the run's wall clock plus a grace period.
+- The collector starts the sandbox, whose only program is the kernel (`python -m ipykernel_launcher -f ...`),
+  connects to the kernel's IPC sockets from outside, and runs nbclient there. The executed notebook, the status,
+  the output size and the peak memory are built in the collector's memory from the kernel protocol and handed to
+  the worker through an anonymous file; nothing the sandbox can write is ever read back as a result.
+- The sandbox sees a generated /etc/passwd, /usr (with the /bin, /lib links), the kernel environment read-only,
+  the connection file read-only (the kernel needs its key; the kernel is the untrusted party anyway), the
+  kernel's start-up file (kernel_startup.py) read-only, a folder for the kernel's sockets, the staged working
+  directory and size-limited tmpfs /tmp and /dev/shm; nothing else of the host, and nothing of the worker or the
+  collector.
+
+What the sandbox gives:
 - bwrap is started under `env -i` with an allowlist, so nothing of the worker's environment (database URL,
-  keys) reaches the kernel, not even through /proc/1/environ; no secret is ever passed on the command line.
-- When the worker is root it drops to an unprivileged uid first (setpriv): root keeps its file access inside
-  a user namespace, and RLIMIT_NPROC is not enforced for root.
-- Only /usr (with the /bin, /lib links), the kernel environment, the driver script, a generated /etc/passwd,
-  the staged working directory and an output folder are visible; /tmp is a size-limited tmpfs.
+  keys) reaches the kernel, not even through /proc/1/environ; no secret is ever passed on the command line (the
+  HMAC key is in the connection file, which only the sandbox user and the worker can read).
+- When the worker is root it drops to a fresh unprivileged uid per run first (setpriv): root keeps its file
+  access inside a user namespace, and RLIMIT_NPROC is not enforced for root. A non-root worker runs the sandbox
+  under its own uid; the user, PID and mount namespaces still keep the collector out of the kernel's reach.
 - No network (a new network namespace: its loopback is the sandbox's own), a new PID namespace (nothing
   survives the run), new session, all capabilities dropped.
 - Limits: address space, CPU time, processes, file size and open files as rlimits; a per-cell timeout in
   nbclient; the wall clock of the whole run enforced from outside by killing the process tree; the size of the
-  outputs checked after every cell and again when read back.
+  outputs counted as they arrive (see kernel_collector.py).
 """
 
 import json
 import os
-import resource
 import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 
 from repository.runners.base import Outcome, RunResult, RunSpec
 
-DRIVER = Path(__file__).with_name("sandbox_driver.py")
+COLLECTOR = Path(__file__).with_name("kernel_collector.py")
+KERNEL_STARTUP = Path(__file__).with_name("kernel_startup.py")
 KERNEL_ENV_MOUNT = "/opt/kernel-env"
+RUN_MOUNT = "/run/nbarchive"  # the connection file and the socket folder, inside the sandbox
+KERNEL_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}  # with IPC, socket names `<ip>-<port>`
+STARTUP_TIMEOUT_SECONDS = 120
+COLLECTOR_GRACE_SECONDS = 30  # beyond the run's wall clock, before the worker kills the collector itself
+COLLECTOR_BASE_MEMORY_MB = 1024  # the collector's address space before outputs (Python, ZeroMQ, nbclient)
 LOG_LIMIT_BYTES = 256 * 1024
-MEMORY_SAMPLE_SECONDS = 0.25
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+STATUS_LIMIT_BYTES = 64 * 1024
+MB = 1024 * 1024
 SANDBOX_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": "/tmp/home",
@@ -78,23 +96,35 @@ class LocalSandboxRunner:
         self.check_available()
         started_at = datetime.now(UTC)
         uid = self._run_uid()
+        # Read before the sandbox exists: the working directory is the notebook's to write once it runs.
+        notebook = (spec.workdir / spec.notebook_path).read_text(encoding="utf-8")
+        key = secrets.token_hex(32)
         with tempfile.TemporaryDirectory(prefix="nbarchive-run-") as private:
-            out_dir = Path(private) / "out"
-            out_dir.mkdir()
-            etc_dir = Path(private) / "etc"
+            private_dir = Path(private)
+            etc_dir = private_dir / "etc"
             etc_dir.mkdir()
             self._write_identity(etc_dir, uid)
-            self._hand_over(spec.workdir, out_dir, Path(private), uid)
-            command = self._command(spec, out_dir, etc_dir, uid)
-            returncode, logs, peak_memory, timed_out = self._execute(command, spec)
+            ipc_dir = private_dir / "ipc"
+            ipc_dir.mkdir()
+            connection_file = private_dir / "kernel.json"
+            self._write_connection_file(connection_file, key, uid)
+            # A copy, read by the worker: the sandbox user need not be able to read the app's folder.
+            startup_file = private_dir / "startup.py"
+            startup_file.write_text(KERNEL_STARTUP.read_text(encoding="utf-8"), encoding="utf-8")
+            startup_file.chmod(0o444)
+            self._hand_over(spec.workdir, ipc_dir, private_dir, uid)
+            command = self._command(spec, etc_dir, ipc_dir, connection_file, uid)
+            status, executed, logs, overstayed = self._collect(command, spec, notebook, key, ipc_dir)
             finished_at = datetime.now(UTC)
-            status = self._read_status(out_dir)
-            executed = self._read_executed(out_dir, spec)
-        outcome, message, failed_cell = self._interpret(status, returncode, timed_out, spec, executed, logs)
+        outcome, message, failed_cell = interpret_driver_status(
+            status, returncode=status.get("sandbox_returncode"),
+            timed_out=overstayed or status.get("outcome") == "timed_out", limits=spec.limits, executed=executed,
+            logs=logs)
+        peak_memory = status.get("peak_memory_bytes")
         return RunResult(
             outcome=outcome, message=message, executed_notebook=executed, logs=logs, started_at=started_at,
-            finished_at=finished_at, peak_memory_bytes=peak_memory, failed_cell_index=failed_cell,
-            environment=self.environment(),
+            finished_at=finished_at, peak_memory_bytes=peak_memory if isinstance(peak_memory, int) else None,
+            failed_cell_index=failed_cell, environment=self.environment(),
         )
 
     def check_available(self) -> None:
@@ -126,22 +156,33 @@ class LocalSandboxRunner:
             path.chmod(0o444)
         etc_dir.chmod(0o755)
 
-    def _hand_over(self, workdir: Path, out_dir: Path, private: Path, uid: int) -> None:
-        """Make the working directory's root and the output folder writable by the sandbox user."""
+    def _write_connection_file(self, path: Path, key: str, uid: int) -> None:
+        """Ours, not the kernel's: fixed socket names in the socket folder as the sandbox sees it."""
+        info = {"transport": "ipc", "ip": f"{RUN_MOUNT}/ipc/kernel", "key": key, "signature_scheme": "hmac-sha256",
+                "kernel_name": "python3", **{f"{channel}_port": port for channel, port in KERNEL_PORTS.items()}}
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(info, handle)
+        if os.geteuid() == 0:
+            os.chown(path, uid, uid)
+
+    def _hand_over(self, workdir: Path, ipc_dir: Path, private: Path, uid: int) -> None:
+        """Make the working directory's root and the socket folder writable by the sandbox user."""
         private.chmod(0o755)  # the sandbox user must be able to reach the bind sources
         if os.geteuid() == 0:
-            for path in (workdir, out_dir):
+            for path in (workdir, ipc_dir):
                 os.chown(path, uid, uid)
         workdir.chmod(0o755)
-        out_dir.chmod(0o700 if os.geteuid() == 0 else 0o755)
+        ipc_dir.chmod(0o700)
 
     def _run_uid(self) -> int:
         # Not a security boundary by itself (the namespaces are): a rare collision only shares a process limit.
         return self.uid_first + secrets.randbelow(self.uid_count) if os.geteuid() == 0 else os.geteuid()
 
-    def _command(self, spec: RunSpec, out_dir: Path, etc_dir: Path, uid: int) -> list[str]:
+    def _command(self, spec: RunSpec, etc_dir: Path, ipc_dir: Path, connection_file: Path, uid: int) -> list[str]:
         kernel_env = self.kernel_python.parent.parent
         limits = spec.limits
+        notebook_dir = PurePosixPath("/work", spec.notebook_path).parent
         bwrap = [
             "bwrap",
             "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
@@ -154,21 +195,27 @@ class LocalSandboxRunner:
             "--ro-bind", str(etc_dir / "group"), "/etc/group",
             "--ro-bind", str(etc_dir / "hostname"), "/etc/hostname",
             "--proc", "/proc", "--dev", "/dev",
-            "--size", str(limits.tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp",
+            # --dev's /dev/shm would be a tmpfs of half the host's memory, outside RLIMIT_AS.
+            "--size", str(limits.shm_mb * MB), "--tmpfs", "/dev/shm",
+            "--size", str(limits.tmpfs_mb * MB), "--tmpfs", "/tmp",
             "--dir", "/tmp/home",
             # At a fixed path, so that wherever the checkout lives it cannot be shadowed by /work; a venv
             # finds its prefix from where its python is started, so it works when moved.
             "--ro-bind", str(kernel_env), KERNEL_ENV_MOUNT,
-            "--ro-bind", str(DRIVER), "/opt/nbarchive/driver.py",
+            "--ro-bind", str(connection_file), f"{RUN_MOUNT}/kernel.json",
+            "--ro-bind", str(connection_file.with_name("startup.py")), f"{RUN_MOUNT}/startup.py",
+            "--bind", str(ipc_dir), f"{RUN_MOUNT}/ipc",
             "--bind", str(spec.workdir), "/work",
-            "--bind", str(out_dir), "/out",
-            # bwrap's root is a tmpfs the sandbox user could fill; only /tmp (size-limited), /work and /out
-            # stay writable.
+            # bwrap's root is a tmpfs the sandbox user could fill; only /tmp, /dev/shm (size-limited), /work and
+            # the socket folder stay writable.
             "--remount-ro", "/",
-            "--chdir", "/work",
-            f"{KERNEL_ENV_MOUNT}/bin/{self.kernel_python.name}", "/opt/nbarchive/driver.py",
-            f"/work/{spec.notebook_path}", "/out",
-            str(limits.cell_timeout_seconds), str(limits.max_output_mb * 1024 * 1024),
+            "--chdir", str(notebook_dir),
+            f"{KERNEL_ENV_MOUNT}/bin/{self.kernel_python.name}", "-m", "ipykernel_launcher",
+            "-f", f"{RUN_MOUNT}/kernel.json",
+            # As nbclient starts kernels: no history database. parent_handle=1 (the sandbox's init) also keeps
+            # the kernel from printing its "how to connect" banner into the run's log.
+            "--HistoryManager.hist_file=:memory:", "--IPKernelApp.parent_handle=1",
+            f"--IPKernelApp.exec_files={RUN_MOUNT}/startup.py",
         ]
         environment = [f"{key}={value}" for key, value in SANDBOX_ENV.items()]
         command = ["env", "-i", *environment, *bwrap]
@@ -177,80 +224,91 @@ class LocalSandboxRunner:
                        *command]
         return command
 
-    def _execute(self, command: list[str], spec: RunSpec) -> tuple[int | None, str, int | None, bool]:
+    def _collect(self, command: list[str], spec: RunSpec, notebook: str, key: str,
+                 ipc_dir: Path) -> tuple[dict, bytes | None, str, bool]:
+        """Run the collector: (status, executed notebook, logs, whether the worker had to kill it)."""
         limits = spec.limits
-
-        def apply_limits():  # runs in the child between fork and exec, so the whole tree inherits them
-            mb = 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
-            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_size_mb * mb, limits.max_file_size_mb * mb))
-            resource.setrlimit(resource.RLIMIT_NOFILE, (limits.max_open_files, limits.max_open_files))
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-        with tempfile.TemporaryFile() as log:
+        collector_spec = {
+            "notebook": notebook,
+            "command": command,
+            "ipc_prefix": str(ipc_dir / "kernel"),
+            "key": key,
+            "ports": KERNEL_PORTS,
+            "cell_timeout_seconds": limits.cell_timeout_seconds,
+            "notebook_timeout_seconds": limits.notebook_timeout_seconds,
+            "startup_timeout_seconds": min(STARTUP_TIMEOUT_SECONDS, limits.notebook_timeout_seconds),
+            "max_output_bytes": limits.max_output_mb * MB,
+            # What the collector itself may hold: the notebook, the outputs up to the cap and their serialisation,
+            # on top of the interpreter. A kernel that floods faster than the cap is counted ends the collector,
+            # never the worker.
+            "collector_memory_bytes": COLLECTOR_BASE_MEMORY_MB * MB + 8 * limits.max_output_mb * MB + 4 * len(notebook),
+            "rlimits": {
+                "RLIMIT_AS": limits.memory_mb * MB,
+                "RLIMIT_CPU": [limits.cpu_seconds, limits.cpu_seconds + 5],
+                "RLIMIT_FSIZE": limits.max_file_size_mb * MB,
+                "RLIMIT_NOFILE": limits.max_open_files,
+                "RLIMIT_NPROC": limits.max_processes,
+                "RLIMIT_CORE": 0,
+            },
+        }
+        with tempfile.TemporaryFile() as spec_file, tempfile.TemporaryFile() as result, \
+                tempfile.TemporaryFile() as log:
+            spec_file.write(json.dumps(collector_spec).encode("utf-8"))
+            spec_file.seek(0)
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env={},
-                preexec_fn=apply_limits, start_new_session=True, close_fds=True,
+                [sys.executable, "-I", str(COLLECTOR)], stdin=spec_file, stdout=result, stderr=log,
+                env=_collector_environment(), start_new_session=True, close_fds=True,
             )
-            deadline = time.monotonic() + limits.notebook_timeout_seconds
-            timed_out = False
-            returncode = None
-            peak_memory = 0
-            next_sample = 0.0
-            while True:
-                pid, status, _ = os.wait4(process.pid, os.WNOHANG)
-                if pid:
-                    returncode = os.waitstatus_to_exitcode(status)
-                    process.returncode = returncode  # we reaped it ourselves
-                    break
-                if time.monotonic() > deadline:
-                    timed_out = True
-                    _kill_tree(process.pid)
-                    _, status, _ = os.wait4(process.pid, 0)
-                    process.returncode = returncode = os.waitstatus_to_exitcode(status)
-                    break
-                if time.monotonic() >= next_sample:
-                    peak_memory = max(peak_memory, _tree_rss_bytes(process.pid))
-                    next_sample = time.monotonic() + MEMORY_SAMPLE_SECONDS
-                time.sleep(0.05)
+            overstayed = False
+            try:
+                process.wait(timeout=limits.notebook_timeout_seconds + COLLECTOR_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                overstayed = True
+                # bwrap dies with its parent, and the sandbox's PID namespace with bwrap.
+                _kill_group(process.pid)
+                process.wait()
             log.seek(0)
             logs = log.read(LOG_LIMIT_BYTES).decode("utf-8", errors="replace")
-        return returncode, logs, peak_memory or None, timed_out
+            result.seek(0)
+            status = _parse_status(result.readline(STATUS_LIMIT_BYTES))
+            if status is None:
+                status = {"outcome": "driver_error",
+                          "message": f"the run's collector ended (exit code {process.returncode}) without a result"}
+                executed = None
+            else:
+                cap = 2 * len(notebook.encode("utf-8")) + limits.max_output_mb * MB + MB
+                executed = result.read(cap + 1) or None
+                if executed is not None and len(executed) > cap:
+                    executed = None
+        return status, executed, logs, overstayed
 
-    def _read_status(self, out_dir: Path) -> dict:
-        path = out_dir / "status.json"
-        try:
-            if path.is_symlink() or path.stat().st_size > 64 * 1024:
-                return {"outcome": "driver_error", "message": "The run's status file is not trustworthy."}
-            status = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return status if isinstance(status, dict) else {}
 
-    def _read_executed(self, out_dir: Path, spec: RunSpec) -> bytes | None:
-        path = out_dir / "executed.ipynb"
-        submitted_size = (spec.workdir / spec.notebook_path).stat().st_size
-        cap = submitted_size + spec.limits.max_output_mb * 1024 * 1024 + 1024 * 1024
-        try:
-            if path.is_symlink() or not path.is_file() or path.stat().st_size > cap:
-                return None
-            with path.open("rb") as handle:
-                return handle.read(cap)
-        except OSError:
-            return None
+def _collector_environment() -> dict:
+    """The collector needs to find setpriv, env and bwrap, and nothing of the worker's configuration."""
+    return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8",
+            "JUPYTER_PLATFORM_DIRS": "1", "MALLOC_ARENA_MAX": "2"}
 
-    def _interpret(self, status: dict, returncode, timed_out: bool, spec: RunSpec, executed,
-                   logs: str) -> tuple[str, str, int | None]:
-        return interpret_driver_status(status, returncode=returncode, timed_out=timed_out, limits=spec.limits,
-                                       executed=executed, logs=logs)
+
+def _parse_status(line: bytes) -> dict | None:
+    try:
+        status = json.loads(line)
+    except ValueError:
+        return None
+    return status if isinstance(status, dict) and isinstance(status.get("outcome"), str) else None
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def interpret_driver_status(status: dict, *, returncode, timed_out: bool, limits, executed, logs: str,
                             environment_name: str = "The local runner's environment") -> tuple[str, str, int | None]:
-    """Outcome, message and failed cell from the driver's status.json (see sandbox_driver.py) and what the
-    process did. Shared by every runner that executes the driver, so their messages agree."""
+    """Outcome, message and failed cell from a run's status (the collector's, see kernel_collector.py, or the
+    GitLab job's status.json written by sandbox_driver.py) and what the process did. Shared by every runner, so
+    their messages agree."""
     cell = status.get("cell_index") if isinstance(status.get("cell_index"), int) else None
     where = f"cell {cell}" if cell is not None else "the notebook"
     outcome = status.get("outcome")
@@ -262,6 +320,14 @@ def interpret_driver_status(status: dict, *, returncode, timed_out: bool, limits
         return Outcome.TIMED_OUT, f"{where.capitalize()} ran longer than {limits.cell_timeout_seconds} s.", cell
     if outcome == "output_limit":
         return Outcome.RESOURCE_LIMIT, f"The outputs grew past the limit of {limits.max_output_mb} MB at {where}.", cell
+    if outcome == "kernel_disconnected":
+        return Outcome.RESOURCE_LIMIT, (f"The kernel broke its connection at {where}: it sent a single message "
+                                        f"larger than the output limit of {limits.max_output_mb} MB, or closed its "
+                                        "sockets."), cell
+    if outcome == "protocol_error":
+        detail = str(status.get("message", ""))[:300]
+        return Outcome.EXECUTION_FAILED, (f"The kernel sent a message at {where} that is not a valid Jupyter "
+                                          f"message ({detail}); the run cannot be judged."), cell
     if outcome == "memory_error":
         return Outcome.RESOURCE_LIMIT, f"The run exceeded the memory limit of {limits.memory_mb} MB.", cell
     if outcome == "dead_kernel":
@@ -303,42 +369,6 @@ def _classify_cell_error(ename: str, evalue: str, where: str, limits, cell,
     return Outcome.EXECUTION_FAILED, f"{where.capitalize()} raised {text}"[:1000], cell
 
 
-def _tree_rss_bytes(root_pid: int) -> int:
-    """Resident memory of a process and all its descendants, read from /proc.
-
-    Sampled while the run goes on: rusage cannot tell, because the kernel's usage does not reach us through
-    the sandbox's PID namespace init.
-    """
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue  # the process ended while we looked
-        pid = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(pid)  # fields[1] is the parent pid
-        rss[pid] = int(fields[21]) * PAGE_SIZE  # fields[21] is rss in pages
-    total, stack = 0, [root_pid]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
-    return total
-
-
-def _kill_tree(pid: int) -> None:
-    # bwrap runs with --die-with-parent and its own PID namespace: killing the session takes every process
-    # inside with it, including ones that started sessions of their own.
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 _VERSION_CACHE: dict[str, object] = {}
 
 
@@ -346,7 +376,7 @@ def _kernel_python_version(kernel_python: Path) -> str:
     key = f"version:{kernel_python}"
     if key not in _VERSION_CACHE:
         result = subprocess.run([str(kernel_python), "-c", "import sys; print(sys.version.split()[0])"],
-                                capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+                                capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"}, check=False)
         _VERSION_CACHE[key] = result.stdout.strip()
     return str(_VERSION_CACHE[key])
 
@@ -357,7 +387,7 @@ def _kernel_packages(kernel_python: Path) -> dict:
         script = ("import importlib.metadata as m, json; "
                   "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))")
         result = subprocess.run([str(kernel_python), "-c", script], capture_output=True, text=True, timeout=60,
-                                env={"PATH": "/usr/bin:/bin"})
+                                env={"PATH": "/usr/bin:/bin"}, check=False)
         try:
             _VERSION_CACHE[key] = dict(sorted(json.loads(result.stdout).items(), key=lambda item: item[0].lower()))
         except ValueError:

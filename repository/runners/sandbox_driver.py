@@ -1,6 +1,8 @@
-"""Executes one notebook with nbclient. Runs INSIDE the sandbox with the kernel environment's Python.
+"""Executes one notebook with nbclient in the same place as its kernel: the GitLab job's driver (gitlab_job.py).
 
-It imports nothing of nbarchive or Django (they are not in the sandbox). Usage:
+The local runner no longer uses it: there nbclient runs outside the sandbox (kernel_collector.py), because a
+driver that shares the kernel's uid and PID namespace can be stopped, overwritten and ptraced by the notebook.
+It imports nothing of nbarchive or Django (they are not in the job's image). Usage:
     python sandbox_driver.py NOTEBOOK OUT_DIR CELL_TIMEOUT MAX_OUTPUT_BYTES
 It writes OUT_DIR/executed.ipynb and OUT_DIR/status.json, whose "outcome" is one of: completed, cell_error,
 cell_timeout, dead_kernel, output_limit, memory_error, driver_error. The caller treats both files as

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from repository import demo
+from tests.repository.runners.hostile_notebooks import CLAIMED_RANDOM_NUMBER, forging_notebook
 from tests.sandbox import needs_sandbox
 
 pytestmark = [pytest.mark.sandbox, needs_sandbox]
@@ -50,6 +51,19 @@ def test_without_its_data_the_run_completes_with_a_failing_verdict_and_exit_0(de
     assert result.returncode == 0
     assert result.stdout.startswith("verdict: execution_failed")
     assert "FileNotFoundError" in result.stdout
+
+
+def test_a_notebook_that_attacks_the_runner_gets_an_honest_verdict(tmp_path):
+    """It came out "reproduced, all cells reproduced" when its child could overwrite the driver's results."""
+    (tmp_path / "forged.ipynb").write_text(forging_notebook("forged.ipynb"))
+
+    result = verify_notebook(tmp_path / "forged.ipynb", "--json")
+
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "execution_failed", report
+    assert report["message"] == "Cell 2 raised RuntimeError: this notebook does not run"
+    assert report["cells"][1]["status"] == "differs"  # the fresh random number, not the claimed one
+    assert CLAIMED_RANDOM_NUMBER not in report["cells"][1]["outputs"][0]["actual"]
 
 
 def test_a_missing_file_is_a_one_line_error(tmp_path):

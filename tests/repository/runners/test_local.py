@@ -22,6 +22,7 @@ from repository.runners.base import SandboxLimits
 from repository.runners.compare import Tolerance
 from repository.runners.local import LocalSandboxRunner
 from repository.services.verification import notebook_verify
+from tests.repository.runners.hostile_notebooks import CLAIMED_RANDOM_NUMBER, attack_report, forging_notebook
 
 pytestmark = pytest.mark.sandbox
 
@@ -217,6 +218,72 @@ def test_huge_outputs_hit_the_output_limit(workdir):
     assert "outputs" in verification.message
 
 
+def test_printing_200_mb_quickly_hits_the_output_limit_within_the_wall_clock(workdir):
+    write_notebook(workdir, ["for _ in range(200):\n    print('x' * 1_000_000)"])
+
+    verification = verify(workdir)
+
+    assert verification.verdict == "resource_limit", verification.message
+    assert "outputs grew past the limit of 5 MB at cell 0" in verification.message
+    assert verification.report["execution"]["seconds"] < FAST.notebook_timeout_seconds
+
+
+def test_one_huge_output_message_hits_the_output_limit(workdir):
+    """One 200 MB stream message: ZeroMQ refuses the frame and the broken connection is the breach."""
+    write_notebook(workdir, ["print('x' * 200_000_000)"])
+
+    verification = verify(workdir, SandboxLimits(**{**FAST.__dict__, "memory_mb": 2048}))
+
+    assert verification.verdict == "resource_limit", verification.message
+    assert "output limit of 5 MB" in verification.message
+
+
+def test_a_flood_of_small_messages_hits_the_output_limit_within_the_wall_clock(workdir):
+    """Every message counts with its envelope: a million one-character outputs is not 1 MB of output."""
+    write_notebook(workdir, ["from IPython.display import display\nfor i in range(10**7):\n    display(i)"])
+
+    # The kernel itself needs some seconds for the messages that make 5 MB: on a busy machine, more than 15.
+    verification = verify(workdir, SandboxLimits(**{**FAST.__dict__, "cell_timeout_seconds": 50}))
+
+    assert verification.verdict == "resource_limit", verification.message
+    assert "outputs grew past the limit of 5 MB at cell 0" in verification.message
+    assert verification.report["execution"]["seconds"] < FAST.notebook_timeout_seconds
+
+
+def test_garbage_on_the_kernel_sockets_fails_the_run(workdir):
+    write_notebook(workdir, ["import time\nkernel = get_ipython().kernel\nfor _ in range(10):\n"
+                             "    kernel.iopub_socket.send_multipart([b'garbage', b'\\xff' * 1000])\ntime.sleep(10)"])
+
+    verification = verify(workdir)
+
+    assert verification.verdict == "execution_failed", verification.message
+    assert "not a valid Jupyter message" in verification.message
+
+
+def test_a_chatty_cell_keeps_every_output_in_order(workdir):
+    """A burst of messages the collector reads more slowly than the kernel sends is queued, never dropped."""
+    as_submitted(workdir, ["from IPython.display import display\nfor i in range(3000):\n    display(i)\nprint('end')"])
+
+    verification = verify(workdir)
+
+    assert verification.verdict == "reproduced", verification.report
+    outputs = executed_cells(verification)[0]["outputs"]
+    assert [int("".join(output["data"]["text/plain"])) for output in outputs[:-1]] == list(range(3000))
+
+
+def test_shared_memory_is_a_small_tmpfs(workdir):
+    """Not the host's /dev/shm, half of its memory and outside RLIMIT_AS: 160 MB in files under the 64 MB file
+    size limit do not fit."""
+    write_notebook(workdir, ["try:\n    for n in range(10):\n        with open(f'/dev/shm/fill{n}', 'wb') as f:\n"
+                             "            f.write(b'0' * 16 * 1024 * 1024)\n    print('wrote 160 MB')\n"
+                             "except OSError as exc:\n    print('refused', exc.errno)"])
+
+    verification = verify(workdir)
+
+    assert verification.result.outcome == "completed", verification.message
+    assert "refused 28" in text_of(executed_cells(verification)[0])  # ENOSPC at the tmpfs' 64 MB
+
+
 def test_the_network_is_unreachable(workdir):
     probe = ("import socket\nfor address in [('127.0.0.1', 5432), ('127.0.0.1', 6379), ('1.1.1.1', 443), "
              "('10.0.0.1', 80)]:\n    try:\n        socket.create_connection(address, timeout=3)\n"
@@ -246,6 +313,29 @@ def test_no_secret_of_the_worker_reaches_the_notebook(workdir, monkeypatch):
         assert secret not in everything
 
 
+def test_the_connection_file_and_every_process_environment_hold_no_worker_secret(workdir, monkeypatch):
+    secrets = {"SECRET_KEY": "django-secret-4f1c9e", "DATABASE_URL": "postgres://nbarchive:pw-7d2a@db/nbarchive",
+               "AWS_SECRET_ACCESS_KEY": "s3-secret-9b8e"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    write_notebook(workdir, [
+        "import sys\nconnection_file = sys.argv[sys.argv.index('-f') + 1]\nprint(open(connection_file).read())",
+        "import os\nfor pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n"
+        "    for name in ('environ', 'cmdline'):\n        try:\n"
+        "            print(pid, name, open(f'/proc/{pid}/{name}', 'rb').read())\n"
+        "        except OSError as exc:\n            print(pid, name, exc)",
+    ])
+
+    verification = verify(workdir)
+
+    assert verification.result.outcome == "completed", verification.message
+    cells = executed_cells(verification)
+    assert '"transport": "ipc"' in text_of(cells[0])  # the notebook did read the connection file
+    assert "PYTHONHASHSEED" in text_of(cells[1])  # and the environments it could see
+    for value in secrets.values():
+        assert value not in json.dumps(cells) and value not in verification.result.logs
+
+
 def test_the_notebook_cannot_write_outside_its_folder_or_see_the_host(workdir):
     project = str(Path(settings.BASE_DIR))
     write_notebook(workdir, [
@@ -266,6 +356,22 @@ def test_the_notebook_cannot_write_outside_its_folder_or_see_the_host(workdir):
     assert "project hidden" in text_of(cells[1]) and "shadow hidden" in text_of(cells[1])
     assert "root hidden" in text_of(cells[1])
     assert "ok" in text_of(cells[2])
+
+
+def test_a_notebook_cannot_forge_its_verdict(workdir):
+    """Against the driver that ran beside the kernel, this notebook came out "reproduced": its detached child
+    stopped the driver, replaced the executed notebook and the status with the submitted ones and resumed it."""
+    (workdir / "nb.ipynb").write_text(forging_notebook("nb.ipynb"))
+
+    verification = verify(workdir)
+
+    attack = attack_report(workdir)
+    assert attack["stopped"] > 0 and attack["written"] > 0 and attack["ptrace_attempts"] > 0  # it did try
+    assert verification.verdict == "execution_failed", verification.report
+    assert "Cell 2 raised RuntimeError: this notebook does not run" in verification.message
+    fresh = executed_cells(verification)
+    assert CLAIMED_RANDOM_NUMBER not in text_of(fresh[1])
+    assert fresh[2]["outputs"][0]["ename"] == "RuntimeError"
 
 
 def test_a_detached_process_does_not_outlive_the_run(workdir):
