@@ -65,7 +65,7 @@ class TooManyRequests(NbarchiveError):
 
 
 class StorageError(StorageUnavailable):
-    """The object store failed or refused a request: the S3 SDK's errors as repository/integrations/s3.py
+    """The object store failed or refused a request: the S3 SDK's errors as repository/integrations/s3/client.py
     translates them (nothing outside that door catches the SDK's own types). `detail` says what was being done
     and what the store answered, for logs and reports; a service answering a client re-raises a plain
     StorageUnavailable, whose title is what the client reads."""
@@ -73,12 +73,47 @@ class StorageError(StorageUnavailable):
     code = "storage_error"
     title = "File storage failed the request"
 
+    def __init__(self, detail: str = "", *, answer: str = "", **kwargs):
+        super().__init__(detail, **kwargs)
+        # What the store itself said, one line (S3's code and message, or the SDK's own message), for callers that
+        # word their own message around it.
+        self.answer = answer or self.detail
+
 
 class ObjectMissing(StorageError):
     """The object (or its bucket) is not in the object store."""
 
     code = "object_missing"
     title = "The object is missing from file storage"
+
+
+class BucketMissing(ObjectMissing):
+    """The bucket itself is not in the object store."""
+
+    code = "bucket_missing"
+    title = "The bucket is missing from file storage"
+
+
+class StorageRefused(StorageError):
+    """The object store answered with an error that no narrower class names (AccessDenied, SlowDown, ...). A plain
+    StorageError is one where it did not answer: no connection, a timeout, no credentials, retries spent."""
+
+    code = "storage_refused"
+    title = "File storage refused the request"
+
+
+class ObjectArchived(StorageRefused):
+    """The object is in an archive storage class (GLACIER, DEEP_ARCHIVE) and not restored: it cannot be read yet."""
+
+    code = "object_archived"
+    title = "The object is in cold storage and must be restored first"
+
+
+class ObjectExists(StorageRefused):
+    """A write that must not overwrite found the object already there."""
+
+    code = "object_exists"
+    title = "The object already exists in file storage"
 
 
 class StorageChecksumMismatch(StorageUnavailable):

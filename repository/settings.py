@@ -130,7 +130,7 @@ S3_MULTIPART_CONCURRENCY = env.int("S3_MULTIPART_CONCURRENCY", default=4)
 
 
 def _s3_storage(bucket: str) -> dict:
-    # django-storages' S3Storage with the SDK's errors translated (repository/integrations/s3.py), which also
+    # django-storages' S3Storage with the SDK's errors translated (repository/integrations/s3/client.py), which also
     # turns the part size and concurrency into boto3's TransferConfig: nothing here imports boto3.
     return {
         "BACKEND": "repository.integrations.s3.S3Storage",

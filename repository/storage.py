@@ -1,6 +1,6 @@
 """Access to the storage aliases of settings.STORAGES ("blobs", "backup") and the life of objects in primary storage.
 
-Code reaches file storage only through this module (and S3 only through repository/integrations/s3.py). A failed
+Code reaches file storage only through this module (and S3 only through repository/integrations/s3/). A failed
 storage operation raises one of STORAGE_ERRORS: StorageError (S3, translated by the integration) or OSError (a
 local directory); nothing here or in the callers catches the SDK's own types.
 

@@ -19,7 +19,7 @@ A Django app of its own (label `backup`; its tables kept their `repository_` nam
 - volumes: `volume_format` (the tar layout, the README), `volume_writer` (writing, hashing as it goes) and
   `volume_reader` (reading back front to back); `manifest` their manifests, `bags` the metadata bags, `catalog`
   the catalog of volumes;
-- where they go: `targets` (a directory, or an S3 bucket through repository/integrations/s3_backup.py) and
+- where they go: `targets` (a directory, or an S3 bucket, `s3_target`, through repository/integrations/s3/) and
   `primary` (reading and rewriting primary objects, verified);
 - the app's parts: `models`, `admin`, `tasks` (nightly, from repository/celery.py), `management/commands`
   (backup, restore, fixity_check), `errors`, and `progress` (the commands' progress bar).

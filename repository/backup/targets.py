@@ -1,4 +1,4 @@
-"""Backup targets: a local directory or an S3 bucket (repository/integrations/s3_backup.py), one interface.
+"""Backup targets: a local directory or an S3 bucket (repository/backup/s3_target.py), one interface.
 
 A target stores objects under relative names ("catalog.json", "volumes/<name>.tar", "manifests/<name>.jsonl").
 Volumes are append-only: `volume_sink(name)` refuses a name that exists, and a sink becomes visible under its
@@ -193,7 +193,7 @@ def target_from_settings() -> BackupTarget:
     """The configured backup target: the "backup" storage alias (BACKUP_S3_BUCKET, else VAR_DIR/backup)."""
     config = settings.STORAGES["backup"]
     if "S3Storage" in config["BACKEND"]:
-        from repository.integrations.s3_backup import S3Target
+        from repository.backup.s3_target import S3Target
 
         return S3Target(bucket=config["OPTIONS"]["bucket_name"], prefix=settings.BACKUP_S3_PREFIX, **_s3_options())
     return LocalDirectoryTarget(config["OPTIONS"]["location"])
@@ -205,7 +205,7 @@ def target_from_location(location: str) -> BackupTarget:
     if not location:
         raise BackupTargetError("No backup target given: pass a directory or s3://bucket[/prefix].")
     if location.startswith("s3://"):
-        from repository.integrations.s3_backup import S3Target
+        from repository.backup.s3_target import S3Target
 
         bucket, _, prefix = location[len("s3://"):].partition("/")
         if not bucket:

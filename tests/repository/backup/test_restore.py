@@ -286,7 +286,7 @@ def test_bags_of_later_volumes_win(owner, moderator, backup_dir):
 @pytest.mark.s3
 def test_volumes_still_in_cold_storage_stop_the_restore_with_a_clear_message(owner, moderator, s3_backup,
                                                                             monkeypatch):
-    from repository.integrations.s3_backup import S3Target
+    from repository.backup.s3_target import S3Target
 
     _, bucket = s3_backup
     published_version(owner, moderator)

@@ -168,7 +168,7 @@ def test_a_multipart_upload_is_checked_against_its_composite_checksum_then_copie
 def test_over_the_single_copy_limit_the_copy_is_multipart_and_checked(user, s3_blob_storage, settings, monkeypatch):
     client, bucket = s3_blob_storage
     settings.STORAGES["blobs"]["OPTIONS"]["transfer_config"] = small_parts()
-    monkeypatch.setattr(s3, "SINGLE_COPY_MAX", 6 * 1024 * 1024)  # stands in for CopyObject's 5 GiB
+    monkeypatch.setattr(s3.objects, "SINGLE_COPY_MAX", 6 * 1024 * 1024)  # stands in for CopyObject's 5 GiB
     data = os.urandom(11 * 1024 * 1024)
     upload(draft(user), user, "big.bin", data)
     blob = Blob.objects.get()
