@@ -10,6 +10,11 @@ MAX_COMPARED_CHARS = 10_000_000  # longer texts are compared by SHA-256, without
 # Finding which normalisations were *needed* re-runs the comparison once per rule; above this size we list
 # every rule that changed something instead.
 LEAVE_ONE_OUT_CHARS = 1_000_000
+# Sets and dicts are parsed (never evaluated) to compare them regardless of order: one "{...}" of at most
+# LITERAL_MAX_CHARS, at most LITERAL_PARSE_BUDGET_CHARS of parsing per text (about 0.2 s on a slow core).
+LITERAL_MAX_CHARS = 100_000
+LITERAL_PARSE_BUDGET_CHARS = 300_000
+LITERAL_MAX_SPANS = 20_000  # balanced "{...}" looked at per text; any after them are compared in their order
 DIFF_INPUT_LINES = 5_000  # lines fed to difflib, from just before the first difference
 MAX_IMAGE_PIXELS = 50_000_000  # larger images are not decoded: they differ, with a note
 REPORT_IMAGE_SIDE = 1_600  # images in the report are scaled down to fit this square

@@ -252,7 +252,7 @@ def test_set_literals_compare_regardless_of_order():
     report, cell = compare_one_output("set(fruit)", result("{'pear', 'apple', 'fig, dried'}"),
                                       result("{'apple', 'fig, dried', 'pear'}"))
     assert report["verdict"] == "reproduced"
-    assert cell["rules"] == ["set ordering"]
+    assert cell["rules"] == ["unordered collection (set and dict order)"]
 
 
 def test_stdout_split_into_several_stream_outputs_is_the_same_stream():
