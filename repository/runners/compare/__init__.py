@@ -49,16 +49,19 @@ Rules and verdicts
 Every rule needed to make an output match is named in the report. Harmless rules remove what changes on
 every honest run and leave the cell "identical", so the notebook can still be "reproduced": line endings,
 ANSI codes, progress bars (carriage returns), progress rates and times, timing measurements, memory
-addresses, temporary paths, installation paths, timestamps, set ordering, trailing whitespace, SVG ids,
+addresses, temporary paths, installation paths, timestamps, unordered collections (the order of set elements and
+dict items), trailing whitespace, SVG ids,
 HTML compared by its text, widget model ids, images compared by pixels (pixel-identical, bytes differ).
 Tolerance rules accept a real but small difference and make the cell "within_tolerance", so the notebook is
 at best "reproduced_with_differences": numbers within tolerance, column alignment (spaces), image pixels
 within tolerance, stderr differences (warnings, logging and progress on stderr never make a cell differ).
 
 A cell "differs" when an output differs beyond tolerance, a stored output is missing, a new output other than
-stderr appears, an error appears, or a ``raises-exception`` cell raised nothing. Cells tagged
-``nbarchive-skip-compare``/``nbval-ignore-output`` are still compared but listed as "skipped": if they differ,
-the notebook is at best "reproduced_with_differences". Cells that have no stored outputs but produce some now
+stderr appears, an error appears, or a ``raises-exception`` cell raised nothing. A cell that ran in the submitted
+notebook (it has an execution count) and stored no output claims to print nothing: output other than stderr in
+the fresh run makes it differ, with a hint. Cells tagged ``nbarchive-skip-compare``/``nbval-ignore-output`` are
+still compared but listed as "skipped": if they differ, the notebook is at best "reproduced_with_differences".
+Cells that never ran in the submitted notebook (no outputs and no execution count) but produce output now
 ("no_stored_output") cannot be checked and count the same way. "not_executed" cells count as differing.
 Verdict: "reproduced" if every code cell is identical, "not_reproduced" if any cell differs, else
 "reproduced_with_differences".

@@ -4,8 +4,8 @@
 report described in the package docstring. The verdict is the worst cell severity: "reproduced" if every code
 cell is identical, "not_reproduced" if any cell differs, else "reproduced_with_differences". The notes tell a
 moderator what the cells alone do not: cell counts that differ, execution counts out of order, sources that
-changed, outputs that were never stored, where execution stopped, skipped cells, expected errors, and images
-left out of the report. Pure: no settings, no database, and it never raises on odd-but-valid notebooks.
+changed, outputs that were never stored, cells that ran without output and print now, where execution stopped,
+skipped cells, expected errors, and images left out of the report. Pure: no settings, no database, and it never raises on odd-but-valid notebooks.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from repository.runners.compare.cells import (
     execution_count,
     is_code,
     notebook_cells,
+    ran_without_output,
     where_execution_stopped,
 )
 from repository.runners.compare.numeric import Tolerance
@@ -69,12 +70,18 @@ def _notes(submitted_cells: list[dict], executed_cells: list[dict], cell_reports
     by_status: dict[str, list[int]] = {}
     for cell in cell_reports:
         by_status.setdefault(cell["status"], []).append(cell["index"])
-    if cell_reports and not any(cell_outputs(cell) for cell in submitted_cells if is_code(cell)):
-        notes.append("The submitted notebook has no stored outputs: there is nothing to compare the fresh outputs "
-                     "with.")
-    elif by_status.get("no_stored_output"):
-        notes.append(f"Cells {_listed(by_status['no_stored_output'])} have no stored outputs in the submitted "
-                     "notebook (never run, or outputs cleared), so their fresh outputs could not be checked.")
+    if by_status.get("no_stored_output"):
+        if not any(cell_outputs(cell) for cell in submitted_cells if is_code(cell)):
+            notes.append("The submitted notebook has no stored outputs: there is nothing to compare the fresh "
+                         "outputs with.")
+        else:
+            notes.append(f"Cells {_listed(by_status['no_stored_output'])} have no stored outputs in the submitted "
+                         "notebook (never run, or outputs cleared), so their fresh outputs could not be checked.")
+    silent = [cell["index"] for cell in cell_reports
+              if cell["status"] == "differs" and ran_without_output(submitted_cells[cell["index"]])]
+    if silent:
+        notes.append(f"Cells {_listed(silent)} ran in the submitted notebook (they have execution counts) but stored "
+                     "no output, and the fresh run produced some: they differ.")
     if by_status.get("not_executed"):
         where = f"Execution stopped at cell {stop_index} with an error; cells" if stop_index is not None else "Cells"
         notes.append(f"{where} {_listed(by_status['not_executed'])} were not executed in the fresh run.")

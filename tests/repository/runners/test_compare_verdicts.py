@@ -9,8 +9,13 @@ import pytest
 
 from repository.runners.compare import limits, literals
 from tests.repository.runners.test_compare import (
+    code,
     compare_one_output,
+    display,
+    notebook,
     result,
+    run,
+    stderr,
     stdout,
 )
 
@@ -139,3 +144,57 @@ def test_text_is_parsed_never_evaluated(tmp_path):
 ])
 def test_odd_braces_are_left_alone_without_an_exception(text):
     assert literals.sort_unordered_collections(text) == text
+
+
+# --- a cell that ran without output, and prints now ---------------------------------------------------------------
+
+
+def test_a_cell_that_ran_without_output_and_prints_now_is_not_reproduced():
+    submitted = notebook(code("x = 1", count=1), code("report(x)", count=2))
+    executed = notebook(code("x = 1", count=1), code("report(x)", stdout("42 failures\n"), count=2))
+    report = run(submitted, executed)
+
+    assert report["verdict"] == "not_reproduced"
+    cell = report["cells"][1]
+    assert cell["status"] == "differs"
+    assert [(o["status"], o.get("actual")) for o in cell["outputs"]] == [("unexpected", "42 failures\n")]
+    assert "ran (execution count 2) and stored no output" in cell["hint"]
+    assert report["summary"]["differ"] == 1 and report["summary"]["no_stored_output"] == 0
+    assert ("Cells 1 ran in the submitted notebook (they have execution counts) but stored no output, and the "
+            "fresh run produced some: they differ.") in report["notes"]
+
+
+def test_a_cell_that_ran_without_output_and_shows_a_figure_now_is_not_reproduced():
+    report = run(notebook(code("plot()", result("1", count=1), count=1), code("plt.show()", count=2)),
+                 notebook(code("plot()", result("1", count=1), count=1),
+                          code("plt.show()", display({"text/plain": "<Figure size 640x480 with 1 Axes>"}), count=2)))
+
+    assert report["verdict"] == "not_reproduced"
+    assert report["cells"][1]["status"] == "differs"
+
+
+def test_a_cell_that_ran_without_output_and_now_only_warns_on_stderr_is_tolerated_by_name():
+    report = run(notebook(code("x = 1", result("1", count=1), count=1), code("fit()", count=2)),
+                 notebook(code("x = 1", result("1", count=1), count=1),
+                          code("fit()", stderr("UserWarning: small sample\n"), count=2)))
+
+    assert report["verdict"] == "reproduced_with_differences"
+    cell = report["cells"][1]
+    assert cell["status"] == "within_tolerance"
+    assert cell["rules"] == ["stderr differences"]
+
+
+def test_a_cell_that_ran_without_output_and_still_prints_nothing_is_identical():
+    submitted = notebook(code("x = 1", count=1), code("print(x)", stdout("1\n"), count=2))
+    assert run(submitted, submitted)["verdict"] == "reproduced"
+
+
+def test_a_cell_never_run_in_the_submitted_notebook_only_softens_the_verdict():
+    submitted = notebook(code("x = 1", count=1), code("print(x)"), code("print(2)", stdout("2\n"), count=3))
+    executed = notebook(code("x = 1", count=1), code("print(x)", stdout("1\n"), count=2),
+                        code("print(2)", stdout("2\n"), count=3))
+    report = run(submitted, executed)
+
+    assert report["verdict"] == "reproduced_with_differences"
+    assert report["cells"][1]["status"] == "no_stored_output"
+    assert any("Cells 1 have no stored outputs" in note for note in report["notes"])
