@@ -2,11 +2,11 @@
 
 ``stage_inputs`` is the entry point; the package docstring states its contract. Version files are streamed from
 our blob storage and re-verified (a mismatch means our storage is damaged). References are checked as declared
-(kind, sha256, size within ``FetchPolicy.max_bytes``) and their target path before anything is fetched, taken
-from the checksum cache when a usable entry is there, else obtained by their kind (sources.py) into a verified
-cache entry, then linked or copied into the working folder. Folders created for staged files are made read-only
-at the very end. Every failure raises ``StagingError`` naming the file or reference; an ``OSError`` left over
-(our own disk) is translated here.
+(not refused by the caller, kind, sha256, size within ``FetchPolicy.max_bytes``) and their target path before
+anything is fetched or taken from the cache; then taken from the checksum cache when a usable entry is there, else
+obtained by their kind (sources.py) into a verified cache entry, then linked or copied into the working folder.
+Folders created for staged files are made read-only at the very end. Every failure raises ``StagingError`` naming
+the file or reference; an ``OSError`` left over (our own disk) is translated here.
 """
 
 from __future__ import annotations
@@ -119,6 +119,8 @@ def _stage_reference(
 
 def _check_declaration(reference: ReferenceSpec, policy: FetchPolicy) -> None:
     label = reference.label
+    if reference.refused:
+        raise StagingError(label, reference.refused)
     if reference.kind not in SOURCES:
         raise StagingError(label, f"its kind {reference.kind!r} is not one staging knows; correct the reference.")
     if len(reference.sha256) != 64 or any(char not in "0123456789abcdef" for char in reference.sha256):

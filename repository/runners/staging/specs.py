@@ -25,6 +25,9 @@ class ReferenceSpec:
     size: int
     query: dict | None = None
     blob_key: str | None = None  # repository_file: the storage key of our own blob
+    # Why the caller refuses it although its bytes may exist (a repository file whose version was withdrawn):
+    # staging fails with this message before looking at the cache or the source.
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
