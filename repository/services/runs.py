@@ -12,7 +12,6 @@ after commit (run_cancel_remote_task), and the polling runner notices the cancel
 """
 
 import io
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from repository.errors import Conflict, NbarchiveError, PermissionDenied, Storag
 from repository.models import Blob, DataReference, ExecutionRun, Verdict, Version
 from repository.permissions import can_cancel_run
 from repository.runners.base import InputFile, RunCancelled, RunnerGaveUp, RunnerUnavailable, get_runner
+from repository.runners.cleanup import remove_tree
 from repository.runners.compare import Tolerance
 from repository.runners.local import SandboxUnavailable
 from repository.runners.staging import (
@@ -108,7 +108,7 @@ def run_execute(*, run_pk: int) -> ExecutionRun | None:
         _back_to_queue(run)
         raise InfrastructureError(str(exc)) from exc
     finally:
-        shutil.rmtree(run_root, ignore_errors=True)
+        remove_tree(run_root)  # read-only staged inputs and folders the notebook closed too; leftovers are logged
     executed_blob = _store_executed(verification.result.executed_notebook if verification.result else None)
     result = verification.result
     external = _external_fields(result.external if result else {})
