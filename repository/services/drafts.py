@@ -132,7 +132,16 @@ def metadata_write(version: Version, metadata: dict) -> None:
         model.objects.bulk_create(rows)
 
 
-def _build_rows(model, items, prefix: str, errors: _Errors, clean) -> list:
+def data_reference_clean(item, *, index: int) -> DataReference:
+    """One data reference as the API takes it (`data_references[index]` in a draft's metadata), validated and
+    resolved the same way, as an unsaved row; InvalidInput with the API's field errors. For verify_notebook."""
+    errors = _Errors()
+    rows = _build_rows(DataReference, [item], "data_references", errors, _clean_data_reference, start=index)
+    errors.raise_if_any()
+    return rows[0]
+
+
+def _build_rows(model, items, prefix: str, errors: _Errors, clean, *, start: int = 0) -> list:
     """Turn a list of dicts into unsaved rows of `model`; `clean` normalises and resolves before validation."""
     if not isinstance(items, list):
         errors.add(prefix, "Expected a list.")
@@ -142,7 +151,7 @@ def _build_rows(model, items, prefix: str, errors: _Errors, clean) -> list:
         return []
     fields = {f.name: f for f in model._meta.concrete_fields if f.name not in ("id", "version", "position")}
     rows = []
-    for position, item in enumerate(items):
+    for position, item in enumerate(items, start=start):
         item_prefix = f"{prefix}[{position}]."
         if not isinstance(item, dict):
             errors.add(f"{prefix}[{position}]", "Expected an object.")

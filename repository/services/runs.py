@@ -218,7 +218,7 @@ def _stage(run: ExecutionRun, workdir: Path) -> list[dict]:
     version = run.version
     files = [FileSpec(path=f.path, blob_key=f.blob.storage_key, sha256=f.blob.sha256)
              for f in version.files.select_related("blob")]
-    references = [_reference_spec(position, reference)
+    references = [reference_spec(position, reference)
                   for position, reference in enumerate(version.data_references.all(), start=1)]
     cache_dir = cache_dir_from_settings()
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -261,7 +261,9 @@ def _repository_file_refusal(reference: DataReference) -> str | None:
     return f"{gone}, so its files can no longer be used; reference another version or another copy of the data."
 
 
-def _reference_spec(position: int, reference: DataReference) -> ReferenceSpec:
+def reference_spec(position: int, reference: DataReference) -> ReferenceSpec:
+    """What staging gets for the reference at `position` (1-based) of a version (the verify_notebook command
+    builds its references the same way)."""
     blob_key = refusal = None
     if reference.kind == DataReference.Kind.REPOSITORY_FILE:
         blob_key = reference_blob_key(reference)

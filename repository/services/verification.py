@@ -103,6 +103,7 @@ def notebook_verify(*, workdir: Path, notebook_path: str, runner: Runner, tolera
         "limits": limits.__dict__,
     }
     report["environment"] = result.environment
+    report["container_image"] = container_image or None  # the image the version pins (environment: what ran)
     if result.outcome == Outcome.COMPLETED and executed is not None:
         verdict = report["verdict"]
         message = _comparison_message(report)
