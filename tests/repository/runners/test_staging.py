@@ -611,6 +611,29 @@ def test_a_reference_the_caller_refuses_fails_with_its_message_even_from_the_cac
     assert connections == []
 
 
+def test_a_local_stand_in_is_always_read_never_taken_from_the_cache(connections, workdir, cache_dir, tmp_path):
+    stored = store_blob(DATA)
+    earlier_run = workdir / "earlier"
+    earlier_run.mkdir()
+    stage(earlier_run, cache_dir, FetchPolicy(), [ReferenceSpec(
+        label="data reference 1 (rec-1/v2/stations.csv)", kind="repository_file", identifier="rec-1/v2/stations.csv",
+        target_path="stations.csv", sha256=DATA_SHA, size=DATA_SIZE, blob_key=stored.storage_key)])
+    local = tmp_path / "my-stations.csv"
+    local.write_bytes(DATA.replace(b"12.5", b"99.9"))  # same size, other bytes
+    reference = ReferenceSpec(label="data reference 1 (stations.csv)", kind="local_file", identifier=str(local),
+                              target_path="stations.csv", sha256=DATA_SHA, size=DATA_SIZE, local_path=local)
+
+    with pytest.raises(StagingError, match=f"sha256 is {hashlib.sha256(local.read_bytes()).hexdigest()} but the "
+                                           f"reference says {DATA_SHA}; the file changed at the source"):
+        stage(workdir, cache_dir, FetchPolicy(), [reference])
+    assert not (workdir / "stations.csv").exists()
+
+    local.write_bytes(DATA)
+    [result] = stage(workdir, cache_dir, FetchPolicy(), [reference])
+    assert (workdir / "stations.csv").read_bytes() == DATA and result["from_cache"] is False
+    assert connections == []
+
+
 def test_version_files_are_placed_at_nested_paths_read_only(workdir, cache_dir):
     notebook, table = b'{"cells": []}', b"a,b\n1,2\n"
     files = [
