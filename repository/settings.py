@@ -244,6 +244,9 @@ COMPARE_RTOL = env.float("COMPARE_RTOL", default=1e-9)
 COMPARE_ATOL = env.float("COMPARE_ATOL", default=1e-12)
 COMPARE_PIXEL_TOLERANCE = env.int("COMPARE_PIXEL_TOLERANCE", default=8)
 COMPARE_MAX_DIFFERING_PIXELS = env.float("COMPARE_MAX_DIFFERING_PIXELS", default=0.001)
+# Images with more pixels (read from the header) are not decoded: "too large to compare", identical only if their
+# bytes are. Bounds the worker's time and memory per image (two 25-megapixel PNGs decode to about 200 MB).
+COMPARE_MAX_IMAGE_PIXELS = env.int("COMPARE_MAX_IMAGE_PIXELS", default=25_000_000)
 
 # Fetching data references before a run (outside the sandbox; refuses private addresses).
 STAGING_MAX_BYTES = env.int("STAGING_MAX_BYTES", default=5 * 1024**3)

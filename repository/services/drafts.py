@@ -132,7 +132,16 @@ def metadata_write(version: Version, metadata: dict) -> None:
         model.objects.bulk_create(rows)
 
 
-def _build_rows(model, items, prefix: str, errors: _Errors, clean) -> list:
+def data_reference_clean(item, *, index: int) -> DataReference:
+    """One data reference as the API takes it (`data_references[index]` in a draft's metadata), validated and
+    resolved the same way, as an unsaved row; InvalidInput with the API's field errors. For verify_notebook."""
+    errors = _Errors()
+    rows = _build_rows(DataReference, [item], "data_references", errors, _clean_data_reference, start=index)
+    errors.raise_if_any()
+    return rows[0]
+
+
+def _build_rows(model, items, prefix: str, errors: _Errors, clean, *, start: int = 0) -> list:
     """Turn a list of dicts into unsaved rows of `model`; `clean` normalises and resolves before validation."""
     if not isinstance(items, list):
         errors.add(prefix, "Expected a list.")
@@ -142,7 +151,7 @@ def _build_rows(model, items, prefix: str, errors: _Errors, clean) -> list:
         return []
     fields = {f.name: f for f in model._meta.concrete_fields if f.name not in ("id", "version", "position")}
     rows = []
-    for position, item in enumerate(items):
+    for position, item in enumerate(items, start=start):
         item_prefix = f"{prefix}[{position}]."
         if not isinstance(item, dict):
             errors.add(f"{prefix}[{position}]", "Expected an object.")
@@ -326,7 +335,7 @@ def _resolve_repository_file(reference: DataReference, field: str, errors: _Erro
         versions = versions.filter(number=int(match["number"]))
     version = versions.order_by("-number").first()
     if version is None:
-        errors.add(field, f"Record {match['record']} has no published version{' ' + match['number'] if match['number'] else ''}.")
+        errors.add(field, _no_published_version(match["record"], match["number"]))
         return
     blob = Blob.objects.filter(version_files__version=version, version_files__path=match["path"]).first()
     if blob is None:
@@ -337,6 +346,32 @@ def _resolve_repository_file(reference: DataReference, field: str, errors: _Erro
         errors.add(field.replace("identifier", "sha256"),
                    f"The file's SHA-256 is {blob.sha256}; leave the field empty to take it from the file.")
     reference.sha256, reference.size = blob.sha256, blob.size
+
+
+def _no_published_version(record_id: str, number: str | None) -> str:
+    withdrawn = Version.objects.filter(record__public_id=record_id, state=Version.State.WITHDRAWN)
+    if number:
+        withdrawn = withdrawn.filter(number=int(number))
+    if withdrawn.exists():
+        gone = (f"Version {number} of record {record_id} was withdrawn; its files" if number
+                else f"The versions of record {record_id} were withdrawn; their files")
+        return f"{gone} can no longer be referenced. Reference another version or another copy of the data."
+    return f"Record {record_id} has no published version{' ' + number if number else ''}."
+
+
+def draft_reference_problems(version: Version) -> dict[str, list[str]]:
+    """Field errors for the draft's repository_file references whose version is no longer published (withdrawn
+    since the reference was saved); checked again at submission, since withdrawing does not touch other drafts."""
+    problems: dict[str, list[str]] = {}
+    for reference in version.data_references.filter(kind=DataReference.Kind.REPOSITORY_FILE):
+        match = REPOSITORY_FILE_RE.match(reference.identifier)
+        if not match or not match["number"]:
+            continue  # saved references always name their version; anything else was refused when saved
+        if not Version.objects.filter(record__public_id=match["record"], number=int(match["number"]),
+                                      state=Version.State.PUBLISHED).exists():
+            problems[f"data_references[{reference.position}].identifier"] = [
+                _no_published_version(match["record"], match["number"])]
+    return problems
 
 
 def _check_reference_targets(version: Version, references: list[DataReference], errors: _Errors) -> None:

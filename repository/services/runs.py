@@ -12,7 +12,6 @@ after commit (run_cancel_remote_task), and the polling runner notices the cancel
 """
 
 import io
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from repository.errors import Conflict, NbarchiveError, PermissionDenied, Storag
 from repository.models import Blob, DataReference, ExecutionRun, Verdict, Version
 from repository.permissions import can_cancel_run
 from repository.runners.base import InputFile, RunCancelled, RunnerGaveUp, RunnerUnavailable, get_runner
+from repository.runners.cleanup import remove_tree
 from repository.runners.compare import Tolerance
 from repository.runners.local import SandboxUnavailable
 from repository.runners.staging import (
@@ -113,7 +113,7 @@ def _execute_claimed(run: ExecutionRun) -> ExecutionRun:
         _back_to_queue(run)
         raise InfrastructureError(str(exc)) from exc
     finally:
-        shutil.rmtree(run_root, ignore_errors=True)
+        remove_tree(run_root)  # read-only staged inputs and folders the notebook closed too; leftovers are logged
     executed_blob = _store_executed(verification.result.executed_notebook if verification.result else None)
     result = verification.result
     external = _external_fields(result.external if result else {})
@@ -223,7 +223,7 @@ def _stage(run: ExecutionRun, workdir: Path) -> list[dict]:
     version = run.version
     files = [FileSpec(path=f.path, blob_key=f.blob.storage_key, sha256=f.blob.sha256)
              for f in version.files.select_related("blob")]
-    references = [_reference_spec(position, reference)
+    references = [reference_spec(position, reference)
                   for position, reference in enumerate(version.data_references.all(), start=1)]
     cache_dir = cache_dir_from_settings()
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -231,25 +231,52 @@ def _stage(run: ExecutionRun, workdir: Path) -> list[dict]:
                         policy=policy_from_settings())
 
 
-def reference_blob_key(reference: DataReference) -> str | None:
-    """The storage key of the repository file a `repository_file` reference names, or None."""
-    # Found by what it names, not by its checksum, so that staging verifies the checksum for real.
+def _repository_file(reference: DataReference) -> tuple[Version | None, str]:
+    """The version a `repository_file` reference names ("<record id>/v<number>/<path>"), and the path in it."""
     record_id, _, rest = reference.identifier.partition("/v")
     number, _, path = rest.partition("/")
-    blob = Blob.objects.filter(version_files__version__record__public_id=record_id,
-                               version_files__version__number=int(number) if number.isdigit() else -1,
-                               version_files__path=path).first()
+    version = Version.objects.filter(record__public_id=record_id,
+                                     number=int(number) if number.isdigit() else -1).first()
+    return version, path
+
+
+def reference_blob_key(reference: DataReference) -> str | None:
+    """The storage key of the repository file a `repository_file` reference names, or None when there is no such
+    file or its version is no longer published (withdrawn)."""
+    # Found by what it names, not by its checksum, so that staging verifies the checksum for real.
+    version, path = _repository_file(reference)
+    if version is None or version.state != Version.State.PUBLISHED:
+        return None
+    blob = Blob.objects.filter(version_files__version=version, version_files__path=path).first()
     return blob.storage_key if blob else None
 
 
-def _reference_spec(position: int, reference: DataReference) -> ReferenceSpec:
-    blob_key = None
+def _repository_file_refusal(reference: DataReference) -> str | None:
+    """Why a `repository_file` reference may not be staged now although its file exists: its version was
+    withdrawn after the reference was accepted. Checked at every run, so a withdrawal stops it at once."""
+    version, _ = _repository_file(reference)
+    if version is None or version.state == Version.State.PUBLISHED:
+        return None
+    record_id = reference.identifier.partition("/v")[0]
+    if version.state == Version.State.WITHDRAWN:
+        when = f" on {version.withdrawn_at:%Y-%m-%d}" if version.withdrawn_at else ""
+        gone = f"version {version.number} of record {record_id} was withdrawn{when}"
+    else:
+        gone = f"version {version.number} of record {record_id} is {version.get_state_display().lower()}"
+    return f"{gone}, so its files can no longer be used; reference another version or another copy of the data."
+
+
+def reference_spec(position: int, reference: DataReference) -> ReferenceSpec:
+    """What staging gets for the reference at `position` (1-based) of a version (the verify_notebook command
+    builds its references the same way)."""
+    blob_key = refusal = None
     if reference.kind == DataReference.Kind.REPOSITORY_FILE:
         blob_key = reference_blob_key(reference)
+        refusal = _repository_file_refusal(reference)
     return ReferenceSpec(
         label=f"data reference {position} ({reference.identifier[:200]})", kind=reference.kind,
         identifier=reference.identifier, target_path=reference.target_path, sha256=reference.sha256,
-        size=reference.size, query=reference.query, blob_key=blob_key,
+        size=reference.size, query=reference.query, blob_key=blob_key, refused=refusal,
     )
 
 

@@ -6,6 +6,7 @@ from django.utils import timezone
 from repository.errors import Conflict, InvalidInput
 from repository.models import Version
 from repository.services.audit import audit_event_append
+from repository.services.drafts import draft_reference_problems
 from repository.services.runs import run_request
 
 
@@ -39,6 +40,10 @@ def version_submit(*, version: Version, actor) -> Version:
         if missing:
             raise InvalidInput("The draft is not complete: it needs " + ", ".join(missing) + ".",
                                field_errors={"missing": missing})
+        reference_problems = draft_reference_problems(version)
+        if reference_problems:
+            raise InvalidInput("A data reference names a file of a version that is no longer published.",
+                               field_errors=reference_problems)
         version.state = Version.State.IN_REVIEW
         version.submitted_at = timezone.now()
         version.save(update_fields=["state", "submitted_at", "updated"])

@@ -92,7 +92,8 @@ def notebook_verify(*, workdir: Path, notebook_path: str, runner: Runner, tolera
     result = runner.run(RunSpec(workdir=workdir, notebook_path=notebook_path, limits=limits, run_key=run_key,
                                 container_image=container_image, inputs=tuple(inputs), observer=observer))
     executed = _parse_executed(result.executed_notebook)
-    report = compare_notebooks(submitted, executed, tolerance=tolerance) if executed is not None else {}
+    report = compare_notebooks(submitted, executed, tolerance=tolerance,
+                               max_image_pixels=settings.COMPARE_MAX_IMAGE_PIXELS) if executed is not None else {}
     report["execution"] = {
         "outcome": result.outcome,
         "message": result.message,
@@ -102,6 +103,7 @@ def notebook_verify(*, workdir: Path, notebook_path: str, runner: Runner, tolera
         "limits": limits.__dict__,
     }
     report["environment"] = result.environment
+    report["container_image"] = container_image or None  # the image the version pins (environment: what ran)
     if result.outcome == Outcome.COMPLETED and executed is not None:
         verdict = report["verdict"]
         message = _comparison_message(report)

@@ -2,12 +2,13 @@
 
 Contract
 --------
-``compare_notebooks(submitted, executed, tolerance=...)`` takes two nbformat-4 notebooks as plain dicts (what
-``json.loads`` gives) and returns a reproducibility report as a JSON-serialisable dict. It is pure: it reads no
-settings (the caller passes the ``Tolerance``, e.g. built with ``Tolerance.from_dict`` from per-version
-overrides), touches no database and never raises on odd-but-valid notebooks; outputs are untrusted, so
-malformed images, giant images and giant texts end up as "differs" with a note, never as an exception.
-``Tolerance(...)`` and ``Tolerance.from_dict`` raise ``ValueError`` for bad settings.
+``compare_notebooks(submitted, executed, tolerance=..., max_image_pixels=...)`` takes two nbformat-4 notebooks as
+plain dicts (what ``json.loads`` gives) and returns a reproducibility report as a JSON-serialisable dict. It is
+pure: it reads no settings (the caller passes the ``Tolerance``, e.g. built with ``Tolerance.from_dict`` from
+per-version overrides, and the pixel budget per image, ``COMPARE_MAX_IMAGE_PIXELS``), touches no database and
+never raises on odd-but-valid notebooks; outputs are untrusted, so malformed images, giant images and giant texts
+end up as "differs" with a note, never as an exception. ``Tolerance(...)``, ``Tolerance.from_dict`` and a
+``max_image_pixels`` below 1 raise ``ValueError`` for bad settings.
 
 Cells are matched by position (the executed notebook is the submitted source run again). Only code cells are
 compared and listed. The executed notebook must come from a run that started with outputs and execution counts
@@ -27,7 +28,8 @@ One output entry per stored output and MIME type: ``output_type``, ``mime``, ``n
 ("identical" | "within_tolerance" | "differs" | "missing" | "unexpected"), ``rules``, and, unless identical,
 ``expected``/``actual`` texts (capped), ``diff`` (unified diff of the *normalised* texts, capped),
 ``expected_image``/``actual_image``/``difference_image`` (base64 PNG, only when images differ),
-``differing_pixels`` (fraction) and ``note``. HTML entries show the text extracted from the HTML.
+``differing_pixels`` (fraction), ``too_large`` (images over the pixel budget) and ``note``. HTML entries show the
+text extracted from the HTML.
 
 How outputs are compared
 ------------------------
@@ -39,7 +41,9 @@ How outputs are compared
   parts; the other parts must match (spacing aside), integers must be equal, floats (also ``1e-5``, ``nan``,
   ``inf``) must agree within ``rtol``/``atol``.
 * Errors: ename and normalised evalue; tracebacks are ignored (they carry paths and ANSI codes).
-* Images other than SVG: decoded with Pillow, flattened onto white and compared pixel by pixel.
+* Images other than SVG: decoded with Pillow, flattened onto white and compared pixel by pixel, within a pixel
+  budget read from the header before decoding (per image, and for the whole report): an image over it is "too
+  large to compare" (``too_large`` in its entry, a note), which differs unless its bytes are identical.
 * JSON MIME types: parsed and compared structurally, numbers within tolerance; widget views without model_id.
 * Any other MIME type: equal after the text normalisations.
 * Texts over ``MAX_COMPARED_CHARS`` are compared by SHA-256 of the raw text, as the entry's note says.
@@ -49,16 +53,19 @@ Rules and verdicts
 Every rule needed to make an output match is named in the report. Harmless rules remove what changes on
 every honest run and leave the cell "identical", so the notebook can still be "reproduced": line endings,
 ANSI codes, progress bars (carriage returns), progress rates and times, timing measurements, memory
-addresses, temporary paths, installation paths, timestamps, set ordering, trailing whitespace, SVG ids,
+addresses, temporary paths, installation paths, timestamps, unordered collections (the order of set elements and
+dict items), trailing whitespace, SVG ids,
 HTML compared by its text, widget model ids, images compared by pixels (pixel-identical, bytes differ).
 Tolerance rules accept a real but small difference and make the cell "within_tolerance", so the notebook is
 at best "reproduced_with_differences": numbers within tolerance, column alignment (spaces), image pixels
 within tolerance, stderr differences (warnings, logging and progress on stderr never make a cell differ).
 
 A cell "differs" when an output differs beyond tolerance, a stored output is missing, a new output other than
-stderr appears, an error appears, or a ``raises-exception`` cell raised nothing. Cells tagged
-``nbarchive-skip-compare``/``nbval-ignore-output`` are still compared but listed as "skipped": if they differ,
-the notebook is at best "reproduced_with_differences". Cells that have no stored outputs but produce some now
+stderr appears, an error appears, or a ``raises-exception`` cell raised nothing. A cell that ran in the submitted
+notebook (it has an execution count) and stored no output claims to print nothing: output other than stderr in
+the fresh run makes it differ, with a hint. Cells tagged ``nbarchive-skip-compare``/``nbval-ignore-output`` are
+still compared but listed as "skipped": if they differ, the notebook is at best "reproduced_with_differences".
+Cells that never ran in the submitted notebook (no outputs and no execution count) but produce output now
 ("no_stored_output") cannot be checked and count the same way. "not_executed" cells count as differing.
 Verdict: "reproduced" if every code cell is identical, "not_reproduced" if any cell differs, else
 "reproduced_with_differences".

@@ -3,9 +3,11 @@
 ``compare_cell`` returns a ``CellResult``: the cell's report entry (index, id, execution count, status, tags,
 source cut to ``limits.SOURCE_CHARS``, rules, hint, outputs) and its severity for the verdict. Cells are matched
 by position. A cell "differs" when an output differs beyond tolerance, a stored output is missing, a new output
-other than stderr appears, an error appears, or a ``raises-exception`` cell raised nothing. Cells tagged
-``nbarchive-skip-compare``/``nbval-ignore-output`` are still compared but listed as "skipped" and weigh at most
-"with differences"; so do cells without stored outputs that produce some now ("no_stored_output"). A cell that
+other than stderr appears (also in a cell that ran, having an execution count, and stored no output), an error
+appears, or a ``raises-exception`` cell raised nothing. Cells tagged ``nbarchive-skip-compare``/
+``nbval-ignore-output`` are still compared but listed as "skipped" and weigh at most "with differences"; so do
+cells that never ran in the submitted notebook (no outputs, no execution count) and produce output now
+("no_stored_output"): nothing was claimed for them. A cell that
 nbclient never reached (no outputs and no execution count, or after the cell where execution stopped on an
 error) is "not_executed" and counts as differing. The accessors here read cells defensively: a malformed
 notebook gives empty lists, never an exception.
@@ -106,10 +108,25 @@ def compare_cell(index: int, submitted_cell: dict, executed_cell: dict | None, s
     report["status"] = status
     if status == "skipped":
         report["status_if_compared"] = STATUS[comparison.severity]
-    if status == "differs" and "hint" not in report and _raises_expected(submitted_cell) \
-            and not has_error(executed_cell):
-        report["hint"] = "The cell is tagged raises-exception but raised no error in the fresh run."
+    if status == "differs" and "hint" not in report:
+        hint = _differs_hint(submitted_cell, executed_cell)
+        if hint:
+            report["hint"] = hint
     return CellResult(report, severity)
+
+
+def ran_without_output(cell: dict) -> bool:
+    """The submitted cell ran (it has an execution count) and stored no output: it claims to print nothing."""
+    return execution_count(cell) is not None and not cell_outputs(cell)
+
+
+def _differs_hint(submitted_cell: dict, executed_cell: dict) -> str | None:
+    if _raises_expected(submitted_cell) and not has_error(executed_cell):
+        return "The cell is tagged raises-exception but raised no error in the fresh run."
+    if ran_without_output(submitted_cell):
+        return (f"The submitted cell ran (execution count {execution_count(submitted_cell)}) and stored no output, "
+                "but the fresh run produced output: what it shows now was not in the submitted notebook.")
+    return None
 
 
 def _raises_expected(cell: dict) -> bool:
@@ -127,7 +144,8 @@ def _cell_status(submitted_cell: dict, executed_cell: dict, comparison: OutputsC
     if raises_expected and not fresh_error:
         return "differs", DIFFERS
     fresh_outputs, _ = prepare_outputs(cell_outputs(executed_cell))
-    if not cell_outputs(submitted_cell) and fresh_outputs and (raises_expected or not fresh_error):
+    if not cell_outputs(submitted_cell) and fresh_outputs and (raises_expected or not fresh_error) \
+            and execution_count(submitted_cell) is None:
         return "no_stored_output", min(severity, WITHIN_TOLERANCE)
     if raises_expected and severity < DIFFERS:
         return "expected_error", severity

@@ -5,7 +5,7 @@ rules (names from rules.py) that changed it; it never raises. ``TEXT_NORMALISATI
 (streams, text/plain, text/markdown, text/latex, the text of text/html, error messages, strings in JSON);
 ``SVG_NORMALISATIONS`` adds renaming the random SVG ids. Each normalisation recognises only shapes that cannot
 be data (a bare "12:30" or "2024" stays compared), and each is a harmless rule: a text that matches only after
-normalisation is still "identical".
+normalisation is still "identical". Sets and dicts are put in one order by literals.py.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from repository.runners.compare.literals import sort_unordered_collections
 from repository.runners.compare.rules import (
     RULE_ADDRESSES,
     RULE_ANSI,
@@ -21,12 +22,12 @@ from repository.runners.compare.rules import (
     RULE_INSTALL_PATHS,
     RULE_LINE_ENDINGS,
     RULE_PROGRESS,
-    RULE_SET_ORDER,
     RULE_SVG_IDS,
     RULE_TEMP_PATHS,
     RULE_TIMESTAMPS,
     RULE_TIMINGS,
     RULE_TRAILING_WHITESPACE,
+    RULE_UNORDERED_COLLECTIONS,
 )
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]")
@@ -190,51 +191,6 @@ def _normalise_timestamps(text: str) -> str:
     return _apply_all(_TIMESTAMP_REPLACEMENTS, text)
 
 
-# A brace pair with a comma and no colon is a set repr (a dict repr has colons); no nesting. The length bound
-# keeps an unclosed "{" on a megabyte-long line from costing a scan per comma.
-_SET_LITERAL = re.compile(r"\{([^{}:\n]{3,5000})\}")
-
-
-def _sort_set_literals(text: str) -> str:
-    """Set iteration order follows string hashes; the sandbox pins PYTHONHASHSEED, the submitter may not have."""
-    return _SET_LITERAL.sub(_sorted_set_literal, text) if "{" in text else text
-
-
-def _sorted_set_literal(match: re.Match) -> str:
-    elements = _split_top_level_commas(match.group(1)) if "," in match.group(1) else None
-    if elements is None:
-        return match.group()
-    return "{" + ", ".join(sorted(element.strip() for element in elements)) + "}"
-
-
-def _split_top_level_commas(text: str) -> list[str] | None:
-    """Split at commas outside quotes and brackets; None if the quotes or brackets do not balance."""
-    parts, start, depth, quote, escaped = [], 0, 0, None, False
-    for position, char in enumerate(text):
-        if quote:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = None
-        elif char in "'\"":
-            quote = char
-        elif char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-            if depth < 0:
-                return None
-        elif char == "," and depth == 0:
-            parts.append(text[start:position])
-            start = position + 1
-    if quote or depth:
-        return None
-    parts.append(text[start:])
-    return parts
-
-
 def _strip_trailing_whitespace(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.split("\n")).rstrip("\n")
 
@@ -265,7 +221,7 @@ class Normalisation:
 
 
 # Order matters: line endings before carriage returns, ANSI codes before trailing whitespace, progress and
-# timing shapes before the clock times inside them.
+# timing shapes before the clock times inside them, sets and dicts while the datetimes in them still parse.
 TEXT_NORMALISATIONS = (
     Normalisation(RULE_LINE_ENDINGS, _unify_line_endings),
     Normalisation(RULE_ANSI, _strip_ansi),
@@ -275,8 +231,8 @@ TEXT_NORMALISATIONS = (
     Normalisation(RULE_ADDRESSES, _normalise_addresses),
     Normalisation(RULE_TEMP_PATHS, _normalise_temp_paths),
     Normalisation(RULE_INSTALL_PATHS, _normalise_install_paths),
+    Normalisation(RULE_UNORDERED_COLLECTIONS, sort_unordered_collections),
     Normalisation(RULE_TIMESTAMPS, _normalise_timestamps),
-    Normalisation(RULE_SET_ORDER, _sort_set_literals),
     Normalisation(RULE_TRAILING_WHITESPACE, _strip_trailing_whitespace),
 )
 SVG_NORMALISATIONS = (Normalisation(RULE_SVG_IDS, _normalise_svg_ids), *TEXT_NORMALISATIONS)

@@ -4,8 +4,9 @@
 report described in the package docstring. The verdict is the worst cell severity: "reproduced" if every code
 cell is identical, "not_reproduced" if any cell differs, else "reproduced_with_differences". The notes tell a
 moderator what the cells alone do not: cell counts that differ, execution counts out of order, sources that
-changed, outputs that were never stored, where execution stopped, skipped cells, expected errors, and images
-left out of the report. Pure: no settings, no database, and it never raises on odd-but-valid notebooks.
+changed, outputs that were never stored, cells that ran without output and print now, where execution stopped,
+skipped cells, expected errors, images too large to compare, and images left out of the report. Pure: no
+settings, no database, and it never raises on odd-but-valid notebooks.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from repository.runners.compare.cells import (
     execution_count,
     is_code,
     notebook_cells,
+    ran_without_output,
     where_execution_stopped,
 )
 from repository.runners.compare.numeric import Tolerance
-from repository.runners.compare.report import Context, ImageBudget
+from repository.runners.compare.report import Context, ImageBudget, PixelBudget
 from repository.runners.compare.rules import DIFFERS, IDENTICAL, WITHIN_TOLERANCE
 
 _VERDICT = {IDENTICAL: "reproduced", WITHIN_TOLERANCE: "reproduced_with_differences", DIFFERS: "not_reproduced"}
@@ -69,12 +71,18 @@ def _notes(submitted_cells: list[dict], executed_cells: list[dict], cell_reports
     by_status: dict[str, list[int]] = {}
     for cell in cell_reports:
         by_status.setdefault(cell["status"], []).append(cell["index"])
-    if cell_reports and not any(cell_outputs(cell) for cell in submitted_cells if is_code(cell)):
-        notes.append("The submitted notebook has no stored outputs: there is nothing to compare the fresh outputs "
-                     "with.")
-    elif by_status.get("no_stored_output"):
-        notes.append(f"Cells {_listed(by_status['no_stored_output'])} have no stored outputs in the submitted "
-                     "notebook (never run, or outputs cleared), so their fresh outputs could not be checked.")
+    if by_status.get("no_stored_output"):
+        if not any(cell_outputs(cell) for cell in submitted_cells if is_code(cell)):
+            notes.append("The submitted notebook has no stored outputs: there is nothing to compare the fresh "
+                         "outputs with.")
+        else:
+            notes.append(f"Cells {_listed(by_status['no_stored_output'])} have no stored outputs in the submitted "
+                         "notebook (never run, or outputs cleared), so their fresh outputs could not be checked.")
+    silent = [cell["index"] for cell in cell_reports
+              if cell["status"] == "differs" and ran_without_output(submitted_cells[cell["index"]])]
+    if silent:
+        notes.append(f"Cells {_listed(silent)} ran in the submitted notebook (they have execution counts) but stored "
+                     "no output, and the fresh run produced some: they differ.")
     if by_status.get("not_executed"):
         where = f"Execution stopped at cell {stop_index} with an error; cells" if stop_index is not None else "Cells"
         notes.append(f"{where} {_listed(by_status['not_executed'])} were not executed in the fresh run.")
@@ -91,6 +99,10 @@ def _notes(submitted_cells: list[dict], executed_cells: list[dict], cell_reports
                      "as expected.")
     if context.image_budget.exhausted:
         notes.append("Some images were left out of this report to keep it small.")
+    too_large = [cell["index"] for cell in cell_reports if any(o.get("too_large") for o in cell["outputs"])]
+    if too_large:
+        notes.append(f"Images of cells {_listed(too_large)} were too large to compare pixel by pixel; they count as "
+                     "reproduced only where their bytes are identical.")
     return notes
 
 
@@ -106,11 +118,16 @@ def _summary(cell_reports: list[dict]) -> dict:
     return summary
 
 
-def compare_notebooks(submitted: dict, executed: dict, *, tolerance: Tolerance) -> dict:
+def compare_notebooks(submitted: dict, executed: dict, *, tolerance: Tolerance,
+                      max_image_pixels: int | None = None) -> dict:
     """Return the report as a JSON-serialisable dict (see the package docstring). Never raises on odd-but-valid
-    notebooks."""
+    notebooks. ``max_image_pixels`` (default ``limits.MAX_IMAGE_PIXELS``) is the most pixels an image may have to
+    be decoded; ValueError if it is not a positive whole number."""
     submitted_cells, executed_cells = notebook_cells(submitted), notebook_cells(executed)
-    context = Context(tolerance=tolerance, image_budget=ImageBudget(limits.REPORT_IMAGE_BUDGET_CHARS))
+    pixel_budget = PixelBudget(limits.MAX_IMAGE_PIXELS if max_image_pixels is None else max_image_pixels,
+                               limits.MAX_REPORT_IMAGE_PIXELS)
+    context = Context(tolerance=tolerance, image_budget=ImageBudget(limits.REPORT_IMAGE_BUDGET_CHARS),
+                      pixel_budget=pixel_budget)
     stop_index = where_execution_stopped(submitted_cells, executed_cells)
     results = [
         compare_cell(index, cell, executed_cells[index] if index < len(executed_cells) else None, stop_index,

@@ -120,7 +120,7 @@ def _one_sided_entry(base: dict, value: Any, status: str, context: Context) -> E
     side = "expected" if status == "missing" else "actual"
     mime = base.get("mime") or ""
     if mime.startswith("image/") and mime != "image/svg+xml":
-        encoded = image_for_report(value, context)
+        encoded = image_for_report(value, "submitted" if status == "missing" else "re-executed", context)
         if encoded:
             report[f"{side}_image"] = encoded
     elif mime == "text/html":

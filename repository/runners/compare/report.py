@@ -1,9 +1,10 @@
 """The pieces of the report that every comparer builds, and the caps that keep its texts small.
 
 An ``Entry`` is one line of a cell's output table (the JSON-ready ``report`` dict) with what it means for the
-cell (severity, rules, hint). Every comparer gets a ``Context``: the ``Tolerance`` and the report's
-``ImageBudget``. ``as_text`` turns the forms nbformat allows (a string, a list of lines, odd JSON) into one
-string; ``cap`` and ``unified_diff`` keep texts and diffs within ``limits``. Nothing here raises on odd input.
+cell (severity, rules, hint). Every comparer gets a ``Context``: the ``Tolerance``, the report's
+``ImageBudget`` (base64 pictures shown) and its ``PixelBudget`` (pixels decoded). ``as_text`` turns the forms
+nbformat allows (a string, a list of lines, odd JSON) into one string; ``cap`` and ``unified_diff`` keep texts and
+diffs within ``limits``. Nothing here raises on odd input.
 """
 
 from __future__ import annotations
@@ -33,10 +34,30 @@ class ImageBudget:
         return encoded
 
 
+class PixelBudget:
+    """Bounds the time and memory images cost the worker: each decoded image has at most ``per_image`` pixels
+    (checked from the header, before decoding) and one report decodes at most ``total`` pixels."""
+
+    def __init__(self, per_image: int, total: int):
+        if isinstance(per_image, bool) or not isinstance(per_image, int) or per_image < 1:
+            raise ValueError(f"The pixel budget per image must be a whole number of at least 1, not {per_image!r}.")
+        self.per_image = per_image
+        self.total = total
+        self.remaining = total
+
+    def take(self, pixels: int) -> bool:
+        if pixels > self.remaining:
+            return False
+        self.remaining -= pixels
+        return True
+
+
 @dataclass
 class Context:
     tolerance: Tolerance
     image_budget: ImageBudget
+    pixel_budget: PixelBudget = field(
+        default_factory=lambda: PixelBudget(limits.MAX_IMAGE_PIXELS, limits.MAX_REPORT_IMAGE_PIXELS))
 
 
 @dataclass

@@ -52,8 +52,14 @@ def _needed_normalisations(expected: str, actual: str, candidates: list[Normalis
                                    numeric=numeric, tolerance=tolerance)
         if without.severity > severity:
             needed.append(candidate.rule)
-    # Two rules that each suffice alone are both "not needed"; name them rather than nothing.
-    return needed or [candidate.rule for candidate in candidates]
+    if needed:
+        return needed
+    # Two rules that each suffice alone are both "not needed": name them, but only if the candidates together
+    # were needed at all (a rule that changed both texts alike, a dict already in the same order, was not).
+    others = [n for n in normalisations if n not in candidates]
+    without_any = match_normalised(normalise(expected, others)[0], normalise(actual, others)[0],
+                                   numeric=numeric, tolerance=tolerance)
+    return [candidate.rule for candidate in candidates] if without_any.severity > severity else []
 
 
 def compare_by_hash(expected: str, actual: str) -> TextOutcome:

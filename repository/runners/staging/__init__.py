@@ -21,6 +21,10 @@ Contract (`stage_inputs`):
 - Kinds: `url` is a GET; `archive_query` POSTs the JSON `query` to the https endpoint and keeps the response body;
   `doi` resolves through `FetchPolicy.doi_resolver` and downloads what the DOI finally points to, refusing an
   HTML answer (a landing page: see `https._refuse_landing_page`); `repository_file` copies our own blob, no network.
+- A reference the caller marks `refused` (a repository file whose version was withdrawn since it was accepted)
+  fails with the caller's message, even when its bytes are in the cache.
+- A reference with a `local_path` (the verify_notebook command's --data file standing in for its source) is read
+  from that file, never from the cache, and checked like any other.
 - Bytes are saved exactly as sent (`Accept-Encoding: identity`, no content decoding), as `curl -O` would, so the
   checksum a submitter computed on a download matches.
 

@@ -2,11 +2,11 @@
 
 ``stage_inputs`` is the entry point; the package docstring states its contract. Version files are streamed from
 our blob storage and re-verified (a mismatch means our storage is damaged). References are checked as declared
-(kind, sha256, size within ``FetchPolicy.max_bytes``) and their target path before anything is fetched, taken
-from the checksum cache when a usable entry is there, else obtained by their kind (sources.py) into a verified
-cache entry, then linked or copied into the working folder. Folders created for staged files are made read-only
-at the very end. Every failure raises ``StagingError`` naming the file or reference; an ``OSError`` left over
-(our own disk) is translated here.
+(not refused by the caller, kind, sha256, size within ``FetchPolicy.max_bytes``) and their target path before
+anything is fetched or taken from the cache; then taken from the checksum cache when a usable entry is there, else
+obtained by their kind (sources.py) into a verified cache entry, then linked or copied into the working folder.
+Folders created for staged files are made read-only at the very end. Every failure raises ``StagingError`` naming
+the file or reference; an ``OSError`` left over (our own disk) is translated here.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from repository.runners.staging.cache import (
 )
 from repository.runners.staging.errors import StagingError, clip
 from repository.runners.staging.paths import prepare_target
-from repository.runners.staging.sources import SOURCES, blob_chunks
+from repository.runners.staging.sources import SOURCES, blob_chunks, from_local_file
 from repository.runners.staging.specs import FetchPolicy, FileSpec, ReferenceSpec
 
 
@@ -102,7 +102,8 @@ def _stage_reference(
     prepare_target(workdir, reference.target_path, label, created_folders, create=False)
     entry = cache_entry(cache_dir, reference.sha256)
     source_url = None
-    from_cache = usable_cache_entry(entry, reference.size)
+    # A local stand-in is always read: a cached copy must not hide that the given file does not match.
+    from_cache = reference.local_path is None and usable_cache_entry(entry, reference.size)
     if not from_cache:
         source_url = _fill_cache(reference, entry, policy)
     target = prepare_target(workdir, reference.target_path, label, created_folders)
@@ -119,7 +120,9 @@ def _stage_reference(
 
 def _check_declaration(reference: ReferenceSpec, policy: FetchPolicy) -> None:
     label = reference.label
-    if reference.kind not in SOURCES:
+    if reference.refused:
+        raise StagingError(label, reference.refused)
+    if reference.local_path is None and reference.kind not in SOURCES:
         raise StagingError(label, f"its kind {reference.kind!r} is not one staging knows; correct the reference.")
     if len(reference.sha256) != 64 or any(char not in "0123456789abcdef" for char in reference.sha256):
         raise StagingError(label, "its sha256 is not 64 lowercase hexadecimal digits; correct the reference.")
@@ -138,7 +141,8 @@ def _fill_cache(reference: ReferenceSpec, entry: Path, policy: FetchPolicy) -> s
     label = reference.label
     entry.parent.mkdir(parents=True, exist_ok=True)
     with verified_write(entry.parent, label, limit=reference.size) as writer:
-        source_url = SOURCES[reference.kind](reference, writer, policy)
+        source = from_local_file if reference.local_path is not None else SOURCES[reference.kind]
+        source_url = source(reference, writer, policy)
         _check_content(reference, writer)
         writer.commit(entry)
     return source_url

@@ -5,6 +5,7 @@ URL fetched (None when nothing was fetched); checking them is the caller's job. 
 ``archive_query`` POSTs the JSON ``query`` to the https endpoint and keeps the response body; ``doi`` resolves
 through ``FetchPolicy.doi_resolver`` and downloads what the DOI finally points to, refusing an HTML answer (a
 landing page); ``repository_file`` copies our own blob, no network. Network kinds go through https.py.
+``from_local_file`` reads the local file the verify_notebook command gives for a reference (not a kind).
 ``blob_chunks`` reads a blob of our storage in chunks. Every failure raises ``StagingError``; storage errors are
 translated here.
 """
@@ -98,6 +99,16 @@ def _bare_doi(identifier: str) -> str:
         if value.lower().startswith(prefix):
             return value[len(prefix) :]
     return value
+
+
+def from_local_file(reference: ReferenceSpec, writer: VerifiedWriter, policy: FetchPolicy) -> None:
+    """The verify_notebook command's stand-in for a source: the file given with --data."""
+    try:
+        with open(reference.local_path, "rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                writer.write(chunk)
+    except OSError as exc:
+        raise StagingError(reference.label, f"could not be read from {reference.local_path} ({clip(exc)}).") from exc
 
 
 SOURCES: dict[str, Callable[[ReferenceSpec, VerifiedWriter, FetchPolicy], str | None]] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.conf import settings
 
@@ -25,6 +26,12 @@ class ReferenceSpec:
     size: int
     query: dict | None = None
     blob_key: str | None = None  # repository_file: the storage key of our own blob
+    # Why the caller refuses it although its bytes may exist (a repository file whose version was withdrawn):
+    # staging fails with this message before looking at the cache or the source.
+    refused: str | None = None
+    # The verify_notebook command's local file (given with --data) that stands in for the source: read instead of
+    # fetching, never served from the cache. Set by that command only, never from a database row.
+    local_path: Path | None = None
 
 
 @dataclass(frozen=True)

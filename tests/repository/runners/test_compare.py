@@ -252,7 +252,7 @@ def test_set_literals_compare_regardless_of_order():
     report, cell = compare_one_output("set(fruit)", result("{'pear', 'apple', 'fig, dried'}"),
                                       result("{'apple', 'fig, dried', 'pear'}"))
     assert report["verdict"] == "reproduced"
-    assert cell["rules"] == ["set ordering"]
+    assert cell["rules"] == ["unordered collection (set and dict order)"]
 
 
 def test_stdout_split_into_several_stream_outputs_is_the_same_stream():
@@ -414,7 +414,7 @@ def test_giant_images_are_not_decoded(monkeypatch):
     monkeypatch.setattr(limits, "MAX_IMAGE_PIXELS", 1_000)
     _, cell = compare_one_output("plot()", figure(png(plot_with_line())), figure(png(plot_with_line(offset=1))))
     assert cell["outputs"][0]["status"] == "differs"
-    assert "100×80 pixels; it has more than the 1,000 pixels" in cell["outputs"][0]["note"]
+    assert "the submitted image is 100×80 pixels, more than the 1,000 pixels" in cell["outputs"][0]["note"]
 
 
 def test_a_missing_figure_is_reported_with_the_stored_picture():

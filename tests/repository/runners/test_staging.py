@@ -5,6 +5,7 @@ a throwaway CA; they allow 127.0.0.0/8 explicitly, as only tests and on-premise 
 default policy and assert that no connection was even attempted.
 """
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -585,6 +586,51 @@ def test_repository_file_is_copied_from_blob_storage_without_network(connections
     assert (workdir / "input" / "stations.csv").read_bytes() == DATA
     assert mode(workdir / "input" / "stations.csv") == 0o444
     assert result["source_url"] is None and result["from_cache"] is False
+    assert connections == []
+
+
+def test_a_reference_the_caller_refuses_fails_with_its_message_even_from_the_cache(connections, workdir, cache_dir):
+    stored = store_blob(DATA)
+    reference = ReferenceSpec(
+        label="data reference 1 (rec-1/v2/stations.csv)", kind="repository_file", identifier="rec-1/v2/stations.csv",
+        target_path="stations.csv", sha256=stored.sha256, size=stored.size, blob_key=stored.storage_key,
+    )
+    earlier_run = workdir / "earlier"
+    earlier_run.mkdir()
+    stage(earlier_run, cache_dir, FetchPolicy(), [reference])  # its bytes are in the cache now
+    refused = dataclasses.replace(
+        reference, refused="version 2 of record rec-1 was withdrawn on 2026-03-02, so its files can no longer be used."
+    )
+
+    with pytest.raises(StagingError) as raised:
+        stage(workdir, cache_dir, FetchPolicy(), [refused])
+
+    assert str(raised.value) == ("data reference 1 (rec-1/v2/stations.csv): version 2 of record rec-1 was withdrawn "
+                                 "on 2026-03-02, so its files can no longer be used.")
+    assert not (workdir / "stations.csv").exists()
+    assert connections == []
+
+
+def test_a_local_stand_in_is_always_read_never_taken_from_the_cache(connections, workdir, cache_dir, tmp_path):
+    stored = store_blob(DATA)
+    earlier_run = workdir / "earlier"
+    earlier_run.mkdir()
+    stage(earlier_run, cache_dir, FetchPolicy(), [ReferenceSpec(
+        label="data reference 1 (rec-1/v2/stations.csv)", kind="repository_file", identifier="rec-1/v2/stations.csv",
+        target_path="stations.csv", sha256=DATA_SHA, size=DATA_SIZE, blob_key=stored.storage_key)])
+    local = tmp_path / "my-stations.csv"
+    local.write_bytes(DATA.replace(b"12.5", b"99.9"))  # same size, other bytes
+    reference = ReferenceSpec(label="data reference 1 (stations.csv)", kind="local_file", identifier=str(local),
+                              target_path="stations.csv", sha256=DATA_SHA, size=DATA_SIZE, local_path=local)
+
+    with pytest.raises(StagingError, match=f"sha256 is {hashlib.sha256(local.read_bytes()).hexdigest()} but the "
+                                           f"reference says {DATA_SHA}; the file changed at the source"):
+        stage(workdir, cache_dir, FetchPolicy(), [reference])
+    assert not (workdir / "stations.csv").exists()
+
+    local.write_bytes(DATA)
+    [result] = stage(workdir, cache_dir, FetchPolicy(), [reference])
+    assert (workdir / "stations.csv").read_bytes() == DATA and result["from_cache"] is False
     assert connections == []
 
 
