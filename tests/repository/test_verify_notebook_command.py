@@ -261,11 +261,11 @@ def test_a_repository_file_reference_whose_version_was_withdrawn_is_refused(demo
 
     from repository.models import Version
     from repository.services.drafts import record_create
-    from tests.repository.services.test_runs import put
+    from tests.factories import upload
 
     settings.STAGING_CACHE_DIR = str(tmp_path / "cache")
     source = record_create(owner=user, metadata={"title": "Data"})
-    put(source, user, "measurements.csv", demo.measurements_csv())
+    upload(source, user, "measurements.csv", demo.measurements_csv())
     Version.objects.filter(pk=source.pk).update(state=Version.State.PUBLISHED)
     references = demo_files / "references.json"
     identifier = f"{source.record.public_id}/v1/measurements.csv"

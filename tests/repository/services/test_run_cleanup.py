@@ -7,7 +7,7 @@ from repository import demo
 from repository.models import Blob
 from repository.services import runs
 from repository.services.runs import run_execute, run_request
-from tests.repository.services.test_runs import demo_draft
+from tests.factories import demo_draft
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,8 @@ from repository.models import ExecutionRun, Version
 from repository.services.drafts import draft_update, record_create
 from repository.services.runs import run_execute, run_request
 from repository.services.submission import version_submit
-from tests.repository.services.test_runs import IMAGE, draft_reading_published_data, put
+from tests.factories import IMAGE, upload
+from tests.repository.services.test_runs import draft_reading_published_data
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +64,7 @@ def test_submitting_a_draft_whose_reference_was_withdrawn_since_is_refused_on_th
 
 def test_saving_a_reference_to_a_withdrawn_version_says_it_was_withdrawn(user):
     source = record_create(owner=user, metadata={"title": "Data"})
-    put(source, user, "table.csv", b"a\n1\n")
+    upload(source, user, "table.csv", b"a\n1\n")
     source = withdraw(source)
     draft = record_create(owner=user)
     record_id = source.record.public_id
