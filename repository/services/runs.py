@@ -36,7 +36,7 @@ from repository.runners.staging import (
     stage_inputs,
 )
 from repository.services.audit import audit_event_append
-from repository.services.blobs import blob_get_or_create
+from repository.services.blobs import blob_get_or_create, blob_promote
 from repository.services.reverification import reverification_recorded
 from repository.services.run_leases import run_claim, run_heartbeat
 from repository.services.verification import default_tolerance, limits_from_settings, notebook_verify
@@ -221,7 +221,7 @@ def _end_cancelled(run: ExecutionRun, message: str) -> ExecutionRun:
 
 def _stage(run: ExecutionRun, workdir: Path) -> list[dict]:
     version = run.version
-    files = [FileSpec(path=f.path, blob_key=f.blob.storage_key, sha256=f.blob.sha256)
+    files = [FileSpec(path=f.path, blob_key=_settled_key(f.blob), sha256=f.blob.sha256)
              for f in version.files.select_related("blob")]
     references = [reference_spec(position, reference)
                   for position, reference in enumerate(version.data_references.all(), start=1)]
@@ -248,7 +248,21 @@ def reference_blob_key(reference: DataReference) -> str | None:
     if version is None or version.state != Version.State.PUBLISHED:
         return None
     blob = Blob.objects.filter(version_files__version=version, version_files__path=path).first()
-    return blob.storage_key if blob else None
+    return _settled_key(blob) if blob else None
+
+
+def _settled_key(blob: Blob) -> str:
+    """The blob's key once its bytes are at their content address. A file submitted seconds after its upload may
+    still be at the temporary key that its promote task is about to delete; staging from that key would lose the
+    race (NoSuchKey). Promoting here first is idempotent and safe beside the task (services/blobs.py)."""
+    if not storage.is_temporary_key(blob.storage_key):
+        return blob.storage_key
+    try:
+        return blob_promote(blob_pk=blob.pk) or blob.storage_key
+    except StorageUnavailable:
+        # The promote task may have moved it meanwhile; if not, staging reads the temporary key and names the
+        # file when that fails too.
+        return Blob.objects.filter(pk=blob.pk).values_list("storage_key", flat=True).first() or blob.storage_key
 
 
 def _repository_file_refusal(reference: DataReference) -> str | None:

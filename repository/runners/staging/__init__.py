@@ -28,7 +28,8 @@ Contract (`stage_inputs`):
 - Bytes are saved exactly as sent (`Accept-Encoding: identity`, no content decoding), as `curl -O` would, so the
   checksum a submitter computed on a download matches.
 
-Every failure raises `StagingError`, whose one-line message names the reference, says what is wrong and what to do.
+Every failure of an input raises `StagingError`, whose one-line message names the reference, says what is wrong and
+what to do; our own storage failing raises `StagingStorageUnavailable` (a StorageUnavailable: retried, no verdict).
 
 Modules
 -------
@@ -40,7 +41,7 @@ errors.py the ``StagingError``.
 """
 
 from repository.runners.staging.cache import cache_dir_from_settings
-from repository.runners.staging.errors import StagingError
+from repository.runners.staging.errors import StagingError, StagingStorageUnavailable
 from repository.runners.staging.inputs import stage_inputs
 from repository.runners.staging.specs import FetchPolicy, FileSpec, ReferenceSpec, policy_from_settings
 
@@ -49,6 +50,7 @@ __all__ = [
     "FileSpec",
     "ReferenceSpec",
     "StagingError",
+    "StagingStorageUnavailable",
     "cache_dir_from_settings",
     "policy_from_settings",
     "stage_inputs",

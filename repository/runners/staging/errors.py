@@ -5,9 +5,14 @@ server), is a ``StagingError``: an ``NbarchiveError`` with a stable code whose o
 reference, says what is wrong and what to do. Text that comes from servers or exceptions goes through ``clip``.
 """
 
-from repository.errors import NbarchiveError
+from repository.errors import NbarchiveError, StorageUnavailable
 
 MAX_MESSAGE_TEXT = 200
+
+
+class StagingStorageUnavailable(StorageUnavailable):
+    """Our own storage failed while staging (down, or bytes we hold are unreadable): the operator's problem, so
+    the run is retried and, if it keeps failing, ends `error`; never a verdict on the notebook."""
 
 
 class StagingError(NbarchiveError):

@@ -6,8 +6,9 @@ URL fetched (None when nothing was fetched); checking them is the caller's job. 
 through ``FetchPolicy.doi_resolver`` and downloads what the DOI finally points to, refusing an HTML answer (a
 landing page); ``repository_file`` copies our own blob, no network. Network kinds go through https.py.
 ``from_local_file`` reads the local file the verify_notebook command gives for a reference (not a kind).
-``blob_chunks`` reads a blob of our storage in chunks. Every failure raises ``StagingError``; storage errors are
-translated here.
+``blob_chunks`` reads a blob of our storage in chunks. Every failure of a reference raises ``StagingError`` (the
+author's to fix); a failure of our own storage raises ``StagingStorageUnavailable`` instead, which is the
+operator's: the run is retried and never gets a verdict about the notebook.
 """
 
 from __future__ import annotations
@@ -16,35 +17,38 @@ import json
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
+from repository.errors import StorageUnavailable
 from repository.integrations.s3 import STORAGE_ERRORS
 from repository.runners.staging.cache import CHUNK_SIZE, VerifiedWriter
-from repository.runners.staging.errors import StagingError, clip
+from repository.runners.staging.errors import StagingError, StagingStorageUnavailable, clip
 from repository.runners.staging.https import fetch
 from repository.runners.staging.specs import FetchPolicy, ReferenceSpec
 from repository.storage import open_blob
+
+
+# Everything our storage layer raises when it cannot give the bytes back.
+_UNREADABLE = (*STORAGE_ERRORS, StorageUnavailable)
 
 
 def blob_chunks(blob_key: str, label: str) -> Iterator[bytes]:
     # Only reading is guarded here: an error writing the chunks is the caller's disk, not our storage.
     try:
         blob = open_blob(blob_key)
-    except STORAGE_ERRORS as exc:
+    except _UNREADABLE as exc:
         raise _storage_error(label, exc) from exc
     with blob:
         while True:
             try:
                 chunk = blob.read(CHUNK_SIZE)
-            except STORAGE_ERRORS as exc:
+            except _UNREADABLE as exc:
                 raise _storage_error(label, exc) from exc
             if not chunk:
                 return
             yield chunk
 
 
-def _storage_error(label: str, exc: BaseException) -> StagingError:
-    return StagingError(
-        label, f"could not be read from our storage ({clip(exc)}); try again later or tell the administrators."
-    )
+def _storage_error(label: str, exc: BaseException) -> StagingStorageUnavailable:
+    return StagingStorageUnavailable(f"{label}: could not be read from our storage ({clip(exc)}).")
 
 
 def _from_repository_file(reference: ReferenceSpec, writer: VerifiedWriter, policy: FetchPolicy) -> None:

@@ -26,6 +26,7 @@ from repository.runners.staging import (
     FileSpec,
     ReferenceSpec,
     StagingError,
+    StagingStorageUnavailable,
     cache_dir_from_settings,
     policy_from_settings,
     stage_inputs,
@@ -659,9 +660,9 @@ def test_a_damaged_stored_file_is_reported_as_our_storage(workdir, cache_dir):
     assert list((workdir / "data").iterdir()) == []
 
 
-def test_a_missing_blob_is_reported(workdir, cache_dir):
+def test_a_missing_blob_is_our_storage_failing_not_the_authors_input(workdir, cache_dir):
     spec = FileSpec(path="a.csv", blob_key="blobs/no/such/key", sha256=DATA_SHA)
-    with pytest.raises(StagingError, match="could not be read from our storage"):
+    with pytest.raises(StagingStorageUnavailable, match="could not be read from our storage"):
         stage(workdir, cache_dir, FetchPolicy(), files=[spec])
 
 
