@@ -86,8 +86,10 @@ def build_image(name: str) -> Path:
     return layout
 
 
-def build_tiny_image(directory: Path, name: str, files: dict[str, bytes], *, env: tuple[str, ...] = IMAGE_ENV) -> Path:
-    """A one-layer OCI layout at directory/name holding just `files` (path inside the image -> bytes)."""
+def build_tiny_image(directory: Path, name: str, files: dict[str, bytes], *, env: tuple[str, ...] = IMAGE_ENV,
+                     prepare=None) -> Path:
+    """A one-layer OCI layout at directory/name holding just `files` (path inside the image -> bytes);
+    `prepare(rootfs)` may change the tree before it is packed (modes, device nodes)."""
     layout = directory / name
     with tempfile.TemporaryDirectory(dir=directory) as work:
         rootfs = Path(work) / "rootfs"
@@ -95,6 +97,8 @@ def build_tiny_image(directory: Path, name: str, files: dict[str, bytes], *, env
             target = rootfs / path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
+        if prepare:
+            prepare(rootfs)
         tar = Path(work) / "rootfs.tar"
         _run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], timeout=60)
         _layout_from_tar(layout, tar, Path(work) / "bundle", env=env)

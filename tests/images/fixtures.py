@@ -37,9 +37,9 @@ def _reachable_folder(prefix: str) -> Path:
 
 
 def _remove(folder: Path) -> None:
-    from repository.runners.images.cache import _remove_tree
+    from repository.runners.images.files import remove_tree
 
-    _remove_tree(folder)
+    remove_tree(folder)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ What is where:
 - cache.py       `ImageCache`: one unpacked rootfs per digest under IMAGE_CACHE_DIR, one pull per digest across
                  processes (flock), leases that keep an image in use from eviction, LRU eviction to IMAGE_CACHE_GB,
                  a pull log.
+- files.py       what the cache does to an unpacked rootfs on the host: setuid/setgid bits, file capabilities and
+                 device nodes removed (the cache is searchable by every uid), size measured, trees removed.
 - inspection.py  `inspect_image`: the image's Python with ipykernel (its PATH, then /opt/conda/bin), its version
                  and packages, read by running it under bubblewrap without network; `sandbox_mounts` and
                  `run_in_image` for running anything inside an unpacked image.

@@ -16,8 +16,6 @@ even when that leaves the cache above it.
 import fcntl
 import json
 import os
-import shutil
-import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from repository.errors import ImagePullTimeout, ImageTooLarge
+from repository.runners.images.files import disarm_and_measure, remove_tree
 from repository.runners.images.pull import ImageConfig, ProgressCallback, PullLimits, pull_and_unpack
 from repository.runners.images.reference import ImageReference, parse_reference
 from repository.runners.images.tools import ImageTools, RegistryAccess
@@ -142,13 +141,13 @@ class ImageCache:
             if (self.root / "images" / ref.hex / "image.json").exists():
                 return  # the other run pulled it meanwhile
             for leftover in (self.root / "tmp").glob(f"{ref.hex}-*"):
-                _remove_tree(leftover)  # a pull that died half-way
+                remove_tree(leftover)  # a pull that died half-way
             staging = self.root / "tmp" / f"{ref.hex}-{uuid.uuid4().hex[:8]}"
             staging.mkdir(mode=0o755)
             try:
                 pulled = pull_and_unpack(ref, staging, tools=self.tools, limits=self.limits, progress=progress)
                 bundle = staging / "bundle"
-                disk_bytes = _disk_usage(bundle / "rootfs")
+                disk_bytes = disarm_and_measure(bundle / "rootfs")
                 if disk_bytes > self.limits.max_bytes:
                     raise ImageTooLarge(f"{ref} takes {disk_bytes / 1024**3:.2f} GB unpacked, more than "
                                         f"{self.limits.gigabytes()}.")
@@ -158,14 +157,14 @@ class ImageCache:
                           "pull_seconds": pulled.seconds}
                 for name in os.listdir(bundle):  # umoci's runtime config and mtree: not needed to run
                     if name != "rootfs":
-                        _remove_tree(bundle / name)
+                        remove_tree(bundle / name)
                 (bundle / "image.json").write_text(json.dumps(record, indent=2))
                 _touch(bundle / "last-used")
                 bundle.rename(self.root / "images" / ref.hex)
                 self._log({"event": "pull", **{k: record[k] for k in ("reference", "download_bytes", "disk_bytes",
                                                                         "pull_seconds")}})
             finally:
-                _remove_tree(staging)
+                remove_tree(staging)
 
     # --- what the cache holds ----------------------------------------------------------------------------
     def list_images(self) -> list[CachedImage]:
@@ -207,7 +206,7 @@ class ImageCache:
         """Bring the cache under its cap (or empty it of every image not in use), and clear leftovers."""
         evicted = self.evict(keep_bytes=0 if everything else self.cap_bytes)
         for leftover in (self.root / "trash").iterdir() if (self.root / "trash").exists() else []:
-            _remove_tree(leftover)
+            remove_tree(leftover)
         return evicted
 
     def _remove_unless_in_use(self, image: CachedImage, *, reason: str) -> bool:
@@ -221,7 +220,7 @@ class ImageCache:
                 return False
             trash = self.root / "trash" / f"{hexdigest}-{uuid.uuid4().hex[:8]}"
             image.path.rename(trash)  # from here on no run can find it; deleting can take its time
-        _remove_tree(trash)
+        remove_tree(trash)
         self._log({"event": "evict", "reference": image.reference, "disk_bytes": image.disk_bytes, "reason": reason})
         return True
 
@@ -258,39 +257,3 @@ def _touch(path: Path) -> None:
         path.touch()
     except FileNotFoundError:
         pass
-
-
-def _disk_usage(folder: Path) -> int:
-    seen = set()
-    total = 0
-    for directory, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            info = os.lstat(os.path.join(directory, name))
-            if (info.st_dev, info.st_ino) not in seen:
-                seen.add((info.st_dev, info.st_ino))
-                total += info.st_blocks * 512
-    return total
-
-
-def _remove_tree(path: Path) -> None:
-    """Remove a tree whatever its modes: an image may ship read-only folders, which a non-root worker could
-    otherwise not empty."""
-
-    def make_writable_and_retry(function, failed_path, _exc_info):
-        parent = os.path.dirname(failed_path)
-        for target in (parent, failed_path):
-            try:
-                info = os.lstat(target)
-                if not stat.S_ISLNK(info.st_mode):
-                    os.chmod(target, info.st_mode | stat.S_IWUSR | stat.S_IXUSR | stat.S_IRUSR)
-            except OSError:
-                pass
-        try:
-            function(failed_path)
-        except OSError:
-            pass
-
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-    elif path.exists():
-        shutil.rmtree(path, onerror=make_writable_and_retry)

@@ -2,6 +2,8 @@
 in use. Pulls are counted from the cache's own pull log, not by replacing skopeo."""
 
 import os
+import stat
+import struct
 import subprocess
 import sys
 import textwrap
@@ -114,3 +116,36 @@ def test_an_evicted_image_is_pulled_again_when_a_run_needs_it(image_cache_factor
     with cache.use(ref) as image:
         assert (image.rootfs / "etc/again").exists()
     assert _pulls(cache, ref) == 2
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can make setuid-root files and device nodes")
+def test_setuid_programs_capabilities_and_devices_of_an_image_are_disarmed_on_the_host(image_cache_factory,
+                                                                                      tiny_image_ref):
+    def privileged(rootfs):
+        (rootfs / "bin/root-shell").chmod(0o4755)
+        (rootfs / "bin/group-shell").chmod(0o2755)
+        os.mknod(rootfs / "bin/disk", 0o666 | stat.S_IFBLK, os.makedev(8, 0))
+
+    ref = tiny_image_ref("privileged", {"/bin/root-shell": b"#!x", "/bin/group-shell": b"#!y"}, prepare=privileged)
+
+    with image_cache_factory().use(ref) as image:
+        modes = {name: (image.rootfs / "bin" / name).stat().st_mode for name in ("root-shell", "group-shell")}
+        assert not (image.rootfs / "bin/disk").exists()
+    assert all(not mode & (stat.S_ISUID | stat.S_ISGID) for mode in modes.values())
+    assert all(stat.S_IMODE(mode) == 0o755 for mode in modes.values())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can set file capabilities")
+def test_file_capabilities_are_removed(tmp_path):
+    from repository.runners.images.files import CAPABILITY_XATTR, disarm_and_measure
+
+    program = tmp_path / "rootfs/usr/bin/ping"
+    program.parent.mkdir(parents=True)
+    program.write_bytes(b"\0" * 4096)
+    # VFS_CAP_REVISION_2 with the effective flag, permitted CAP_SETUID (7)
+    os.setxattr(program, CAPABILITY_XATTR, struct.pack("<IIIII", 0x02000001, 1 << 7, 0, 0, 0))
+    assert CAPABILITY_XATTR in os.listxattr(program)
+
+    size = disarm_and_measure(tmp_path / "rootfs")
+
+    assert CAPABILITY_XATTR not in os.listxattr(program) and size >= 4096
