@@ -127,7 +127,18 @@ def _is_loopback_url(url: str) -> bool:
 @register()
 def image_runner_check(app_configs, **kwargs):
     """What the image runner needs, one line each: its tools, a writable cache the sandbox uid can reach, the auth
-    file it was given. Warnings: without them notebooks run in the local kernel environment instead."""
+    file it was given. Warnings: without them notebooks run in the local kernel environment instead. Like the
+    production checks, at every start with DEBUG off, and with `check --deploy`: a development checkout without
+    the tools is not told so before every command."""
+    return [] if settings.DEBUG else _image_runner_problems()
+
+
+@register(deploy=True)
+def image_runner_deployment_check(app_configs, **kwargs):
+    return _image_runner_problems() if settings.DEBUG else []
+
+
+def _image_runner_problems() -> list[Warning]:
     import shutil
     import tempfile
     from pathlib import Path
