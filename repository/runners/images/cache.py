@@ -138,8 +138,10 @@ class ImageCache:
                             f"Another pull of {ref} has not finished within twice "
                             f"IMAGE_PULL_TIMEOUT_SECONDS={self.limits.timeout_seconds:g}.") from None
                     time.sleep(WAIT_SECONDS)
-            if (self.root / "images" / ref.hex / "image.json").exists():
+            if self._read(ref.hex) is not None:
                 return  # the other run pulled it meanwhile
+            if (self.root / "images" / ref.hex).exists():  # unreadable, so no run can be using it: pull afresh
+                (self.root / "images" / ref.hex).rename(self.root / "trash" / f"{ref.hex}-{uuid.uuid4().hex[:8]}")
             for leftover in (self.root / "tmp").glob(f"{ref.hex}-*"):
                 remove_tree(leftover)  # a pull that died half-way
             staging = self.root / "tmp" / f"{ref.hex}-{uuid.uuid4().hex[:8]}"

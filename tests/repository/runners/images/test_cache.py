@@ -149,3 +149,13 @@ def test_file_capabilities_are_removed(tmp_path):
     size = disarm_and_measure(tmp_path / "rootfs")
 
     assert CAPABILITY_XATTR not in os.listxattr(program) and size >= 4096
+
+
+def test_a_cached_image_whose_record_is_damaged_is_pulled_afresh(image_cache_factory, tiny_image_ref):
+    ref = tiny_image_ref("damaged", {"/etc/damaged": b"x"})
+    cache = image_cache_factory()
+    (cache.pull(ref).path / "image.json").write_text("{")
+
+    with cache.use(ref) as image:
+        assert (image.rootfs / "etc/damaged").read_bytes() == b"x"
+    assert _pulls(cache, ref) == 2
