@@ -122,3 +122,56 @@ def _is_loopback_url(url: str) -> bool:
 
     host = (urlsplit(url).hostname or "").lower()
     return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+
+
+@register()
+def image_runner_check(app_configs, **kwargs):
+    """What the image runner needs, one line each: its tools, a writable cache the sandbox uid can reach, the auth
+    file it was given. Warnings: without them notebooks run in the local kernel environment instead. Like the
+    production checks, at every start with DEBUG off, and with `check --deploy`: a development checkout without
+    the tools is not told so before every command."""
+    return [] if settings.DEBUG else _image_runner_problems()
+
+
+@register(deploy=True)
+def image_runner_deployment_check(app_configs, **kwargs):
+    return _image_runner_problems() if settings.DEBUG else []
+
+
+def _image_runner_problems() -> list[Warning]:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from repository.runners.images import missing_tools
+    from repository.runners.images.inspection import unreachable_ancestor
+
+    messages = []
+    missing = missing_tools()
+    if missing:
+        messages.append(Warning(f"{' and '.join(missing)} not on PATH: the image runner is unavailable, notebooks "
+                                "run in the local kernel environment instead.",
+                                hint=f"apt-get install {' '.join(missing)}", id="nbarchive.W030"))
+    if shutil.which("bwrap") is None:
+        messages.append(Warning("bwrap not on PATH: no notebook can run in a sandbox, in an image or locally.",
+                                hint="apt-get install bubblewrap", id="nbarchive.W034"))
+    cache = Path(settings.IMAGE_CACHE_DIR)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=cache):
+            pass
+    except OSError as exc:
+        messages.append(Warning(f"IMAGE_CACHE_DIR {cache} is not writable ({exc.strerror}): images cannot be pulled.",
+                                hint="Create it for the worker's user or point IMAGE_CACHE_DIR elsewhere.",
+                                id="nbarchive.W031"))
+    else:
+        blocked = unreachable_ancestor(cache)
+        if blocked is not None:
+            messages.append(Warning(f"IMAGE_CACHE_DIR {cache} is below {blocked}, which the sandbox uid cannot "
+                                    "search: images cannot be bound into the sandbox.",
+                                    hint=f"chmod o+x {blocked}, or move IMAGE_CACHE_DIR.", id="nbarchive.W032"))
+    auth_file = settings.IMAGE_REGISTRY_AUTH_FILE
+    if auth_file and not Path(auth_file).is_file():
+        messages.append(Warning(f"IMAGE_REGISTRY_AUTH_FILE {auth_file} does not exist: private images cannot be "
+                                "pulled.", id="nbarchive.W033"))
+    return messages

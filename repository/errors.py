@@ -128,3 +128,62 @@ class ProtectedObject(Conflict):
 
     code = "protected_object"
     title = "This object belongs to a published version and is never deleted"
+
+
+class InvalidImageReference(InvalidInput):
+    """A container image reference that is not `registry/name@sha256:<64 hex>` (a tag, no registry, bad digest)."""
+
+    code = "invalid_image_reference"
+    title = "The image must be named as registry/name@sha256:<64 hex digits>"
+
+
+class ImageUnavailable(NbarchiveError):
+    """The pinned image could not be made ready on this worker. It is the operator's problem (registry, network,
+    credentials, tools, limits), never the notebook's verdict; `retryable` says whether trying later can help."""
+
+    status = 503
+    code = "image_unavailable"
+    title = "The container image could not be made ready"
+    retryable = True
+
+
+class ImageNotFound(ImageUnavailable):
+    code = "image_not_found"
+    title = "The registry does not have this image"
+
+
+class ImageAccessDenied(ImageUnavailable):
+    code = "image_access_denied"
+    title = "The registry refused access to this image (credentials missing or wrong)"
+
+
+class ImageRegistryUnreachable(ImageUnavailable):
+    code = "image_registry_unreachable"
+    title = "The image registry could not be reached"
+
+
+class ImagePullTimeout(ImageUnavailable):
+    code = "image_pull_timeout"
+    title = "Pulling the image took longer than allowed"
+
+
+class ImageToolsMissing(ImageUnavailable):
+    code = "image_tools_missing"
+    title = "skopeo and umoci are needed to pull and unpack images"
+
+
+class ImageDigestMismatch(ImageUnavailable):
+    """The registry served bytes whose digest is not the pinned one: never run them, and do not retry at once."""
+
+    code = "image_digest_mismatch"
+    title = "The registry served an image whose digest is not the pinned one"
+    retryable = False
+
+
+class ImageTooLarge(ImageUnavailable):
+    """The image is larger than a configured limit (the message names it); retrying cannot help."""
+
+    status = 413
+    code = "image_too_large"
+    title = "The image is larger than this archive accepts"
+    retryable = False

@@ -259,6 +259,19 @@ STAGING_CACHE_DIR = env.str("STAGING_CACHE_DIR", default=str(VAR_DIR / "staging-
 STAGING_ALLOWED_NETWORKS = env.list("STAGING_ALLOWED_NETWORKS", default=[])
 STAGING_CA_BUNDLE = env.str("STAGING_CA_BUNDLE", default="")
 STAGING_DOI_RESOLVER = env.str("STAGING_DOI_RESOLVER", default="https://doi.org/")
+# Container images the notebooks pin (repository/runners/images): pulled by digest with skopeo, unpacked with umoci
+# into this cache, one root filesystem per digest, shared by runs and by worker processes.
+IMAGE_CACHE_DIR = env.str("IMAGE_CACHE_DIR", default=str(VAR_DIR / "image-cache"))
+# Least recently used images not in use are evicted to keep the cache under this size (unpacked, on disk).
+IMAGE_CACHE_GB = env.float("IMAGE_CACHE_GB", default=50.0)
+# Larger images are refused, both as downloaded (layers) and as unpacked; the message names this limit.
+IMAGE_MAX_GB = env.float("IMAGE_MAX_GB", default=20.0)
+IMAGE_PULL_TIMEOUT_SECONDS = env.float("IMAGE_PULL_TIMEOUT_SECONDS", default=1800.0)
+# host:port of registries reached over plain HTTP (tests, private networks); every other one is HTTPS, verified.
+IMAGE_INSECURE_REGISTRIES = env.list("IMAGE_INSECURE_REGISTRIES", default=[])
+# A docker-style auth file ({"auths": {"registry": {"auth": base64(user:password)}}}) for private registries;
+# given to skopeo with --authfile only, never to an environment a notebook could read.
+IMAGE_REGISTRY_AUTH_FILE = env.str("IMAGE_REGISTRY_AUTH_FILE", default="")
 GITLAB_URL = env.str("GITLAB_URL", default="")
 GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
 GITLAB_PROJECT = env.str("GITLAB_PROJECT", default="")
