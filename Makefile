@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ADDRESS ?= 127.0.0.1:8000
 
-.PHONY: install kernel-env run test test-sqlite test-postgres bench-upload
+.PHONY: install kernel-env run lint test test-sqlite test-postgres bench-upload
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py demo
 	$(BIN)/python manage.py serve $(ADDRESS)
+
+# ruff: pyflakes, pycodestyle, bugbear and import order (configured in pyproject.toml); CI runs it first.
+lint: install
+	$(BIN)/ruff check .
 
 # The suite runs twice: on SQLite (the embedded default) and on PostgreSQL (production), when it answers.
 test: install test-sqlite test-postgres

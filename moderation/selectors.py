@@ -1,9 +1,8 @@
 """Reads for moderation: queues, a request with what a decision needs, its timeline."""
 
-from datetime import timedelta
-
 from collections import defaultdict
 from collections.abc import Collection
+from datetime import timedelta
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone

@@ -14,7 +14,8 @@ def _kept_development_defaults() -> list[Error]:
         errors.append(
             Error(
                 "SECRET_KEY is the development default or shorter than 32 characters.",
-                hint="Set SECRET_KEY to a long random value: python -c 'import secrets; print(secrets.token_urlsafe(50))'",
+                hint=("Set SECRET_KEY to a long random value: "
+                      "python -c 'import secrets; print(secrets.token_urlsafe(50))'"),
                 id="nbarchive.E001",
             )
         )

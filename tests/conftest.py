@@ -19,7 +19,8 @@ def local_blob_storage(settings, tmp_path):
     """Every test gets its own empty local storage, unless it switches to S3 with `s3_blob_storage`."""
     settings.STORAGES = {
         **settings.STORAGES,
-        "blobs": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "blobs")}},
+        "blobs": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                  "OPTIONS": {"location": str(tmp_path / "blobs")}},
     }
     return tmp_path / "blobs"
 

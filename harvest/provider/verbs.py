@@ -1,7 +1,7 @@
 """The six OAI-PMH verbs. `respond` takes the request's arguments and returns the response document (bytes).
 
-Each verb returns its element (as XML text, see document.py) or raises OAIError; errors are answered in the same envelope, with the
-request's arguments echoed unless they were the problem (badVerb, badArgument). Which error when:
+Each verb returns its element (as XML text, see document.py) or raises OAIError; errors are answered in the same
+envelope, with the request's arguments echoed unless they were the problem (badVerb, badArgument). Which error when:
 
 - badVerb, badArgument: arguments/syntax (arguments.py); also `from`/`until` re-checked from a token;
 - badResumptionToken: a token that is forged, expired, for another verb, or sent to ListSets (which never pages);

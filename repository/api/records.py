@@ -109,7 +109,8 @@ class RecordApi(APIView):
     permission_classes = [AllowAny]
     renderer_classes = CITATION_RENDERERS
 
-    @extend_schema(parameters=FORMAT_PARAMETERS, responses=PUBLIC_RESPONSES, summary="The latest published version of a record",
+    @extend_schema(parameters=FORMAT_PARAMETERS, responses=PUBLIC_RESPONSES,
+                   summary="The latest published version of a record",
                    operation_id="record_get")
     def get(self, request, record_id):
         version, _ = selectors.version_get_public(record_id=record_id)
@@ -120,7 +121,8 @@ class RecordVersionApi(APIView):
     permission_classes = [AllowAny]
     renderer_classes = CITATION_RENDERERS
 
-    @extend_schema(parameters=FORMAT_PARAMETERS, responses=PUBLIC_RESPONSES, summary="One published version of a record",
+    @extend_schema(parameters=FORMAT_PARAMETERS, responses=PUBLIC_RESPONSES,
+                   summary="One published version of a record",
                    operation_id="record_version_get")
     def get(self, request, record_id, number):
         version, _ = selectors.version_get_public(record_id=record_id, number=number)

@@ -52,7 +52,8 @@ def _draft_response(request, version, status_code=status.HTTP_200_OK) -> Respons
 
 
 class RecordCreateApi(APIView):
-    @extend_schema(request=DraftMetadataInput, responses=_with_errors({201: DraftOutput}, 400, 413), summary="Create a record with a new draft", operation_id="records_create")
+    @extend_schema(request=DraftMetadataInput, responses=_with_errors({201: DraftOutput}, 400, 413),
+                   summary="Create a record with a new draft", operation_id="records_create")
     def post(self, request):
         serializer = DraftMetadataInput(data=request.data or {})
         serializer.is_valid(raise_exception=True)
@@ -61,7 +62,8 @@ class RecordCreateApi(APIView):
 
 
 class DraftApi(APIView):
-    @extend_schema(responses=_with_errors({200: DraftOutput}, 404), summary="Show a record's draft", operation_id="draft_get")
+    @extend_schema(responses=_with_errors({200: DraftOutput}, 404), summary="Show a record's draft",
+                   operation_id="draft_get")
     def get(self, request, record_id):
         return _draft_response(request, selectors.draft_get_for_user(record_id=record_id, user=request.user))
 
@@ -83,7 +85,8 @@ class DraftApi(APIView):
 
 
 class DraftFilesApi(APIView):
-    @extend_schema(responses=_with_errors({200: FileOutput(many=True)}, 404), summary="List a draft's files", operation_id="draft_files_list")
+    @extend_schema(responses=_with_errors({200: FileOutput(many=True)}, 404), summary="List a draft's files",
+                   operation_id="draft_files_list")
     def get(self, request, record_id):
         version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
         files = version.files.select_related("blob", "version__record")
@@ -126,7 +129,8 @@ class DraftFileApi(APIView):
         version_file = version.files.select_related("blob", "version__record").get(pk=version_file.pk)
         return Response(FileOutput(version_file, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(parameters=[FILE_PATH_PARAMETER], responses=_with_errors({204: None}, 404, 409), summary="Remove a file from a draft", operation_id="draft_file_delete")
+    @extend_schema(parameters=[FILE_PATH_PARAMETER], responses=_with_errors({204: None}, 404, 409),
+                   summary="Remove a file from a draft", operation_id="draft_file_delete")
     def delete(self, request, record_id, file_path):
         version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
         draft_file_delete(version=version, actor=request.user, path=file_path)
@@ -147,7 +151,8 @@ def _content_length(request) -> int:
 
 
 class UserRecordsApi(APIView):
-    @extend_schema(responses=_with_errors({200: UserRecordOutput(many=True)}), summary="List the records you own (newest version of each)", operation_id="user_records_list")
+    @extend_schema(responses=_with_errors({200: UserRecordOutput(many=True)}),
+                   summary="List the records you own (newest version of each)", operation_id="user_records_list")
     def get(self, request):
         versions = selectors.records_list_for_user(user=request.user)
         return Response(UserRecordOutput(versions, many=True).data)
@@ -174,7 +179,8 @@ class DraftRunsApi(APIView):
         runs = selectors.runs_list_for_version(version=version)
         return Response(RunOutput(runs, many=True, context={"request": request}).data)
 
-    @extend_schema(request=None, responses=_with_errors({202: RunOutput}, 403, 404, 409), operation_id="draft_run_request",
+    @extend_schema(request=None, responses=_with_errors({202: RunOutput}, 403, 404, 409),
+                   operation_id="draft_run_request",
                    summary="Re-run the verification of a draft (owners and moderators)")
     def post(self, request, record_id):
         version = selectors.draft_get_for_user(record_id=record_id, user=request.user)

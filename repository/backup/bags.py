@@ -86,7 +86,8 @@ def version_export(version: Version) -> dict:
               if row.kind == DoiOutbox.Kind.CONCEPT or row.version_id == version.pk]
     registrar = {row.doi: row for row in LocalDoi.objects.filter(doi__in=[row.doi for row in outbox])}
     run = (ExecutionRun.objects.filter(version=version, status=ExecutionRun.Status.FINISHED)
-           .order_by("-finished_at", "-id").only("run_id", "verdict", "message", "finished_at", "runner", "container_image", "notebook_path")
+           .order_by("-finished_at", "-id").only("run_id", "verdict", "message", "finished_at", "runner",
+                                                 "container_image", "notebook_path")
            .first())
     return {
         "format": EXPORT_FORMAT,

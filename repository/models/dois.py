@@ -32,7 +32,8 @@ class DoiOutbox(models.Model):
                                    related_name="doi_outbox")
 
     wanted_state = models.CharField(max_length=12, choices=DoiState.choices, default=DoiState.DRAFT)
-    generation = models.PositiveIntegerField(default=1, help_text="Bumped whenever the wanted state or metadata change.")
+    generation = models.PositiveIntegerField(default=1,
+                                             help_text="Bumped whenever the wanted state or metadata change.")
     synced_generation = models.PositiveIntegerField(default=0)
     registrar_state = models.CharField(max_length=12, blank=True, help_text="What the registrar last told us.")
 

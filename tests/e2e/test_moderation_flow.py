@@ -44,7 +44,8 @@ def act(browser, action: str, comment: str = "") -> None:
     if comment:
         fill_field(browser, "decision-comment", comment)
     click(browser, f"#decision-form button[value={action}]")
-    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".message")), message=f"{action} gave no message")
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".message")),
+             message=f"{action} gave no message")
 
 
 def test_request_changes_resubmit_accept_and_publish(browser, screenshot, live_server, verification_queue, settings):

@@ -65,7 +65,8 @@ def hostile_notebook() -> bytes:
                                                       "text/plain": "<Javascript object>"})]),
         cell("code", "widget()", [display({"application/vnd.jupyter.widget-view+json": {
             "model_id": "m1", "version_major": 2, "version_minor": 0}, "text/plain": "IntSlider(value=3)"})]),
-        cell("code", "plot()", [display({"image/png": png_base64((240, 120), (40, 110, 200)), "text/plain": "<Figure>"})]),
+        cell("code", "plot()", [display({"image/png": png_base64((240, 120), (40, 110, 200)),
+                                         "text/plain": "<Figure>"})]),
     ]
     return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {"language_info": {"name": "python"}},
                        "cells": cells}).encode()
@@ -97,7 +98,8 @@ def log_in(browser, live_server, user) -> None:
     client = Client()
     client.force_login(user)
     browser.get(live_server.url + "/static/does-not-exist")  # any page of the origin, to set its cookie
-    browser.add_cookie({"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+    browser.add_cookie({"name": settings.SESSION_COOKIE_NAME,
+                        "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
                         "path": "/"})
 
 

@@ -68,7 +68,8 @@ class LocalRegistry:
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     process.kill()
-                    raise RuntimeError(f"docker-registry did not start: {(folder / 'registry.log').read_text()[-800:]}")
+                    log = (folder / "registry.log").read_text()[-800:]
+                    raise RuntimeError(f"docker-registry did not start: {log}") from None
                 time.sleep(0.1)
         return cls(folder=folder, port=port, process=process, users=dict(users or {}))
 

@@ -1,5 +1,6 @@
-"""The rendered notebook (repository/rendering/) as the review page shows it: what survives sanitising, the page's headers, who sees it, the cache
-and the time limit. The browser proof that nothing runs is in tests/e2e/test_notebook_xss.py."""
+"""The rendered notebook (repository/rendering/) as the review page shows it: what survives sanitising, the page's
+headers, who sees it, the cache and the time limit. The browser proof that nothing runs is in
+tests/e2e/test_notebook_xss.py."""
 
 import base64
 import io
@@ -13,8 +14,8 @@ from PIL import Image
 
 from moderation.services import review_submit
 from repository import rendering, storage
-from repository.rendering import NotebookRenderError, pages, render_notebook_html, worker
 from repository.models import Blob
+from repository.rendering import NotebookRenderError, pages, render_notebook_html, worker
 from repository.services.drafts import record_create
 from tests.factories import IMAGE, UserFactory, png_base64, upload
 

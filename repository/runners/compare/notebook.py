@@ -61,7 +61,7 @@ def _notes(submitted_cells: list[dict], executed_cells: list[dict], cell_reports
     order_note = _execution_order_note(submitted_cells)
     if order_note:
         notes.append(order_note)
-    common = zip(submitted_cells, executed_cells)
+    common = zip(submitted_cells, executed_cells, strict=False)
     changed_sources = [index for index, (submitted, executed) in enumerate(common)
                        if is_code(submitted) and is_code(executed)
                        and cell_source(submitted) != cell_source(executed)]

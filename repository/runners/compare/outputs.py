@@ -207,7 +207,7 @@ def compare_outputs(stored: list, fresh: list, context: Context) -> OutputsCompa
     for operation, expected_start, expected_end, actual_start, actual_end in matcher.get_opcodes():
         if operation == "equal":
             for expected, actual in zip(expected_outputs[expected_start:expected_end],
-                                        actual_outputs[actual_start:actual_end]):
+                                        actual_outputs[actual_start:actual_end], strict=False):
                 entries.extend(_compare_output_pair(expected, actual, context))
             continue
         for expected in expected_outputs[expected_start:expected_end]:

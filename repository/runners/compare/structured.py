@@ -51,7 +51,7 @@ def _compare_json_values(expected: Any, actual: Any, tolerance: Tolerance) -> tu
     if isinstance(expected, list) and isinstance(actual, list):
         if len(expected) != len(actual):
             return DIFFERS, set()
-        return _worst(_compare_json_values(e, a, tolerance) for e, a in zip(expected, actual))
+        return _worst(_compare_json_values(e, a, tolerance) for e, a in zip(expected, actual, strict=False))
     if _is_json_number(expected) and _is_json_number(actual):
         if expected == actual:
             return IDENTICAL, set()

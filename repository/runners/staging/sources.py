@@ -25,7 +25,6 @@ from repository.runners.staging.https import fetch
 from repository.runners.staging.specs import FetchPolicy, ReferenceSpec
 from repository.storage import open_blob
 
-
 # Everything our storage layer raises when it cannot give the bytes back.
 _UNREADABLE = (*STORAGE_ERRORS, StorageUnavailable)
 

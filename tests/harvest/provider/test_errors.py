@@ -146,7 +146,8 @@ def test_id_does_not_exist(oai, publish, user):
     public_id = version.record.public_id
 
     for identifier in (f"oai:{NAMESPACE}:abcde-12345/v1", f"oai:other.example.org:{public_id}/v1",
-                       f"oai:{NAMESPACE}:{public_id}/v2", f"oai:{NAMESPACE}:{public_id}", f"oai:{NAMESPACE}:{public_id}/v0",
+                       f"oai:{NAMESPACE}:{public_id}/v2", f"oai:{NAMESPACE}:{public_id}",
+                       f"oai:{NAMESPACE}:{public_id}/v0",
                        f"oai:{NAMESPACE}:{draft.record.public_id}/v1", f"https://{NAMESPACE}/records/{public_id}/"):
         for response in (oai(verb="GetRecord", metadataPrefix="oai_dc", identifier=identifier),
                          oai(verb="ListMetadataFormats", identifier=identifier)):

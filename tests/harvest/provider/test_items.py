@@ -4,8 +4,8 @@ import pytest
 from django.db.models import F
 
 from harvest.provider.items import prefetch_rows
-from repository.querying import AnyOf
 from repository.models import Creator, Version
+from repository.querying import AnyOf
 
 pytestmark = pytest.mark.django_db
 

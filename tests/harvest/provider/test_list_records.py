@@ -103,7 +103,8 @@ def test_withdrawn_versions_are_deleted_records_without_metadata(oai, publish, m
 
     for prefix in ("oai_dc", "oai_datacite"):
         listed = oai(verb="ListRecords", metadataPrefix=prefix)
-        headers = {h.findtext("oai:identifier", namespaces=NS): h.get("status") for h in listed.findall(".//oai:header")}
+        headers = {h.findtext("oai:identifier",
+                              namespaces=NS): h.get("status") for h in listed.findall(".//oai:header")}
         assert headers == {oai_id(kept): None, oai_id(withdrawn): "deleted"}
         assert len(listed.findall(".//oai:record/oai:metadata")) == 1
         record = oai(verb="GetRecord", identifier=oai_id(withdrawn), metadataPrefix=prefix)

@@ -157,7 +157,8 @@ def test_wrong_types_are_400(api):
 
 def test_anonymous_calls_get_401_with_a_challenge():
     client = APIClient()
-    for method, url in [("post", "/api/records"), ("get", "/api/user/records"), ("get", "/api/records/abcde-fghjk/draft")]:
+    for method, url in [("post", "/api/records"), ("get", "/api/user/records"), ("get",
+                                                                                 "/api/records/abcde-fghjk/draft")]:
         response = getattr(client, method)(url)
         assert response.status_code == 401, url
         assert response["WWW-Authenticate"].startswith("Bearer")
@@ -203,10 +204,12 @@ def test_someone_elses_draft_is_404(api, other_user):
     assert api.get(f"/api/records/{record_id}/draft").status_code == 404
     assert api.put(f"/api/records/{record_id}/draft", {"title": "Mine"}, format="json").status_code == 404
     assert api.get(f"/api/records/{record_id}/draft/files").status_code == 404
-    assert api.put(f"/api/records/{record_id}/draft/files/a.txt", b"x", content_type="application/octet-stream").status_code == 404
+    assert api.put(f"/api/records/{record_id}/draft/files/a.txt", b"x",
+                   content_type="application/octet-stream").status_code == 404
 
 
-def test_user_records_lists_only_mine_in_a_fixed_number_of_queries(api, user, other_user, django_assert_max_num_queries):
+def test_user_records_lists_only_mine_in_a_fixed_number_of_queries(api, user, other_user,
+                                                                   django_assert_max_num_queries):
     from repository.services.drafts import record_create
 
     for index in range(5):

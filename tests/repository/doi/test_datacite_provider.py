@@ -163,7 +163,8 @@ def test_a_metadata_correction_is_sent_again_and_files_cannot_change(user, moder
     sync_pending()
 
     assert datacite_server.doi(version.doi)["metadata"]["titles"][0]["title"] == "Thermal expansion of copper"
-    assert datacite_server.doi(version.record.concept_doi)["metadata"]["titles"][0]["title"] == "Thermal expansion of copper"
+    concept = datacite_server.doi(version.record.concept_doi)
+    assert concept["metadata"]["titles"][0]["title"] == "Thermal expansion of copper"
     event = version.events.filter(action="version.correct").get()
     assert event.data["before"]["title"] == "Thermal expansion" and event.data["reason"] == "Typo in the title"
 
@@ -174,6 +175,7 @@ def test_a_second_version_at_datacite_links_the_first(user, moderator, datacite_
     second = accept(version_new_draft(record=first.record, actor=user), moderator)
     sync_pending()
 
-    links = {(r["relationType"], r["relatedIdentifier"]) for r in datacite_server.doi(first.doi)["metadata"]["relatedIdentifiers"]}
+    links = {(r["relationType"],
+              r["relatedIdentifier"]) for r in datacite_server.doi(first.doi)["metadata"]["relatedIdentifiers"]}
     assert ("IsPreviousVersionOf", second.doi) in links
     assert ("IsVersionOf", first.record.concept_doi) in links

@@ -104,7 +104,8 @@ def forging_notebook(name: str) -> str:
                     f"subprocess.Popen([sys.executable, '/tmp/attack.py', {name!r}], start_new_session=True,\n"
                     "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
                     "time.sleep(2)\nprint('started')")
-    sources = [start_attack, "import random\nprint(random.random())", "raise RuntimeError('this notebook does not run')"]
+    sources = [start_attack, "import random\nprint(random.random())",
+               "raise RuntimeError('this notebook does not run')"]
     claimed = ["started\n", f"{CLAIMED_RANDOM_NUMBER}\n", None]
     notebook = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                      "language": "python"}})

@@ -95,7 +95,8 @@ def test_identical_outputs_are_reproduced():
 
 def test_memory_address_in_a_repr_is_reproduced_and_the_rule_named():
     report, cell = compare_one_output(
-        "model", result("<__main__.Model object at 0x7f3a2c1b9d90>"), result("<__main__.Model object at 0x7fe01d2e4410>"))
+        "model", result("<__main__.Model object at 0x7f3a2c1b9d90>"),
+        result("<__main__.Model object at 0x7fe01d2e4410>"))
     assert report["verdict"] == "reproduced"
     assert cell["status"] == "identical"
     assert cell["rules"] == ["memory addresses"]
@@ -334,9 +335,11 @@ def test_each_stored_mime_type_is_compared():
 def test_a_stored_mime_type_missing_from_the_fresh_output_differs():
     # e.g. the inline backend was not active: the figure comes back as its text/plain repr only.
     picture = png(plot_with_line())
-    _, cell = compare_one_output("plt.gcf()", figure(picture), display({"text/plain": "<Figure size 640x480 with 1 Axes>"}))
+    _, cell = compare_one_output("plt.gcf()", figure(picture),
+                                 display({"text/plain": "<Figure size 640x480 with 1 Axes>"}))
     assert cell["status"] == "differs"
-    assert [(o["mime"], o["status"]) for o in cell["outputs"]] == [("image/png", "missing"), ("text/plain", "identical")]
+    assert [(o["mime"], o["status"]) for o in cell["outputs"]] == [("image/png", "missing"), ("text/plain",
+                                                                                              "identical")]
     assert "expected_image" in cell["outputs"][0]
 
 
@@ -539,7 +542,8 @@ def test_cells_after_an_execution_stop_are_not_executed():
     assert [cell["status"] for cell in report["cells"]] == ["identical", "differs", "not_executed", "not_executed"]
     assert report["verdict"] == "not_reproduced"
     assert report["summary"]["not_executed"] == 2
-    assert "Execution stopped at cell 1 with an error; cells 2, 3 were not executed in the fresh run." in report["notes"]
+    assert ("Execution stopped at cell 1 with an error; cells 2, 3 were not executed in the fresh run."
+            in report["notes"])
 
 
 def test_a_shorter_executed_notebook_marks_the_rest_not_executed():
