@@ -26,7 +26,7 @@ from repository.permissions import can_cancel_run
 from repository.runners.base import InputFile, RunCancelled, RunnerGaveUp, RunnerUnavailable, get_runner
 from repository.runners.cleanup import remove_tree
 from repository.runners.compare import Tolerance
-from repository.runners.local import SandboxUnavailable
+from repository.runners.sandbox import SandboxUnavailable
 from repository.runners.staging import (
     FileSpec,
     ReferenceSpec,
