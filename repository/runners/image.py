@@ -26,8 +26,14 @@ from django.conf import settings
 
 from repository.errors import ImageUnavailable, InvalidImageReference
 from repository.runners.base import Outcome, RunnerGaveUp, RunnerUnavailable, RunResult, RunSpec, SandboxLimits
-from repository.runners.images import CachedImage, ImageCache, ImageInspection, inspect_image, sandbox_environment
-from repository.runners.images import sandbox_mounts
+from repository.runners.images import (
+    CachedImage,
+    ImageCache,
+    ImageInspection,
+    inspect_image,
+    sandbox_environment,
+    sandbox_mounts,
+)
 from repository.runners.local import KERNEL_ISOLATION, result_from_kernel_run
 from repository.runners.sandbox import (
     HOST_PATH,

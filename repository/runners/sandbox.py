@@ -33,6 +33,7 @@ LOG_LIMIT_BYTES = 256 * 1024
 STATUS_LIMIT_BYTES = 64 * 1024
 MB = 1024 * 1024
 HOME = "/tmp/home"
+CONNECTION_FILE = "kernel.json"
 IDENTITY_FILES = ("passwd", "group", "hostname")
 SANDBOX_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -116,8 +117,9 @@ def run_kernel(spec: RunSpec, view: KernelView, uid: int) -> KernelRun:
         _write_identity(etc_dir, uid)
         ipc_dir = private_dir / "ipc"
         ipc_dir.mkdir()
-        connection_file = private_dir / "kernel.json"
-        _write_connection_file(connection_file, key, uid)
+        # In the kernel's writable socket folder: ipykernel before 6.26 (Debian bookworm's) rewrites its connection
+        # file at start and fails on a read-only one. Nothing on the host reads it back; the collector has the key.
+        _write_connection_file(ipc_dir / CONNECTION_FILE, key, uid)
         # A copy, read by the worker: the sandbox user need not be able to read the app's folder.
         startup_file = private_dir / "startup.py"
         startup_file.write_text(KERNEL_STARTUP.read_text(encoding="utf-8"), encoding="utf-8")
@@ -141,7 +143,6 @@ def sandbox_command(spec: RunSpec, view: KernelView, private_dir: Path, uid: int
     for name in view.identity_files:
         bwrap += ["--ro-bind", str(private_dir / "etc" / name), f"/etc/{name}"]
     bwrap += [
-        "--ro-bind", str(private_dir / "kernel.json"), f"{RUN_MOUNT}/kernel.json",
         "--ro-bind", str(private_dir / "startup.py"), f"{RUN_MOUNT}/startup.py",
         "--bind", str(private_dir / "ipc"), f"{RUN_MOUNT}/ipc",
         "--bind", str(spec.workdir), "/work",
@@ -155,7 +156,7 @@ def sandbox_command(spec: RunSpec, view: KernelView, private_dir: Path, uid: int
         for key, value in view.inner_env.items():
             bwrap += ["--setenv", key, value]
     bwrap += [
-        view.kernel_python, "-m", "ipykernel_launcher", "-f", f"{RUN_MOUNT}/kernel.json",
+        view.kernel_python, "-m", "ipykernel_launcher", "-f", f"{RUN_MOUNT}/ipc/{CONNECTION_FILE}",
         # As nbclient starts kernels: no history database. parent_handle=1 (the sandbox's init) also keeps
         # the kernel from printing its "how to connect" banner into the run's log.
         "--HistoryManager.hist_file=:memory:", "--IPKernelApp.parent_handle=1",
