@@ -51,7 +51,8 @@ os.environ["RUNNER"] = os.environ.get("NBARCHIVE_TEST_RUNNER", "local")
 
 
 def pytest_report_header(config):
-    return [f"nbarchive database: {DATABASE_CHOICE}", f"nbarchive runner: {os.environ['RUNNER']}", f"nbarchive var dir: {os.environ['NBARCHIVE_VAR_DIR']}"]
+    return [f"nbarchive database: {DATABASE_CHOICE}", f"nbarchive runner: {os.environ['RUNNER']}",
+            f"nbarchive var dir: {os.environ['NBARCHIVE_VAR_DIR']}"]
 
 
 def _free_port() -> int:
