@@ -2,6 +2,7 @@
 operator's, a run error and never a notebook verdict; the run records which image really ran."""
 
 import pytest
+from django.urls import reverse
 
 from repository.models import ExecutionRun, Version
 from repository.services.runs import InfrastructureError, run_execute, run_request
@@ -30,16 +31,29 @@ def queued_run_in(user, image: str) -> ExecutionRun:
     return run_request(version=Version.objects.get(pk=version.pk), requested_by=user)
 
 
-def test_a_run_in_the_scientific_image_records_which_image_ran(user, no_queue, local_blob_storage, image_settings,
-                                                               scientific_image_ref):
-    run = queued_run_in(user, scientific_image_ref)
+def report_page(client, user, run) -> str:
+    client.force_login(user)
+    return client.get(reverse("repository:run_report", kwargs={"run_id": run.run_id})).content.decode()
+
+
+@pytest.mark.parametrize("image_name", ["scientific", "minimal"])
+def test_the_run_and_its_report_page_say_which_image_really_ran(client, user, no_queue, local_blob_storage,
+                                                                image_settings, image_name, request):
+    image = request.getfixturevalue(f"{image_name}_image_ref")
+    run = queued_run_in(user, image)
 
     run = run_execute(run_pk=run.pk)
 
     assert run.status == ExecutionRun.Status.FINISHED and run.runner == "image"
-    assert run.environment["image"] == scientific_image_ref
-    assert run.environment["python_version"].startswith("3.") and run.environment["manifest_digest"]
-    assert any(package.startswith("numpy==") for package in run.environment["packages"])
+    environment = run.environment
+    assert environment["image"] == image and environment["manifest_digest"].startswith("sha256:")
+    assert environment["python_version"].startswith("3.")
+    numpy = [package for package in environment["packages"] if package.startswith("numpy==")]
+    assert bool(numpy) == (image_name == "scientific")  # read from inside the image, not the worker's
+    html = report_page(client, user, run)
+    assert image in html and environment["manifest_digest"] in html
+    assert f"Python {environment['python_version']}" in html and "not the pinned image" not in html
+    assert (numpy[0] in html) if numpy else ("numpy==" not in html)
 
 
 def test_a_missing_image_goes_back_to_the_queue_without_a_verdict(user, no_queue, local_blob_storage, image_settings,
