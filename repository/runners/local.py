@@ -1,5 +1,8 @@
 """The `local` runner: the notebook's kernel alone in a bubblewrap sandbox, nbclient outside it.
 
+The sandbox itself is built in sandbox.py, shared with the image runner (image.py); this runner shows the
+kernel environment of this server (RUNNER_KERNEL_PYTHON), not the version's pinned image, and says so in reports.
+
 Who runs where (see ../shared/SANDBOX.md for why each piece is there):
 - The worker starts the collector (kernel_collector.py) as a child process with its own Python, a minimal
   environment and a memory limit, and waits for it at most the run's wall clock plus a grace period.
@@ -8,8 +11,9 @@ Who runs where (see ../shared/SANDBOX.md for why each piece is there):
   the output size and the peak memory are built in the collector's memory from the kernel protocol and handed to
   the worker through an anonymous file; nothing the sandbox can write is ever read back as a result.
 - The sandbox sees a generated /etc/passwd, /usr (with the /bin, /lib links), the kernel environment read-only,
-  the connection file read-only (the kernel needs its key; the kernel is the untrusted party anyway), the
-  kernel's start-up file (kernel_startup.py) read-only, a folder for the kernel's sockets, the staged working
+  the kernel's start-up file (kernel_startup.py) read-only, a folder for the kernel's sockets holding the
+  connection file (the kernel needs its key, and older ipykernels rewrite the file; the kernel is the untrusted
+  party anyway, and nothing on the host reads the folder back but the sockets), the staged working
   directory and size-limited tmpfs /tmp and /dev/shm; nothing else of the host, and nothing of the worker or the
   collector.
 
