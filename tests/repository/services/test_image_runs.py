@@ -90,3 +90,17 @@ def test_an_image_without_a_kernel_is_the_verdict_unsupported_image(user, no_que
 
     assert run.status == ExecutionRun.Status.FINISHED and run.verdict == "unsupported_image"
     assert "no python with ipykernel" in run.message
+
+
+def test_the_pull_progress_is_recorded_on_the_running_run(user, no_queue, local_blob_storage):
+    from repository.services.runs import _RunObserver
+
+    run = queued_run_in(user, "registry.example.org/x@sha256:" + "1" * 64)
+    ExecutionRun.objects.filter(pk=run.pk).update(status=ExecutionRun.Status.RUNNING)
+    observer = _RunObserver(run.pk)
+
+    observer.pull_progress(0, 4096)
+    observer.pull_progress(1024, 4096)  # within a second of the last: not written
+    assert ExecutionRun.objects.get(pk=run.pk).environment == {"pull": {"done_bytes": 0, "total_bytes": 4096}}
+    observer.pull_progress(4096, 4096)  # the end is always written
+    assert ExecutionRun.objects.get(pk=run.pk).environment == {"pull": {"done_bytes": 4096, "total_bytes": 4096}}
