@@ -92,7 +92,7 @@ def test_an_image_without_a_kernel_is_the_verdict_unsupported_image(user, no_que
     assert "no python with ipykernel" in run.message
 
 
-def test_the_pull_progress_is_recorded_on_the_running_run(user, no_queue, local_blob_storage):
+def test_the_pull_progress_is_recorded_on_the_running_run(client, user, no_queue, local_blob_storage):
     from repository.services.runs import _RunObserver
 
     run = queued_run_in(user, "registry.example.org/x@sha256:" + "1" * 64)
@@ -104,3 +104,4 @@ def test_the_pull_progress_is_recorded_on_the_running_run(user, no_queue, local_
     assert ExecutionRun.objects.get(pk=run.pk).environment == {"pull": {"done_bytes": 0, "total_bytes": 4096}}
     observer.pull_progress(4096, 4096)  # the end is always written
     assert ExecutionRun.objects.get(pk=run.pk).environment == {"pull": {"done_bytes": 4096, "total_bytes": 4096}}
+    assert "Pulling the image</dt><dd>4.0\xa0KB of 4.0\xa0KB" in report_page(client, user, run)
