@@ -98,8 +98,9 @@ def deployment_check(app_configs, **kwargs):
 def gitlab_check(app_configs, **kwargs):
     """RUNNER=gitlab, the mirror or linked projects without an instance to talk to would fail every task."""
     errors = []
-    if settings.RUNNER not in ("local", "gitlab"):
-        errors.append(Error(f"RUNNER is '{settings.RUNNER}'.", hint="Use local or gitlab.", id="nbarchive.E020"))
+    if settings.RUNNER not in ("local", "image", "gitlab"):
+        errors.append(Error(f"RUNNER is '{settings.RUNNER}'.", hint="Use image, local or gitlab.",
+                            id="nbarchive.E020"))
     needs_instance = settings.RUNNER == "gitlab" or settings.GITLAB_MIRROR_ENABLED
     if needs_instance and not (settings.GITLAB_URL and settings.GITLAB_TOKEN):
         errors.append(Error("RUNNER=gitlab or GITLAB_MIRROR_ENABLED needs GITLAB_URL and GITLAB_TOKEN.",

@@ -6,6 +6,7 @@ DOI registrar and the local sandbox runner). `deploy/env.example` lists every va
 refuses a production configuration that kept a development default.
 """
 
+import shutil
 from pathlib import Path
 
 import environ
@@ -198,7 +199,8 @@ DATACITE_TIMEOUT = env.float("DATACITE_TIMEOUT", default=20.0)
 DOI_SYNC_RETRY_BASE = env.float("DOI_SYNC_RETRY_BASE", default=30.0)
 DOI_SYNC_RETRY_MAX = env.float("DOI_SYNC_RETRY_MAX", default=3600.0)
 DOI_SYNC_MAX_RETRIES = env.int("DOI_SYNC_MAX_RETRIES", default=12)
-RUNNER = env.str("RUNNER", default="local")  # local | gitlab
+# image (the pinned image, wherever skopeo and umoci are installed; else local, this server's kernel env) | gitlab
+RUNNER = env.str("RUNNER", default="image" if all(shutil.which(t) for t in ("skopeo", "umoci")) else "local")
 # The Python environment the local sandbox runs notebooks with (ipykernel, nbclient and common scientific
 # packages); `make kernel-env` builds it. It is separate from the worker's environment on purpose.
 RUNNER_KERNEL_PYTHON = env.str("RUNNER_KERNEL_PYTHON", default=str(BASE_DIR / "var" / "kernel-env" / "bin" / "python"))

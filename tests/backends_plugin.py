@@ -44,10 +44,15 @@ os.environ.setdefault("NBARCHIVE_TEST_DATABASE_NAME", f"test_nbarchive_{os.getpi
 # Keep the test run's files (SQLite file, local storage, broker spool) out of the developer's var/.
 os.environ.setdefault("NBARCHIVE_VAR_DIR", tempfile.mkdtemp(prefix="nbarchive-test-"))
 os.environ.setdefault("DJANGO_DEBUG", "1")
+# The suite's versions pin placeholder images (registry.example.org/...@sha256:...) that no registry serves, so
+# runs use the local runner whatever the machine's default (image where skopeo and umoci are installed) or the
+# caller's RUNNER; the image runner's tests build their own ImageRunner or override settings.RUNNER.
+os.environ["RUNNER"] = os.environ.get("NBARCHIVE_TEST_RUNNER", "local")
 
 
 def pytest_report_header(config):
-    return [f"nbarchive database: {DATABASE_CHOICE}", f"nbarchive var dir: {os.environ['NBARCHIVE_VAR_DIR']}"]
+    return [f"nbarchive database: {DATABASE_CHOICE}", f"nbarchive runner: {os.environ['RUNNER']}",
+            f"nbarchive var dir: {os.environ['NBARCHIVE_VAR_DIR']}"]
 
 
 def _free_port() -> int:

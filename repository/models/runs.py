@@ -16,6 +16,8 @@ class Verdict(models.TextChoices):
     RESOURCE_LIMIT = "resource_limit", "Stopped by a resource limit"
     INVALID_NOTEBOOK = "invalid_notebook", "Invalid notebook"
     UNSUPPORTED_KERNEL = "unsupported_kernel", "Unsupported kernel"
+    # The pinned image has no Python with ipykernel (RUNNER=image); the message names what is missing.
+    UNSUPPORTED_IMAGE = "unsupported_image", "Unsupported image"
 
 
 class ExecutionRun(models.Model):

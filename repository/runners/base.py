@@ -33,6 +33,7 @@ class Outcome:
     EXECUTION_FAILED = "execution_failed"
     TIMED_OUT = "timed_out"
     RESOURCE_LIMIT = "resource_limit"
+    UNSUPPORTED_IMAGE = "unsupported_image"  # the pinned image has no Python with ipykernel (image runner)
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,15 @@ def _local_runner() -> Runner:
     return LocalSandboxRunner.from_settings()
 
 
+def _image_runner() -> Runner:
+    from repository.runners.image import ImageRunner
+
+    return ImageRunner.from_settings()
+
+
 # name -> a function building the runner from settings. Apps that bring a runner add theirs in ready()
 # (the GitLab app adds "gitlab"), so the core never imports them.
-_RUNNERS: dict[str, Callable[[], Runner]] = {"local": _local_runner}
+_RUNNERS: dict[str, Callable[[], Runner]] = {"local": _local_runner, "image": _image_runner}
 
 
 def register_runner(name: str, factory: Callable[[], Runner]) -> None:

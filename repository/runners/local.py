@@ -1,5 +1,8 @@
 """The `local` runner: the notebook's kernel alone in a bubblewrap sandbox, nbclient outside it.
 
+The sandbox itself is built in sandbox.py, shared with the image runner (image.py); this runner shows the
+kernel environment of this server (RUNNER_KERNEL_PYTHON), not the version's pinned image, and says so in reports.
+
 Who runs where (see ../shared/SANDBOX.md for why each piece is there):
 - The worker starts the collector (kernel_collector.py) as a child process with its own Python, a minimal
   environment and a memory limit, and waits for it at most the run's wall clock plus a grace period.
@@ -8,8 +11,9 @@ Who runs where (see ../shared/SANDBOX.md for why each piece is there):
   the output size and the peak memory are built in the collector's memory from the kernel protocol and handed to
   the worker through an anonymous file; nothing the sandbox can write is ever read back as a result.
 - The sandbox sees a generated /etc/passwd, /usr (with the /bin, /lib links), the kernel environment read-only,
-  the connection file read-only (the kernel needs its key; the kernel is the untrusted party anyway), the
-  kernel's start-up file (kernel_startup.py) read-only, a folder for the kernel's sockets, the staged working
+  the kernel's start-up file (kernel_startup.py) read-only, a folder for the kernel's sockets holding the
+  connection file (the kernel needs its key, and older ipykernels rewrite the file; the kernel is the untrusted
+  party anyway, and nothing on the host reads the folder back but the sockets), the staged working
   directory and size-limited tmpfs /tmp and /dev/shm; nothing else of the host, and nothing of the worker or the
   collector.
 
@@ -29,52 +33,23 @@ What the sandbox gives:
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from django.conf import settings
 
-from repository.runners.base import Outcome, RunResult, RunSpec
+from repository.runners.base import Outcome, RunResult, RunSpec, SandboxLimits
+from repository.runners.sandbox import KernelRun, KernelView, SandboxUnavailable, run_kernel, run_uid, tmp_mounts
 
-COLLECTOR = Path(__file__).with_name("kernel_collector.py")
-KERNEL_STARTUP = Path(__file__).with_name("kernel_startup.py")
+__all__ = ["LocalSandboxRunner", "SandboxUnavailable", "interpret_driver_status", "result_from_kernel_run"]
+
 KERNEL_ENV_MOUNT = "/opt/kernel-env"
-RUN_MOUNT = "/run/nbarchive"  # the connection file and the socket folder, inside the sandbox
-KERNEL_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}  # with IPC, socket names `<ip>-<port>`
-STARTUP_TIMEOUT_SECONDS = 120
-COLLECTOR_GRACE_SECONDS = 30  # beyond the run's wall clock, before the worker kills the collector itself
-COLLECTOR_BASE_MEMORY_MB = 1024  # the collector's address space before outputs (Python, ZeroMQ, nbclient)
-LOG_LIMIT_BYTES = 256 * 1024
-STATUS_LIMIT_BYTES = 64 * 1024
-MB = 1024 * 1024
-SANDBOX_ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-    "HOME": "/tmp/home",
-    "LANG": "C.UTF-8",
-    "LC_ALL": "C.UTF-8",
-    "TZ": "UTC",
-    "PYTHONHASHSEED": "0",
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    # No MPLBACKEND: ipykernel then uses the inline backend, so figures become outputs as in Jupyter.
-    "MPLCONFIGDIR": "/tmp/matplotlib",
-    "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
-    "JUPYTER_PLATFORM_DIRS": "1",
-    "IPYTHONDIR": "/tmp/ipython",
-}
-
-
-class SandboxUnavailable(Exception):
-    """The machine cannot run the sandbox (no bwrap, no kernel environment): an operator problem, not a verdict."""
+KERNEL_ISOLATION = ("the kernel alone in bubblewrap (own user, PID, mount and network namespaces, an unprivileged "
+                    "uid, rlimits); nbclient outside it, in the worker")
 
 
 @dataclass
@@ -95,37 +70,8 @@ class LocalSandboxRunner:
     def run(self, spec: RunSpec) -> RunResult:
         self.check_available()
         started_at = datetime.now(UTC)
-        uid = self._run_uid()
-        # Read before the sandbox exists: the working directory is the notebook's to write once it runs.
-        notebook = (spec.workdir / spec.notebook_path).read_text(encoding="utf-8")
-        key = secrets.token_hex(32)
-        with tempfile.TemporaryDirectory(prefix="nbarchive-run-") as private:
-            private_dir = Path(private)
-            etc_dir = private_dir / "etc"
-            etc_dir.mkdir()
-            self._write_identity(etc_dir, uid)
-            ipc_dir = private_dir / "ipc"
-            ipc_dir.mkdir()
-            connection_file = private_dir / "kernel.json"
-            self._write_connection_file(connection_file, key, uid)
-            # A copy, read by the worker: the sandbox user need not be able to read the app's folder.
-            startup_file = private_dir / "startup.py"
-            startup_file.write_text(KERNEL_STARTUP.read_text(encoding="utf-8"), encoding="utf-8")
-            startup_file.chmod(0o444)
-            self._hand_over(spec.workdir, ipc_dir, private_dir, uid)
-            command = self._command(spec, etc_dir, ipc_dir, connection_file, uid)
-            status, executed, logs, overstayed = self._collect(command, spec, notebook, key, ipc_dir)
-            finished_at = datetime.now(UTC)
-        outcome, message, failed_cell = interpret_driver_status(
-            status, returncode=status.get("sandbox_returncode"),
-            timed_out=overstayed or status.get("outcome") == "timed_out", limits=spec.limits, executed=executed,
-            logs=logs)
-        peak_memory = status.get("peak_memory_bytes")
-        return RunResult(
-            outcome=outcome, message=message, executed_notebook=executed, logs=logs, started_at=started_at,
-            finished_at=finished_at, peak_memory_bytes=peak_memory if isinstance(peak_memory, int) else None,
-            failed_cell_index=failed_cell, environment=self.environment(),
-        )
+        kernel_run = run_kernel(spec, self._view(spec.limits), run_uid(self.uid_first, self.uid_count))
+        return result_from_kernel_run(kernel_run, spec, started_at=started_at, environment=self.environment())
 
     def check_available(self) -> None:
         if shutil.which("bwrap") is None:
@@ -145,163 +91,42 @@ class LocalSandboxRunner:
             "kernel_python": str(self.kernel_python),
             "python_version": _kernel_python_version(self.kernel_python),
             "packages": _kernel_packages(self.kernel_python),
+            "kernel_isolation": KERNEL_ISOLATION,
+            "fallback": "kernel environment of this server, not the pinned image",
         }
 
-    # --- pieces --------------------------------------------------------------------------------------
-    def _write_identity(self, etc_dir: Path, uid: int) -> None:
-        (etc_dir / "passwd").write_text(f"nbarchive:x:{uid}:{uid}:notebook:/tmp/home:/usr/sbin/nologin\n")
-        (etc_dir / "group").write_text(f"nbarchive:x:{uid}:\n")
-        (etc_dir / "hostname").write_text("nbarchive\n")
-        for path in etc_dir.iterdir():
-            path.chmod(0o444)
-        etc_dir.chmod(0o755)
-
-    def _write_connection_file(self, path: Path, key: str, uid: int) -> None:
-        """Ours, not the kernel's: fixed socket names in the socket folder as the sandbox sees it."""
-        info = {"transport": "ipc", "ip": f"{RUN_MOUNT}/ipc/kernel", "key": key, "signature_scheme": "hmac-sha256",
-                "kernel_name": "python3", **{f"{channel}_port": port for channel, port in KERNEL_PORTS.items()}}
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(info, handle)
-        if os.geteuid() == 0:
-            os.chown(path, uid, uid)
-
-    def _hand_over(self, workdir: Path, ipc_dir: Path, private: Path, uid: int) -> None:
-        """Make the working directory's root and the socket folder writable by the sandbox user."""
-        private.chmod(0o755)  # the sandbox user must be able to reach the bind sources
-        if os.geteuid() == 0:
-            for path in (workdir, ipc_dir):
-                os.chown(path, uid, uid)
-        workdir.chmod(0o755)
-        ipc_dir.chmod(0o700)
-
-    def _run_uid(self) -> int:
-        # Not a security boundary by itself (the namespaces are): a rare collision only shares a process limit.
-        return self.uid_first + secrets.randbelow(self.uid_count) if os.geteuid() == 0 else os.geteuid()
-
-    def _command(self, spec: RunSpec, etc_dir: Path, ipc_dir: Path, connection_file: Path, uid: int) -> list[str]:
+    def _view(self, limits: SandboxLimits) -> KernelView:
         kernel_env = self.kernel_python.parent.parent
-        limits = spec.limits
-        notebook_dir = PurePosixPath("/work", spec.notebook_path).parent
-        bwrap = [
-            "bwrap",
-            "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-            "--cap-drop", "ALL", "--hostname", "nbarchive",
-            "--uid", str(uid), "--gid", str(uid),
+        root = [
             "--ro-bind", "/usr", "/usr",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
             "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
-            "--ro-bind", str(etc_dir / "passwd"), "/etc/passwd",
-            "--ro-bind", str(etc_dir / "group"), "/etc/group",
-            "--ro-bind", str(etc_dir / "hostname"), "/etc/hostname",
-            "--proc", "/proc", "--dev", "/dev",
-            # --dev's /dev/shm would be a tmpfs of half the host's memory, outside RLIMIT_AS.
-            "--size", str(limits.shm_mb * MB), "--tmpfs", "/dev/shm",
-            "--size", str(limits.tmpfs_mb * MB), "--tmpfs", "/tmp",
-            "--dir", "/tmp/home",
+            # fontconfig's configuration: without it every plotting notebook writes "Cannot load default config
+            # file" to stderr and differs from its stored outputs.
+            "--ro-bind-try", "/etc/fonts", "/etc/fonts",
+            "--proc", "/proc", "--dev", "/dev", *tmp_mounts(limits),
             # At a fixed path, so that wherever the checkout lives it cannot be shadowed by /work; a venv
             # finds its prefix from where its python is started, so it works when moved.
             "--ro-bind", str(kernel_env), KERNEL_ENV_MOUNT,
-            "--ro-bind", str(connection_file), f"{RUN_MOUNT}/kernel.json",
-            "--ro-bind", str(connection_file.with_name("startup.py")), f"{RUN_MOUNT}/startup.py",
-            "--bind", str(ipc_dir), f"{RUN_MOUNT}/ipc",
-            "--bind", str(spec.workdir), "/work",
-            # bwrap's root is a tmpfs the sandbox user could fill; only /tmp, /dev/shm (size-limited), /work and
-            # the socket folder stay writable.
-            "--remount-ro", "/",
-            "--chdir", str(notebook_dir),
-            f"{KERNEL_ENV_MOUNT}/bin/{self.kernel_python.name}", "-m", "ipykernel_launcher",
-            "-f", f"{RUN_MOUNT}/kernel.json",
-            # As nbclient starts kernels: no history database. parent_handle=1 (the sandbox's init) also keeps
-            # the kernel from printing its "how to connect" banner into the run's log.
-            "--HistoryManager.hist_file=:memory:", "--IPKernelApp.parent_handle=1",
-            f"--IPKernelApp.exec_files={RUN_MOUNT}/startup.py",
         ]
-        environment = [f"{key}={value}" for key, value in SANDBOX_ENV.items()]
-        command = ["env", "-i", *environment, *bwrap]
-        if os.geteuid() == 0:
-            command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                       *command]
-        return command
-
-    def _collect(self, command: list[str], spec: RunSpec, notebook: str, key: str,
-                 ipc_dir: Path) -> tuple[dict, bytes | None, str, bool]:
-        """Run the collector: (status, executed notebook, logs, whether the worker had to kill it)."""
-        limits = spec.limits
-        collector_spec = {
-            "notebook": notebook,
-            "command": command,
-            "ipc_prefix": str(ipc_dir / "kernel"),
-            "key": key,
-            "ports": KERNEL_PORTS,
-            "cell_timeout_seconds": limits.cell_timeout_seconds,
-            "notebook_timeout_seconds": limits.notebook_timeout_seconds,
-            "startup_timeout_seconds": min(STARTUP_TIMEOUT_SECONDS, limits.notebook_timeout_seconds),
-            "max_output_bytes": limits.max_output_mb * MB,
-            # What the collector itself may hold: the notebook, the outputs up to the cap and their serialisation,
-            # on top of the interpreter. A kernel that floods faster than the cap is counted ends the collector,
-            # never the worker.
-            "collector_memory_bytes": COLLECTOR_BASE_MEMORY_MB * MB + 8 * limits.max_output_mb * MB + 4 * len(notebook),
-            "rlimits": {
-                "RLIMIT_AS": limits.memory_mb * MB,
-                "RLIMIT_CPU": [limits.cpu_seconds, limits.cpu_seconds + 5],
-                "RLIMIT_FSIZE": limits.max_file_size_mb * MB,
-                "RLIMIT_NOFILE": limits.max_open_files,
-                "RLIMIT_NPROC": limits.max_processes,
-                "RLIMIT_CORE": 0,
-            },
-        }
-        with tempfile.TemporaryFile() as spec_file, tempfile.TemporaryFile() as result, \
-                tempfile.TemporaryFile() as log:
-            spec_file.write(json.dumps(collector_spec).encode("utf-8"))
-            spec_file.seek(0)
-            process = subprocess.Popen(
-                [sys.executable, "-I", str(COLLECTOR)], stdin=spec_file, stdout=result, stderr=log,
-                env=_collector_environment(), start_new_session=True, close_fds=True,
-            )
-            overstayed = False
-            try:
-                process.wait(timeout=limits.notebook_timeout_seconds + COLLECTOR_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                overstayed = True
-                # bwrap dies with its parent, and the sandbox's PID namespace with bwrap.
-                _kill_group(process.pid)
-                process.wait()
-            log.seek(0)
-            logs = log.read(LOG_LIMIT_BYTES).decode("utf-8", errors="replace")
-            result.seek(0)
-            status = _parse_status(result.readline(STATUS_LIMIT_BYTES))
-            if status is None:
-                status = {"outcome": "driver_error",
-                          "message": f"the run's collector ended (exit code {process.returncode}) without a result"}
-                executed = None
-            else:
-                cap = 2 * len(notebook.encode("utf-8")) + limits.max_output_mb * MB + MB
-                executed = result.read(cap + 1) or None
-                if executed is not None and len(executed) > cap:
-                    executed = None
-        return status, executed, logs, overstayed
+        return KernelView(root_mounts=root, kernel_python=f"{KERNEL_ENV_MOUNT}/bin/{self.kernel_python.name}")
 
 
-def _collector_environment() -> dict:
-    """The collector needs to find setpriv, env and bwrap, and nothing of the worker's configuration."""
-    return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8",
-            "JUPYTER_PLATFORM_DIRS": "1", "MALLOC_ARENA_MAX": "2"}
-
-
-def _parse_status(line: bytes) -> dict | None:
-    try:
-        status = json.loads(line)
-    except ValueError:
-        return None
-    return status if isinstance(status, dict) and isinstance(status.get("outcome"), str) else None
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def result_from_kernel_run(kernel_run: KernelRun, spec: RunSpec, *, started_at: datetime, environment: dict,
+                           environment_name: str = "The local runner's environment") -> RunResult:
+    """The RunResult of a sandboxed kernel run (shared by the local and image runners, so they agree)."""
+    status = kernel_run.status
+    outcome, message, failed_cell = interpret_driver_status(
+        status, returncode=status.get("sandbox_returncode"),
+        timed_out=kernel_run.overstayed or status.get("outcome") == "timed_out", limits=spec.limits,
+        executed=kernel_run.executed, logs=kernel_run.logs, environment_name=environment_name)
+    peak_memory = status.get("peak_memory_bytes")
+    return RunResult(
+        outcome=outcome, message=message, executed_notebook=kernel_run.executed, logs=kernel_run.logs,
+        started_at=started_at, finished_at=datetime.now(UTC),
+        peak_memory_bytes=peak_memory if isinstance(peak_memory, int) else None, failed_cell_index=failed_cell,
+        environment=environment,
+    )
 
 
 def interpret_driver_status(status: dict, *, returncode, timed_out: bool, limits, executed, logs: str,

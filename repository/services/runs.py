@@ -13,6 +13,7 @@ after commit (run_cancel_remote_task), and the polling runner notices the cancel
 
 import io
 import tempfile
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -26,7 +27,7 @@ from repository.permissions import can_cancel_run
 from repository.runners.base import InputFile, RunCancelled, RunnerGaveUp, RunnerUnavailable, get_runner
 from repository.runners.cleanup import remove_tree
 from repository.runners.compare import Tolerance
-from repository.runners.local import SandboxUnavailable
+from repository.runners.sandbox import SandboxUnavailable
 from repository.runners.staging import (
     FileSpec,
     ReferenceSpec,
@@ -186,6 +187,16 @@ class _RunObserver:
 
     def cancel_requested(self) -> bool:
         return ExecutionRun.objects.filter(pk=self.run_pk, status=ExecutionRun.Status.CANCELLED).exists()
+
+    def pull_progress(self, done: int, total: int) -> None:
+        """The image runner pulling the pinned image: bytes done and total, kept in the running run's environment
+        (replaced by what ran when the run finishes) for the run page. At most one write a second."""
+        now = time.monotonic()
+        if done < total and now - getattr(self, "_last_progress", 0.0) < 1.0:
+            return
+        self._last_progress = now
+        ExecutionRun.objects.filter(pk=self.run_pk, status=ExecutionRun.Status.RUNNING).update(
+            environment={"pull": {"done_bytes": int(done), "total_bytes": int(total)}})
 
 
 def _external_fields(locations: dict) -> dict:

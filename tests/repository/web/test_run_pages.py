@@ -67,7 +67,7 @@ def test_the_report_page_shows_a_differing_cell_side_by_side_and_escapes_outputs
     assert "Reproducibility report" in html and "Reproduced" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
     assert "Submitted" in html and "Re-executed" in html and "+1.650e-05" in html
-    assert "was recorded but not pulled" in html
+    assert "was recorded but not pulled" in html and "kernel environment of this server, not the pinned image" in html
 
 
 def test_the_report_page_is_404_for_other_users(client, user, other_user):
