@@ -14,8 +14,11 @@ sandbox standing in for the container:
 - The sandbox, as repository/runners/local.py builds it, but WITH the network (`--share-net`): a CI job reaches
   the network, and nbarchive's jobs download their inputs from nbarchive. bwrap starts under `env -i` with only
   the job's variables (the predefined CI_* variables and the CI file's `variables`), so nothing
-  of the test process's environment reaches the job, not even through /proc/1/environ. As root it first drops to
-  an unprivileged uid of its own with setpriv.
+  of the test process's environment reaches the job, not even through /proc/1/environ.
+- Who the job is (`JobSpec.job_user`, `FakeGitLab.job_user`): "root" (the default, as a Docker executor's jobs
+  are) is root without a user namespace and with Docker's default capabilities (it may switch uid and signal
+  any process of the job, but not make namespaces); "user" (an image user such as docker-stacks' jovyan, or a
+  fake that is not root) is an unprivileged uid of the job's own in a user namespace, with no capability.
 - The job's timeout is enforced from outside: at the deadline the whole process tree is killed (bwrap runs with
   --die-with-parent in its own PID namespace, in a session of its own), the job fails with failure_reason
   `job_execution_timeout`, and, as with a runner's job timeout, no artifacts are uploaded. Cancelling kills the
