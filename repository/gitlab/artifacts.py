@@ -1,6 +1,7 @@
 """The artifacts of a verification job: downloaded size-limited, read as hostile input (never extracted).
 
-The job leaves in `out/`: status.json (the driver's verdict), executed.ipynb, driver.log and environment.json.
+The job leaves in `out/`: status.json (the collector's verdict), executed.ipynb, driver.log (the collector's log)
+and environment.json (Python, packages and `kernel_isolation`).
 Each is read with a cap on its declared and its actual size; what is missing, too large or not JSON counts as
 absent, and the runner says so in the run's verdict.
 """
@@ -14,6 +15,8 @@ from repository.gitlab.client import GitLabClient
 
 LOG_LIMIT_BYTES = 256 * 1024
 SMALL_FILE_LIMIT = 1024 * 1024  # status.json and environment.json
+# How far the job kept the kernel from the collector (job.py); anything else, or nothing (an older job), is unknown.
+KERNEL_ISOLATION_LEVELS = ("separate-uid+pidns", "separate-uid", "shared-uid")
 
 
 @dataclass
@@ -49,7 +52,9 @@ def artifacts_read(archive, executed_cap: int) -> Artifacts:
         executed = member("executed.ipynb", executed_cap)
         log = member("driver.log", LOG_LIMIT_BYTES * 4) or b""
     packages = environment.get("packages")
+    isolation = environment.get("kernel_isolation")
     environment = {
+        "kernel_isolation": isolation if isolation in KERNEL_ISOLATION_LEVELS else "unknown",
         "python_version": str(environment.get("python_version", ""))[:50],
         "packages": {str(k)[:200]: str(v)[:100] for k, v in list(packages.items())[:2000]}
         if isinstance(packages, dict) else {},

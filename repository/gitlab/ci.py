@@ -4,8 +4,9 @@ which holds no secrets and gets none):
 - `.nbarchive/manifest.json` (`job_manifest`): the notebook's path, the limits and every other input as
   {target_path, url, sha256, size}, where url is a short-lived, signed nbarchive URL serving exactly the bytes
   staging verified (never a credential);
-- `.nbarchive/job.py` (job.py) and `.nbarchive/driver.py` (repository/runners/sandbox_driver.py, the local
-  runner's driver);
+- `.nbarchive/job.py` and `.nbarchive/job_kernel.py` (the job's script), `.nbarchive/kernel_collector.py` and
+  `.nbarchive/kernel_startup.py` (the local runner's collector and kernel start-up file: the job runs the notebook
+  the same way, see job.py);
 - `.gitlab-ci.yml` (`ci_file_text`): one job with `image:` = the pinned digest, `timeout:`, the fixed script
   `python3 .nbarchive/job.py` and `out/` as artifacts `when: always`.
 
@@ -33,7 +34,9 @@ WORK_DIR = "work"
 OUT_DIR = "out"
 JOB_FILES = {
     ".nbarchive/job.py": Path(__file__).with_name("job.py"),
-    ".nbarchive/driver.py": Path(runners.__file__).with_name("sandbox_driver.py"),
+    ".nbarchive/job_kernel.py": Path(__file__).with_name("job_kernel.py"),
+    ".nbarchive/kernel_collector.py": Path(runners.__file__).with_name("kernel_collector.py"),
+    ".nbarchive/kernel_startup.py": Path(runners.__file__).with_name("kernel_startup.py"),
 }
 MANIFEST_PATH = ".nbarchive/manifest.json"
 URL_RE = re.compile(r"https?://[\x21-\x7e]+")  # printable ASCII only: no whitespace, no control characters
@@ -119,7 +122,9 @@ def job_manifest(spec: RunSpec, notebook_path: str) -> dict:
         "format": 1,
         "notebook": notebook_path,
         "cell_timeout_seconds": spec.limits.cell_timeout_seconds,
+        "notebook_timeout_seconds": spec.limits.notebook_timeout_seconds,
         "max_output_bytes": spec.limits.max_output_mb * MB,
+        "limits": {"memory_mb": spec.limits.memory_mb, "max_processes": spec.limits.max_processes},
         "inputs": inputs,
     }
 

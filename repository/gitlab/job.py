@@ -1,28 +1,44 @@
 """The verification job's script. Runs INSIDE the GitLab CI job, in the version's pinned image, with its Python.
 
-The GitLab runner commits this file as `.nbarchive/job.py`, the sandbox driver as `.nbarchive/driver.py`, the
-notebook under `work/` and `.nbarchive/manifest.json`; the CI file's only script line is
-`python3 .nbarchive/job.py`, so no value of the submitter ever reaches a shell. Everything the job needs to know
-(the notebook's path, the inputs, the limits) it reads from the manifest, as data.
-
-It imports nothing of nbarchive or Django, and only the standard library itself (the driver needs nbformat and
-nbclient, which Jupyter images carry). Steps:
+The GitLab runner commits this file as `.nbarchive/job.py`, the local runner's collector and kernel start-up file
+as `.nbarchive/kernel_collector.py` and `.nbarchive/kernel_startup.py`, the notebook under `work/` and
+`.nbarchive/manifest.json`; the CI file's only script line is `python3 .nbarchive/job.py`, so no value of the
+submitter ever reaches a shell. Everything the job needs (the notebook's path, the inputs, the limits) it reads
+from the manifest, as data. It imports nothing of nbarchive or Django; the collector needs nbclient,
+jupyter_client and pyzmq, the kernel ipykernel, which Jupyter images carry. Steps:
 1. fetch every input of the manifest from its short-lived nbarchive URL into `work/<target_path>`, checking size
    and sha256 (a path that would leave `work/` is refused);
-2. run the driver on the notebook with a scrubbed environment (no CI_JOB_TOKEN or other CI variables reach the
-   kernel), from the notebook's folder, logging to out/driver.log;
-3. describe the environment (Python, packages) in out/environment.json.
-The verdict is what `out/status.json` says (the driver's format; a failed fetch is a `driver_error`). The exit code
-is 0 when the notebook ran to the end and 1 otherwise, so GitLab shows a failed run in red; nbarchive reads the
-artifacts either way (`artifacts: when: always`).
+2. run the notebook as the local runner does: the collector (nbclient) here, the kernel alone in a process of its
+   own with a scrubbed environment (no CI_JOB_TOKEN or other CI variable), the two joined by the kernel protocol
+   over IPC sockets; the executed notebook and the status are built in the collector's memory, never read back
+   from a file the kernel could write;
+3. end every process the kernel left, then write out/status.json, out/executed.ipynb, out/driver.log and
+   out/environment.json (Python, packages and `kernel_isolation`).
+
+Driver and notebook share the CI job, so how far the kernel is kept from the collector depends on what the job
+may do; `kernel_isolation` says which, and the run report shows it:
+- `separate-uid+pidns`: the job runs as root and may make namespaces: the kernel runs under a fresh uid in its
+  own PID namespace (`unshare --pid --fork --mount-proc`), which dies with it;
+- `separate-uid`: the job runs as root (a Docker executor's default): the kernel runs under a fresh uid with
+  no_new_privs; it cannot signal, ptrace or read the job or the collector, nor write `.nbarchive/` or `out/`
+  (root's, 0700), and every process of its uid is killed (`kill(-1)` as that uid) before `out/` is written;
+- `shared-uid`: the job cannot switch uid (a non-root image user such as docker-stacks' jovyan): the job and the
+  collector make themselves non-dumpable (no ptrace, no /proc/<pid>/mem or environ for the notebook), and every
+  other process of the uid is killed before `out/` is written. A notebook can still stop or kill the collector
+  and write artifacts of its own: such a verdict is not proof, and the report says so.
+The exit code is 0 when the notebook ran to the end and 1 otherwise, so GitLab shows a failed run in red;
+nbarchive reads the artifacts either way (`artifacts: when: always`).
 """
 
 import hashlib
 import json
 import os
-import subprocess
+import secrets
+import shutil
 import sys
 import urllib.request
+
+import job_kernel  # .nbarchive/job_kernel.py, beside this file (sys.path[0])
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.getcwd()  # the checkout (CI_PROJECT_DIR)
@@ -31,26 +47,10 @@ OUT = os.path.join(ROOT, "out")
 CHUNK = 1024 * 1024
 FETCH_TIMEOUT_SECONDS = 60
 LOG_TAIL_BYTES = 20_000
-KERNEL_ENV = {
-    "LANG": "C.UTF-8",
-    "LC_ALL": "C.UTF-8",
-    "TZ": "UTC",
-    "PYTHONHASHSEED": "0",
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
-KEPT_FROM_IMAGE = ("PATH", "HOME", "CONDA_DIR", "CONDA_PREFIX", "VIRTUAL_ENV", "JUPYTER_PATH", "LD_LIBRARY_PATH")
 
 
 class FetchError(Exception):
     pass
-
-
-def _write_status(status: dict) -> None:
-    with open(os.path.join(OUT, "status.json"), "w", encoding="utf-8") as handle:
-        json.dump(status, handle)
 
 
 def _inside(base: str, relative: str) -> str:
@@ -99,56 +99,84 @@ def _fetch(item: dict) -> None:
     print(f"fetched {path} ({size} bytes, sha256 verified)", flush=True)
 
 
-def _describe_environment() -> None:
+def _describe_environment(isolation: str) -> dict:
     try:
         import importlib.metadata as metadata
 
         packages = {dist.metadata["Name"]: dist.version for dist in metadata.distributions() if dist.metadata["Name"]}
     except Exception:  # noqa: BLE001 - a description, never a reason to fail the run
         packages = {}
-    environment = {"python_version": sys.version.split()[0], "packages": dict(sorted(packages.items()))}
-    with open(os.path.join(OUT, "environment.json"), "w", encoding="utf-8") as handle:
-        json.dump(environment, handle)
+    return {"python_version": sys.version.split()[0], "packages": dict(sorted(packages.items())),
+            "kernel_isolation": isolation}
+
+
+def _guard_checkout() -> None:
+    """The checkout may be world-writable (GitLab's Docker executor runs with umask 0000): make the folders the
+    job reads and writes its own before the kernel exists, so no other uid can replace them or what is in them."""
+    path = ROOT
+    while path != os.path.dirname(path):
+        try:
+            mode = os.stat(path).st_mode
+            if mode & 0o022 and not mode & 0o1000:  # a sticky folder (/tmp) protects its entries already
+                os.chmod(path, mode & 0o7755)
+        except OSError:
+            pass  # not ours or read-only: nothing to do about it here
+        path = os.path.dirname(path)
+    os.chmod(HERE, 0o700)
+    os.chmod(OUT, 0o700)
+
+
+def _write_out(name: str, data: bytes) -> None:
+    path = os.path.join(OUT, name)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+
+
+def _finish(status: dict, executed: bytes | None, logs: bytes, environment: dict) -> int:
+    if executed is not None:
+        _write_out("executed.ipynb", executed)
+    _write_out("driver.log", logs)
+    _write_out("environment.json", json.dumps(environment).encode("utf-8"))
+    _write_out("status.json", json.dumps(status).encode("utf-8"))
+    sys.stdout.write(logs[-LOG_TAIL_BYTES:].decode("utf-8", errors="replace"))
+    print(f"\nnbarchive: the notebook's run ended with '{status.get('outcome')}' "
+          f"(kernel isolation: {environment['kernel_isolation']})", flush=True)
+    return 0 if status.get("outcome") == "completed" else 1
 
 
 def main() -> int:
-    os.makedirs(OUT, exist_ok=True)
+    job_kernel.prctl(job_kernel.PR_SET_DUMPABLE, 0)
+    os.makedirs(OUT, mode=0o700, exist_ok=True)
     os.makedirs(WORK, exist_ok=True)
     with open(os.path.join(HERE, "manifest.json"), encoding="utf-8") as handle:
         manifest = json.load(handle)
-    _describe_environment()
+    isolation, uid = job_kernel.choose_isolation()
+    print(f"nbarchive: kernel isolation: {isolation}", flush=True)
+    environment = _describe_environment(isolation)
     try:
         notebook = _inside(WORK, manifest["notebook"])
         for item in manifest["inputs"]:
             _fetch(item)
-    except (FetchError, KeyError, TypeError, ValueError) as exc:
+        with open(notebook, encoding="utf-8") as handle:
+            notebook_text = handle.read()
+    except (FetchError, KeyError, TypeError, ValueError, OSError) as exc:
         message = f"an input could not be fetched from nbarchive: {exc}"
-        print(message, flush=True)
-        _write_status({"outcome": "driver_error", "message": message[:2000]})
-        return 1
-    environment = {key: os.environ[key] for key in KEPT_FROM_IMAGE if key in os.environ}
-    environment.update(KERNEL_ENV)
-    command = [sys.executable, os.path.join(HERE, "driver.py"), notebook, OUT,
-               str(int(manifest["cell_timeout_seconds"])), str(int(manifest["max_output_bytes"]))]
-    log_path = os.path.join(OUT, "driver.log")
-    with open(log_path, "wb") as log:
-        completed = subprocess.run(command, cwd=os.path.dirname(notebook), env=environment, stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT, check=False)
-    with open(log_path, "rb") as log:
-        log.seek(max(0, os.path.getsize(log_path) - LOG_TAIL_BYTES))
-        sys.stdout.write(log.read().decode("utf-8", errors="replace"))
-    status_path = os.path.join(OUT, "status.json")
-    if not os.path.exists(status_path):
-        _write_status({"outcome": "driver_error", "message": f"the driver exited with code {completed.returncode} "
-                                                             "without a status (is nbclient in the image?)"})
-        return 1
+        return _finish({"outcome": "driver_error", "message": message[:2000]}, None, message.encode(), environment)
+    _guard_checkout()
+    key = secrets.token_hex(32)
+    run_dir = job_kernel.prepare_run_dir(isolation, uid, key, WORK)
     try:
-        with open(status_path, encoding="utf-8") as handle:
-            outcome = json.load(handle).get("outcome")
-    except (OSError, ValueError, AttributeError):
-        outcome = None
-    print(f"nbarchive: the notebook's run ended with '{outcome}'", flush=True)
-    return 0 if outcome == "completed" else 1
+        command = job_kernel.kernel_command(isolation, uid, run_dir)
+        spec = job_kernel.collector_spec(manifest, notebook_text, command, run_dir, key, isolation)
+        status, executed, logs = job_kernel.collect(spec, os.path.dirname(notebook))
+    finally:
+        ended = job_kernel.end_leftovers(isolation, uid)
+        shutil.rmtree(run_dir, ignore_errors=True)
+    if not ended:
+        status, executed = {"outcome": "driver_error", "message": "processes of the notebook survived the run"}, None
+    status["kernel_isolation"] = isolation
+    return _finish(status, executed, logs, environment)
 
 
 if __name__ == "__main__":

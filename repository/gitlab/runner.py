@@ -259,7 +259,8 @@ class GitLabRunner:
         timed_out = overdue or job.failure_reason == "job_execution_timeout"
         artifacts, problem = self._artifacts(project.id, job, spec)
         if artifacts is not None:
-            environment.update({key: artifacts.environment[key] for key in ("python_version", "packages")
+            environment.update({key: artifacts.environment[key] for key in ("python_version", "packages",
+                                                                            "kernel_isolation")
                                 if key in artifacts.environment})
         # The trace holds the job script's output, the tail of the driver's log included; the driver's own log
         # stands in when the trace could not be read.

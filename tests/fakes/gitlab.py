@@ -241,6 +241,7 @@ class FakeGitLab(LoopbackServer):
         self.runner_unavailable = False
         self.drop_artifacts = False
         self.push_pipelines = push_pipelines
+        self.job_user = "root"  # "root" (Docker's default) or "user" (an unprivileged uid, as docker-stacks' jovyan)
 
         self._changed = threading.Condition(self._lock)
         self._ids = {"namespace": 1, "project": 41, "pipeline": 500, "job": 9000, "hook": 1}
@@ -679,7 +680,7 @@ class FakeGitLab(LoopbackServer):
             job_id=job.id, name=job.plan.name, project_path=project.path_with_namespace, files=dict(commit.tree),
             script=job.plan.script, variables=job.environment, image=job.plan.image or "fake-default:latest",
             timeout_seconds=timeout, artifact_paths=job.plan.artifact_paths, artifact_when=job.plan.artifact_when,
-            kernel_env=self.kernel_env,
+            kernel_env=self.kernel_env, job_user=self.job_user,
         ))
         self._advance(pipeline)
         self._in_thread(self._work, job.id, name=f"fake-gitlab-job-{job.id}")

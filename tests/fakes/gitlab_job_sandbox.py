@@ -14,8 +14,11 @@ sandbox standing in for the container:
 - The sandbox, as repository/runners/local.py builds it, but WITH the network (`--share-net`): a CI job reaches
   the network, and nbarchive's jobs download their inputs from nbarchive. bwrap starts under `env -i` with only
   the job's variables (the predefined CI_* variables and the CI file's `variables`), so nothing
-  of the test process's environment reaches the job, not even through /proc/1/environ. As root it first drops to
-  an unprivileged uid of its own with setpriv.
+  of the test process's environment reaches the job, not even through /proc/1/environ.
+- Who the job is (`JobSpec.job_user`, `FakeGitLab.job_user`): "root" (the default, as a Docker executor's jobs
+  are) is root without a user namespace and with Docker's default capabilities (it may switch uid and signal
+  any process of the job, but not make namespaces); "user" (an image user such as docker-stacks' jovyan, or a
+  fake that is not root) is an unprivileged uid of the job's own in a user namespace, with no capability.
 - The job's timeout is enforced from outside: at the deadline the whole process tree is killed (bwrap runs with
   --die-with-parent in its own PID namespace, in a session of its own), the job fails with failure_reason
   `job_execution_timeout`, and, as with a runner's job timeout, no artifacts are uploaded. Cancelling kills the
@@ -59,6 +62,10 @@ MAX_ARTIFACTS_BYTES = 100 * 1024 * 1024
 MAX_FILE_SIZE_MB = 1024
 UID_FIRST = 330_000  # a range apart from the local runner's (200_000 + 60_000)
 UID_COUNT = 30_000
+# What Docker grants a container by default (moby's defaultCapabilities), for jobs that run as root.
+DOCKER_CAPABILITIES = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+                       "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+                       "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE")
 
 
 @dataclass
@@ -76,6 +83,7 @@ class JobSpec:
     artifact_paths: list[str] = field(default_factory=list)
     artifact_when: str = "on_success"
     kernel_env: Path = DEFAULT_KERNEL_ENV
+    job_user: str = "root"  # "root": root in the job, as a Docker executor's default; "user": an unprivileged uid
 
 
 @dataclass
@@ -170,6 +178,8 @@ class JobRun:
     def _run_in(self, private: Path) -> JobOutcome:
         spec = self.spec
         uid = UID_FIRST + spec.job_id % UID_COUNT if os.geteuid() == 0 else os.geteuid()
+        if self._as_root():
+            uid = 0
         project_dir = private / "project"
         ci_dir = private / "ci"
         etc_dir = private / "etc"
@@ -251,8 +261,9 @@ class JobRun:
         (ci_dir / "step_script.sh").write_text(_shell_script(spec.script))
         (ci_dir / "step_script.sh").chmod(0o644)
         ci_dir.chmod(0o755)
-        (etc_dir / "passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\nci:x:{uid}:{uid}:ci job:/tmp/home:/bin/bash\n")
-        (etc_dir / "group").write_text(f"root:x:0:\nci:x:{uid}:\n")
+        ci_user, ci_group = (f"ci:x:{uid}:{uid}:ci job:/tmp/home:/bin/bash\n", f"ci:x:{uid}:\n") if uid else ("", "")
+        (etc_dir / "passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\n{ci_user}")
+        (etc_dir / "group").write_text(f"root:x:0:\n{ci_group}")
         (etc_dir / "hostname").write_text("runner-fake\n")
         for path in etc_dir.iterdir():
             path.chmod(0o444)
@@ -274,11 +285,7 @@ class JobRun:
         spec = self.spec
         kernel_env = spec.kernel_env.resolve()
         builds = f"/builds/{spec.project_path}"
-        bwrap = [
-            "bwrap",
-            "--unshare-all", "--share-net", "--unshare-user", "--disable-userns", "--die-with-parent",
-            "--new-session", "--cap-drop", "ALL", "--hostname", "runner-fake",
-            "--uid", str(uid), "--gid", str(uid),
+        bwrap = ["bwrap", *self._identity(uid), "--die-with-parent", "--new-session", "--hostname", "runner-fake",
             "--ro-bind", "/usr", "/usr",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
             "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
@@ -291,8 +298,10 @@ class JobRun:
             "--ro-bind", str(etc_dir / "group"), "/etc/group",
             "--ro-bind", str(etc_dir / "hostname"), "/etc/hostname",
             "--proc", "/proc", "--dev", "/dev",
-            "--size", str(TMPFS_MB * 1024 * 1024), "--tmpfs", "/tmp",
+            "--perms", "1777", "--size", str(TMPFS_MB * 1024 * 1024), "--tmpfs", "/tmp",
             "--dir", "/tmp/home",
+            # bwrap run by root makes the folders leading to a mount point 0700: make them as a container has them.
+            *_open_parents(str(kernel_env), KERNEL_ENV_ALIAS, CI_DIR, builds),
             "--ro-bind", str(kernel_env), str(kernel_env),
             "--symlink", str(kernel_env), KERNEL_ENV_ALIAS,
             "--ro-bind", str(ci_dir), CI_DIR,
@@ -302,9 +311,22 @@ class JobRun:
             "/bin/bash", "--noprofile", "--norc", f"{CI_DIR}/{script}",
         ]
         command = ["env", "-i", *(f"{key}={value}" for key, value in self._environment().items()), *bwrap]
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and not self._as_root():
             command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
         return command
+
+    def _as_root(self) -> bool:
+        return self.spec.job_user == "root" and os.geteuid() == 0
+
+    def _identity(self, uid: int) -> list[str]:
+        """Who the job is. Root: real root without a user namespace, with the capabilities Docker gives a
+        container by default (so it may switch uid and signal any process in the job, but not make namespaces);
+        otherwise the job's own uid in a user namespace of its own, with no capability."""
+        if self._as_root():
+            return ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try", "--cap-drop", "ALL",
+                    *(arg for cap in DOCKER_CAPABILITIES for arg in ("--cap-add", cap))]
+        return ["--unshare-all", "--share-net", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
+                "--uid", str(uid), "--gid", str(uid)]
 
     def _limited(self, command: list[str]) -> list[str]:
         """Resource limits for the whole tree, set by prlimit before anything else runs (no preexec_fn: the fake
@@ -391,6 +413,18 @@ class JobRun:
         self._append_log(f"{len(chosen)} files and directories; artifacts.zip uploaded "
                          f"(fake: {total} bytes)\n".encode())
         return buffer.getvalue(), False
+
+
+def _open_parents(*paths: str) -> list[str]:
+    arguments: list[str] = []
+    made: set[str] = set()
+    for path in paths:
+        parents = Path(path).parents
+        for parent in reversed(parents[:-1]):  # from the top, without "/"
+            if str(parent) not in made:
+                made.add(str(parent))
+                arguments += ["--perms", "0755", "--dir", str(parent)]
+    return arguments
 
 
 def _cap_trace(data: bytes, limit: int) -> bytes:

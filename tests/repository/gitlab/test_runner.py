@@ -120,7 +120,8 @@ def test_a_run_goes_through_a_gitlab_pipeline_and_ends_with_the_same_report_as_t
     # What was committed: the notebook, the job, the CI file and a manifest with signed links, and no secret.
     files = gitlab_env.files_at(VERIFY_PROJECT, ref=pipeline["ref"])
     assert pipeline["ref"] == f"nbarchive/run-{run.run_id}-1"
-    assert {"work/thermal.ipynb", CI_FILE, MANIFEST_PATH, ".nbarchive/job.py", ".nbarchive/driver.py"} <= set(files)
+    assert {"work/thermal.ipynb", CI_FILE, MANIFEST_PATH, ".nbarchive/job.py", ".nbarchive/job_kernel.py",
+            ".nbarchive/kernel_collector.py", ".nbarchive/kernel_startup.py"} <= set(files)
     manifest = json.loads(files[MANIFEST_PATH])
     assert manifest["notebook"] == "thermal.ipynb"
     [data_input] = manifest["inputs"]
@@ -395,7 +396,8 @@ def _run_job_script(tmp_path, inputs: list[dict]) -> dict:
     (checkout / ".nbarchive").mkdir(parents=True)
     (checkout / "work").mkdir()
     (checkout / "work" / "n.ipynb").write_text("{}")
-    shutil.copy(JOB_FILES[".nbarchive/job.py"], checkout / ".nbarchive" / "job.py")
+    for path, source in JOB_FILES.items():
+        shutil.copy(source, checkout / path)
     (checkout / ".nbarchive" / "manifest.json").write_text(json.dumps({
         "format": 1, "notebook": "n.ipynb", "cell_timeout_seconds": 10, "max_output_bytes": 1000, "inputs": inputs}))
     completed = subprocess.run([sys.executable, ".nbarchive/job.py"], cwd=checkout, capture_output=True, text=True,
