@@ -4,7 +4,8 @@ which holds no secrets and gets none):
 - `.nbarchive/manifest.json` (`job_manifest`): the notebook's path, the limits and every other input as
   {target_path, url, sha256, size}, where url is a short-lived, signed nbarchive URL serving exactly the bytes
   staging verified (never a credential);
-- `.nbarchive/job.py` and `.nbarchive/job_kernel.py` (the job's script), `.nbarchive/kernel_collector.py` and
+- `.nbarchive/job.py` and `.nbarchive/job_kernel.py` (the job's script), `.nbarchive/kernel_collector.py` (with
+  `kernel_client.py`) and
   `.nbarchive/kernel_startup.py` (the local runner's collector and kernel start-up file: the job runs the notebook
   the same way, see job.py);
 - `.gitlab-ci.yml` (`ci_file_text`): one job with `image:` = the pinned digest, `timeout:`, the fixed script
@@ -36,6 +37,7 @@ JOB_FILES = {
     ".nbarchive/job.py": Path(__file__).with_name("job.py"),
     ".nbarchive/job_kernel.py": Path(__file__).with_name("job_kernel.py"),
     ".nbarchive/kernel_collector.py": Path(runners.__file__).with_name("kernel_collector.py"),
+    ".nbarchive/kernel_client.py": Path(runners.__file__).with_name("kernel_client.py"),
     ".nbarchive/kernel_startup.py": Path(runners.__file__).with_name("kernel_startup.py"),
 }
 MANIFEST_PATH = ".nbarchive/manifest.json"

@@ -132,13 +132,14 @@ def result_from_kernel_run(kernel_run: KernelRun, spec: RunSpec, *, started_at: 
 def interpret_driver_status(status: dict, *, returncode, timed_out: bool, limits, executed, logs: str,
                             environment_name: str = "The local runner's environment") -> tuple[str, str, int | None]:
     """Outcome, message and failed cell from a run's status (the collector's, see kernel_collector.py, or the
-    GitLab job's status.json written by sandbox_driver.py) and what the process did. Shared by every runner, so
+    GitLab job's status.json written by repository/gitlab/job.py) and what the process did. Shared by every runner, so
     their messages agree."""
     cell = status.get("cell_index") if isinstance(status.get("cell_index"), int) else None
     where = f"cell {cell}" if cell is not None else "the notebook"
     outcome = status.get("outcome")
     if timed_out:
-        return Outcome.TIMED_OUT, f"The notebook ran longer than {limits.notebook_timeout_seconds} s and was stopped.", cell
+        message = f"The notebook ran longer than {limits.notebook_timeout_seconds} s and was stopped."
+        return Outcome.TIMED_OUT, message, cell
     if outcome == "completed" and executed is not None:
         return Outcome.COMPLETED, "The notebook ran to the end.", None
     if outcome == "cell_timeout":

@@ -708,7 +708,8 @@ class FakeGitLab(LoopbackServer):
             run = job.run
         try:
             outcome = run.run()
-            status, reason, trace, artifacts = outcome.status, outcome.failure_reason, outcome.trace, outcome.artifacts_zip
+            status, reason = outcome.status, outcome.failure_reason
+            trace, artifacts = outcome.trace, outcome.artifacts_zip
         except Exception as error:  # noqa: BLE001 - a bug in the fake must not leave a job running for ever
             status, reason, artifacts = "failed", "runner_system_failure", None
             trace = run.trace() + f"\nERROR: Job failed (system failure): {error!r}\n".encode()

@@ -111,7 +111,8 @@ def json_text(value: Any) -> str:
 def unified_diff(expected: str, actual: str) -> str:
     """A unified diff of at most DIFF_INPUT_LINES lines, starting just before the first differing line."""
     expected_lines, actual_lines = expected.split("\n"), actual.split("\n")
-    first_difference = next((number for number, (e, a) in enumerate(zip(expected_lines, actual_lines, strict=False)) if e != a),
+    first_difference = next((number for number, (e, a) in enumerate(zip(expected_lines, actual_lines,
+                                                                        strict=False)) if e != a),
                             min(len(expected_lines), len(actual_lines)))
     start = max(0, first_difference - 3)
     end = start + limits.DIFF_INPUT_LINES

@@ -182,7 +182,8 @@ def run_in_image(image: CachedImage, argv: list[str], *, uid: int | None = None,
 
     try:
         return subprocess.run(command, check=False, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, env={}, stdin=subprocess.DEVNULL, preexec_fn=limit_memory, start_new_session=True)
+                              timeout=timeout, env={}, stdin=subprocess.DEVNULL, preexec_fn=limit_memory,
+                              start_new_session=True)
     except subprocess.TimeoutExpired as exc:
         stdout = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
         return subprocess.CompletedProcess(command, -9, stdout, f"timed out after {timeout:g} s")

@@ -121,7 +121,8 @@ def test_a_run_goes_through_a_gitlab_pipeline_and_ends_with_the_same_report_as_t
     files = gitlab_env.files_at(VERIFY_PROJECT, ref=pipeline["ref"])
     assert pipeline["ref"] == f"nbarchive/run-{run.run_id}-1"
     assert {"work/thermal.ipynb", CI_FILE, MANIFEST_PATH, ".nbarchive/job.py", ".nbarchive/job_kernel.py",
-            ".nbarchive/kernel_collector.py", ".nbarchive/kernel_startup.py"} <= set(files)
+            ".nbarchive/kernel_collector.py", ".nbarchive/kernel_client.py",
+            ".nbarchive/kernel_startup.py"} <= set(files)
     manifest = json.loads(files[MANIFEST_PATH])
     assert manifest["notebook"] == "thermal.ipynb"
     [data_input] = manifest["inputs"]
@@ -244,7 +245,8 @@ def test_cancelling_a_running_run_cancels_its_pipeline(user, gitlab_env, no_queu
     worker = threading.Thread(target=work)
     worker.start()
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not ExecutionRun.objects.filter(pk=run.pk).exclude(external_job_url="").exists():
+    located = ExecutionRun.objects.filter(pk=run.pk).exclude(external_job_url="")
+    while time.monotonic() < deadline and not located.exists():
         time.sleep(0.2)
     while time.monotonic() < deadline and only_pipeline(gitlab_env)["jobs"][0]["status"] != "running":
         time.sleep(0.2)

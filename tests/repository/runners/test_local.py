@@ -94,7 +94,8 @@ def test_a_deterministic_numeric_notebook_reproduces(workdir):
 
 def test_a_plotting_notebook_reproduces(workdir):
     as_submitted(workdir, ["import matplotlib.pyplot as plt\nimport numpy as np\n"
-                           "fig, ax = plt.subplots(figsize=(3, 2))\nax.plot(np.sin(np.linspace(0, 6, 50)))\nplt.show()"])
+                           "fig, ax = plt.subplots(figsize=(3, 2))\n"
+                           "ax.plot(np.sin(np.linspace(0, 6, 50)))\nplt.show()"])
 
     verification = verify(workdir)
 
@@ -287,7 +288,8 @@ def test_shared_memory_is_a_small_tmpfs(workdir):
 def test_the_network_is_unreachable(workdir):
     probe = ("import socket\nfor address in [('127.0.0.1', 5432), ('127.0.0.1', 6379), ('1.1.1.1', 443), "
              "('10.0.0.1', 80)]:\n    try:\n        socket.create_connection(address, timeout=3)\n"
-             "        print(address, 'CONNECTED')\n    except OSError as exc:\n        print(address, 'refused', exc.errno)")
+             "        print(address, 'CONNECTED')\n    except OSError as exc:\n"
+             "        print(address, 'refused', exc.errno)")
     write_notebook(workdir, [probe])
 
     verification = verify(workdir)
