@@ -8,10 +8,10 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 # A process the notebook starts, as hostile as it can be from inside: it stops every process it can see, writes
 # the submitted notebook (and a "completed" status) over every file it can write and into every writable folder,
 # tries to ptrace every process, resumes them, and again, until the sandbox ends. It keeps a tally in REPORT
-# (/work/attack-report.json, the working directory's root).
+# (attack-report.json in the working directory, which it inherits from the kernel that starts it).
 ATTACK = r'''
-REPORT = "/work/attack-report.json"
 import ctypes, json, os, signal, sys, time
+REPORT = os.path.join(os.getcwd(), "attack-report.json")
 
 PTRACE_ATTACH, PTRACE_DETACH, WALL = 16, 17, 0x40000000
 libc = ctypes.CDLL(None, use_errno=True)
