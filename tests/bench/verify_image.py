@@ -19,7 +19,6 @@ the best of N is kept. Absolute seconds are noisy, the ratios are what count.
 
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -157,9 +156,6 @@ class NbconvertInImage:
             raise RuntimeError(f"nbconvert with the kernel in the image failed: {result.stderr[-2000:]}")
         return seconds
 
-    def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
 
 def _nbconvert_in_image(image, python: str) -> str:
     probe = ("import importlib.util as u\n"
@@ -187,6 +183,7 @@ def main(*, repeat: int, cold_repeat: int, cold_notebook: str, corpus: dict[str,
             found = _nbconvert_in_image(image, inspection.python)
             environment = {**SANDBOX_ENV, "PATH": image.config.path}
             baseline = NbconvertInImage(image.rootfs, inspection.python, environment)
+            folders.append(baseline.folder)
             size = f"{image.download_bytes / 1024**2:.0f} MB download, {image.disk_bytes / 1024**3:.2f} GB unpacked"
         print(f"image {IMAGE} ({size}): {reference}", flush=True)
         print(f"  inside the image: {found} -> nbconvert runs on the host, its kernel in the image", flush=True)
@@ -194,8 +191,8 @@ def main(*, repeat: int, cold_repeat: int, cold_notebook: str, corpus: dict[str,
         works = {}
         for name in NOTEBOOKS:
             works[name] = make_workdir(name, corpus[name])
-            baseline.run(works[name], inplace=True)  # the submitted outputs: a real execution in the image
             folders.append(works[name].parent)
+            baseline.run(works[name], inplace=True)  # the submitted outputs: a real execution in the image
 
         # Cold: each pair alternates, and which side goes first alternates too (what one side leaves behind, such
         # as the writeback of a removed 1.2 GB tree, must not always land on the same side). Every runner run
@@ -221,7 +218,6 @@ def main(*, repeat: int, cold_repeat: int, cold_notebook: str, corpus: dict[str,
                 ours.append(seconds)
                 theirs.append(baseline.run(works[name]))
             rows.append((name, min(ours), min(theirs), verdict))
-        baseline.close()
     finally:
         registry.stop()
         for folder in folders:
