@@ -1,12 +1,18 @@
 """Benchmark: verifying notebooks in the sandbox vs plain `jupyter nbconvert --to notebook --execute`.
 
     .venv/bin/python tests/bench/verify.py [--repeat 3]
+    .venv/bin/python tests/bench/verify.py --runner image [--repeat 3] [--cold-repeat 3] [--cold-notebook stdlib]
 
 For each notebook of a small corpus (standard library, NumPy, pandas, a matplotlib figure, the demo with its
 data file) it times nbarchive's whole verification path (raw validation, bubblewrap sandbox, nbclient,
 comparison of every output) and nbconvert executing the same notebook with the same kernel environment, and
 prints per-notebook seconds and the ratio of the totals (target: <= 1.3). Both sides run alternately in one
 process, so machine load affects them alike; the best of --repeat runs is kept for each.
+
+`--runner image` measures the image runner instead (verify_image.py; needs skopeo, umoci, docker-registry, bwrap
+and mmdebstrap, or the test images already built): warm, the image cached, against nbconvert with its kernel in
+the same unpacked image (target <= 1.1); cold, an empty cache, against `skopeo copy` + `umoci unpack` alone
+(target <= 1.3).
 """
 
 import argparse
@@ -81,7 +87,16 @@ def time_nbconvert(work: Path, kernel_python: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--runner", choices=("local", "image"), default="local")
+    parser.add_argument("--cold-repeat", type=int, default=3, help="image runner: cold pulls per side")
+    parser.add_argument("--cold-notebook", choices=("stdlib", "numpy", "matplotlib"), default="stdlib")
     args = parser.parse_args()
+    if args.runner == "image":
+        from tests.bench import verify_image
+
+        verify_image.main(repeat=args.repeat, cold_repeat=args.cold_repeat, cold_notebook=args.cold_notebook,
+                          corpus=CORPUS, make_workdir=make_workdir)
+        return
     kernel_python = Path(settings.RUNNER_KERNEL_PYTHON)
     runner = LocalSandboxRunner(kernel_python=kernel_python)
     runner.environment()  # warm the environment description cache, as a long-running worker has it
