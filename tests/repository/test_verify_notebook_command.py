@@ -3,6 +3,7 @@ comparison as a submitted version, so a data reference that does not verify fail
 
 import hashlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -29,9 +30,9 @@ DATA_SIZE = len(demo.measurements_csv())
 WRONG_SHA = hashlib.sha256(b"another file").hexdigest()
 
 
-def verify_notebook(*args) -> subprocess.CompletedProcess:
+def verify_notebook(*args, **environment) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "manage.py", "verify_notebook", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **environment})
 
 
 @pytest.fixture
@@ -82,6 +83,25 @@ def test_a_notebook_that_attacks_the_runner_gets_an_honest_verdict(tmp_path):
     assert report["message"] == "Cell 2 raised RuntimeError: this notebook does not run"
     assert report["cells"][1]["status"] == "differs"  # the fresh random number, not the claimed one
     assert CLAIMED_RANDOM_NUMBER not in report["cells"][1]["outputs"][0]["actual"]
+
+
+@needs_sandbox
+def test_with_the_image_runner_but_no_image_it_runs_in_the_kernel_environment(demo_files):
+    result = verify_notebook(demo_files / "thermal.ipynb", "--data", demo_files / "data", "--json", RUNNER="image")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["environment"]["runner"] == "local"
+
+
+def test_an_image_that_cannot_be_pulled_is_a_one_line_error_not_a_verdict(demo_files):
+    unreachable = "127.0.0.1:9/nbarchive/none@sha256:" + "0" * 64  # the discard port: nothing answers there
+
+    result = verify_notebook(demo_files / "thermal.ipynb", "--data", demo_files / "data", "--image", unreachable,
+                             RUNNER="image", IMAGE_INSECURE_REGISTRIES="127.0.0.1:9")
+
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("CommandError: ")
+    assert "verdict" not in result.stdout
 
 
 def test_a_missing_file_is_a_one_line_error(tmp_path):

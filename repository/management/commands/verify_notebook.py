@@ -29,7 +29,7 @@ from django.db import DatabaseError
 
 from repository.errors import InvalidInput
 from repository.models import Verdict
-from repository.runners.base import get_runner
+from repository.runners.base import RunnerGaveUp, RunnerUnavailable, get_runner
 from repository.runners.cleanup import remove_tree
 from repository.runners.local import SandboxUnavailable
 from repository.runners.staging import (
@@ -138,12 +138,21 @@ def _stage_and_verify(workdir: Path, notebook_path: str, specs: list[ReferenceSp
         return Verification(Verdict.EXECUTION_FAILED, str(exc)), []
     try:
         verification = notebook_verify(
-            workdir=workdir, notebook_path=notebook_path, runner=get_runner(settings.RUNNER),
+            workdir=workdir, notebook_path=notebook_path, runner=get_runner(_runner_name(container_image)),
             tolerance=default_tolerance(), limits=limits_from_settings(), container_image=container_image,
         )
-    except SandboxUnavailable as exc:
-        raise CommandError(str(exc)) from None
+    except (SandboxUnavailable, RunnerUnavailable, RunnerGaveUp) as exc:
+        # The machine's problem (no sandbox, registry unreachable, digest refused), not the notebook's: one line.
+        raise CommandError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     return verification, staged
+
+
+def _runner_name(container_image: str) -> str:
+    """The configured runner, except that the image runner needs an image: without --image the notebook runs in
+    this server's kernel environment, as RUNNER=local would (the report says which ran)."""
+    if settings.RUNNER == "image" and not container_image:
+        return "local"
+    return settings.RUNNER
 
 
 def _stage(workdir: Path, specs: list[ReferenceSpec]) -> list[dict]:
