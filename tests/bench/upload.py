@@ -23,7 +23,7 @@ The machine may be shared: before each upload the bench waits for the CPUs to be
 CPU time spent meanwhile by anything other than the client, moto and the worker, and measures again
 (--retries) when that was large; figures still disturbed are marked DISTURBED.
 
-The app's multipart settings are changed only through the environment variables settings.py reads:
+The app's multipart settings are changed only through the environment variables the settings read:
 --chunk-mb sets S3_MULTIPART_CHUNK_SIZE and --concurrency sets S3_MULTIPART_CONCURRENCY for gunicorn.
 --diagnose adds boto3 baselines that isolate the costs of the server path: upload_file with the app's
 TransferConfig, and upload_fileobj of a non-seekable reader that hashes (sha256 + md5) like the app does.

@@ -14,7 +14,7 @@ does.
 
 What is here:
 - `S3Storage`, `S3File`: django-storages' classes with that translation on every Storage method and on reading an
-  opened file, configured with plain numbers (`multipart_chunksize`, `max_concurrency`): settings.py never imports
+  opened file, configured with plain numbers (`multipart_chunksize`, `max_concurrency`): the settings never import
   boto3.
 - `Bucket`: one bucket through one client, a method per S3 request or managed transfer; keys in, plain values out.
   `bucket_of(storage)` is the bucket behind an S3Storage, `connect()` one with a client of its own.

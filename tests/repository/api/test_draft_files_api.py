@@ -268,7 +268,7 @@ def _small_parts():
 
 @pytest.mark.s3
 def test_the_s3_storage_configured_from_settings_uploads(api, record_id, s3_endpoint, settings):
-    """The storage exactly as settings.py builds it from S3_* variables, against the loopback endpoint."""
+    """The storage exactly as the settings build it from S3_* variables, against the loopback endpoint."""
     import boto3
 
     from repository import settings as project_settings

@@ -1,4 +1,4 @@
-"""The one settings module of nbarchive.
+"""The settings of nbarchive: this module, and one module per subsystem beside it (imported at the end).
 
 Every component is one environment variable away from its production form; unset, each falls back to an
 embedded default that needs no server (SQLite file, local directories, a filesystem Celery broker, the local
@@ -6,16 +6,9 @@ DOI registrar and the local sandbox runner). `deploy/env.example` lists every va
 refuses a production configuration that kept a development default.
 """
 
-import shutil
 from pathlib import Path
 
-import environ
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-
-env = environ.Env()
-# VAR_DIR holds everything the embedded defaults write: the SQLite file, media, the broker spool.
-VAR_DIR = Path(env.str("NBARCHIVE_VAR_DIR", default=str(BASE_DIR / "var")))
+from ._env import BASE_DIR, VAR_DIR, env
 
 DEVELOPMENT_SECRET_KEY = "insecure-development-key-change-me"
 SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
@@ -199,69 +192,6 @@ DATACITE_TIMEOUT = env.float("DATACITE_TIMEOUT", default=20.0)
 DOI_SYNC_RETRY_BASE = env.float("DOI_SYNC_RETRY_BASE", default=30.0)
 DOI_SYNC_RETRY_MAX = env.float("DOI_SYNC_RETRY_MAX", default=3600.0)
 DOI_SYNC_MAX_RETRIES = env.int("DOI_SYNC_MAX_RETRIES", default=12)
-# image (the pinned image, wherever skopeo and umoci are installed; else local, this server's kernel env) | gitlab
-RUNNER = env.str("RUNNER", default="image" if all(shutil.which(t) for t in ("skopeo", "umoci")) else "local")
-# The Python environment the local sandbox runs notebooks with (ipykernel, nbclient and common scientific
-# packages); `make kernel-env` builds it. It is separate from the worker's environment on purpose.
-RUNNER_KERNEL_PYTHON = env.str("RUNNER_KERNEL_PYTHON", default=str(BASE_DIR / "var" / "kernel-env" / "bin" / "python"))
-# A root worker runs each notebook as a fresh uid from this range (no files on the host belong to them).
-RUNNER_SANDBOX_UID_FIRST = env.int("RUNNER_SANDBOX_UID_FIRST", default=200_000)
-RUNNER_SANDBOX_UID_COUNT = env.int("RUNNER_SANDBOX_UID_COUNT", default=60_000)
-RUNNER_MEMORY_MB = env.int("RUNNER_MEMORY_MB", default=2048)
-RUNNER_CPU_SECONDS = env.int("RUNNER_CPU_SECONDS", default=600)
-RUNNER_MAX_PROCESSES = env.int("RUNNER_MAX_PROCESSES", default=64)
-RUNNER_MAX_FILE_SIZE_MB = env.int("RUNNER_MAX_FILE_SIZE_MB", default=512)
-RUNNER_MAX_OPEN_FILES = env.int("RUNNER_MAX_OPEN_FILES", default=256)
-RUNNER_CELL_TIMEOUT_SECONDS = env.int("RUNNER_CELL_TIMEOUT_SECONDS", default=300)
-RUNNER_NOTEBOOK_TIMEOUT_SECONDS = env.int("RUNNER_NOTEBOOK_TIMEOUT_SECONDS", default=1800)
-# A verification worker renews its run's heartbeat every RUN_HEARTBEAT_SECONDS; a run whose heartbeat is older than
-# RUN_ORPHAN_SECONDS is taken over (services/run_leases.py), at most RUN_MAX_ATTEMPTS times in all.
-RUN_HEARTBEAT_SECONDS = env.float("RUN_HEARTBEAT_SECONDS", default=30.0)
-RUN_ORPHAN_SECONDS = env.int("RUN_ORPHAN_SECONDS", default=180)
-RUN_MAX_ATTEMPTS = env.int("RUN_MAX_ATTEMPTS", default=4)
-# Published versions are re-run in their image when their last result is older than REVERIFY_INTERVAL_DAYS, oldest
-# first, at most REVERIFY_PER_DAY a day (services/reverification.py); 0 turns it off.
-REVERIFY_INTERVAL_DAYS = env.int("REVERIFY_INTERVAL_DAYS", default=90)
-REVERIFY_PER_DAY = env.int("REVERIFY_PER_DAY", default=50)
-RUNNER_MAX_OUTPUT_MB = env.int("RUNNER_MAX_OUTPUT_MB", default=50)
-RUNNER_TMPFS_MB = env.int("RUNNER_TMPFS_MB", default=256)
-
-# Comparing fresh outputs with the submitted ones; a version may override these (Version.comparison_tolerance).
-COMPARE_RTOL = env.float("COMPARE_RTOL", default=1e-9)
-COMPARE_ATOL = env.float("COMPARE_ATOL", default=1e-12)
-COMPARE_PIXEL_TOLERANCE = env.int("COMPARE_PIXEL_TOLERANCE", default=8)
-COMPARE_MAX_DIFFERING_PIXELS = env.float("COMPARE_MAX_DIFFERING_PIXELS", default=0.001)
-# Images with more pixels (read from the header) are not decoded: "too large to compare", identical only if their
-# bytes are. Bounds the worker's time and memory per image (two 25-megapixel PNGs decode to about 200 MB).
-COMPARE_MAX_IMAGE_PIXELS = env.int("COMPARE_MAX_IMAGE_PIXELS", default=25_000_000)
-
-# Fetching data references before a run (outside the sandbox; refuses private addresses).
-STAGING_MAX_BYTES = env.int("STAGING_MAX_BYTES", default=5 * 1024**3)
-STAGING_TIMEOUT_SECONDS = env.float("STAGING_TIMEOUT_SECONDS", default=60)
-STAGING_TOTAL_SECONDS = env.int("STAGING_TOTAL_SECONDS", default=1800)
-STAGING_MAX_REDIRECTS = env.int("STAGING_MAX_REDIRECTS", default=5)
-# Fetched data is kept by checksum, so a re-run does not download it again.
-STAGING_CACHE_DIR = env.str("STAGING_CACHE_DIR", default=str(VAR_DIR / "staging-cache"))
-# CIDRs exempt from the private-address refusal: only for tests or an archive on the same private network.
-STAGING_ALLOWED_NETWORKS = env.list("STAGING_ALLOWED_NETWORKS", default=[])
-STAGING_CA_BUNDLE = env.str("STAGING_CA_BUNDLE", default="")
-STAGING_DOI_RESOLVER = env.str("STAGING_DOI_RESOLVER", default="https://doi.org/")
-# Container images the notebooks pin (repository/runners/images): pulled by digest with skopeo, unpacked with umoci
-# into this cache, one root filesystem per digest, shared by runs and by worker processes.
-IMAGE_CACHE_DIR = env.str("IMAGE_CACHE_DIR", default=str(VAR_DIR / "image-cache"))
-# Least recently used images not in use are evicted to keep the cache under this size (unpacked, on disk).
-IMAGE_CACHE_GB = env.float("IMAGE_CACHE_GB", default=50.0)
-# Larger images are refused, both as downloaded (layers) and as unpacked; the message names this limit.
-IMAGE_MAX_GB = env.float("IMAGE_MAX_GB", default=20.0)
-IMAGE_PULL_TIMEOUT_SECONDS = env.float("IMAGE_PULL_TIMEOUT_SECONDS", default=1800.0)
-# host:port of registries reached over plain HTTP (tests, private networks); every other one is HTTPS, verified.
-IMAGE_INSECURE_REGISTRIES = env.list("IMAGE_INSECURE_REGISTRIES", default=[])
-# A docker-style auth file ({"auths": {"registry": {"auth": base64(user:password)}}}) for private registries;
-# given to skopeo with --authfile only, never to an environment a notebook could read.
-IMAGE_REGISTRY_AUTH_FILE = env.str("IMAGE_REGISTRY_AUTH_FILE", default="")
-GITLAB_URL = env.str("GITLAB_URL", default="")
-GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
-GITLAB_PROJECT = env.str("GITLAB_PROJECT", default="")
 
 # --- Moderation ---------------------------------------------------------------------------------------
 MODERATION_DEFAULT_COMMUNITY = env.str("MODERATION_DEFAULT_COMMUNITY", default="general")
@@ -334,28 +264,6 @@ OAI_IDENTIFIER_NAMESPACE = env.str("OAI_IDENTIFIER_NAMESPACE", default="")
 # drown the progress bar and fill the logs of scheduled harvests. Failures still reach the log as our errors.
 LOGGING.setdefault("loggers", {})["httpx2"] = {"level": "WARNING"}
 
-# --- Backup tier (repository/backup) ------------------------------------------------------------------
-# The target is the "backup" storage alias above: the bucket BACKUP_S3_BUCKET (same endpoint and keys as S3_*),
-# else the directory VAR_DIR/backup. Volumes are tar files of at most this many bytes (a single file larger
-# than that gets a volume of its own).
-BACKUP_VOLUME_MAX_BYTES = env.int("BACKUP_VOLUME_MAX_BYTES", default=10 * 1024**3)
-# Key prefix inside the backup bucket (e.g. "nbarchive/"); lets several archives share one bucket.
-BACKUP_S3_PREFIX = env.str("BACKUP_S3_PREFIX", default="")
-# Storage class of volumes (catalog and manifests stay STANDARD so a restore can read them at once).
-BACKUP_S3_STORAGE_CLASS = env.str("BACKUP_S3_STORAGE_CLASS", default="DEEP_ARCHIVE")
-# Object lock retention of volumes, used when the bucket was created with object lock; 0 turns it off.
-BACKUP_S3_OBJECT_LOCK_DAYS = env.int("BACKUP_S3_OBJECT_LOCK_DAYS", default=3653)
-BACKUP_S3_OBJECT_LOCK_MODE = env.str("BACKUP_S3_OBJECT_LOCK_MODE", default="COMPLIANCE")  # or GOVERNANCE
-# Reading a volume in an archive storage class first asks S3 to restore it for this many days, at this tier.
-BACKUP_S3_RESTORE_DAYS = env.int("BACKUP_S3_RESTORE_DAYS", default=7)
-BACKUP_S3_RESTORE_TIER = env.str("BACKUP_S3_RESTORE_TIER", default="Bulk")  # Bulk | Standard | Expedited
-# An S3 volume is assembled in a temporary file here before its (multipart) upload; empty: the system temp dir.
-# It needs BACKUP_VOLUME_MAX_BYTES free.
-BACKUP_SPOOL_DIR = env.str("BACKUP_SPOOL_DIR", default="")
-# Celery beat runs the backup nightly (02:00 UTC) and then a fixity check of FIXITY_SAMPLE_PERCENT of the blobs
-# (least recently checked first, so a few percent a night cover everything within weeks).
-FIXITY_SAMPLE_PERCENT = env.float("FIXITY_SAMPLE_PERCENT", default=5.0)
-
 # --- Primary storage (repository/storage.py, services/blobs.py) ---------------------------------------------
 # Downloads from S3 answer with a redirect to a presigned GET URL valid for this many seconds (a local directory is
 # streamed by the application, with Range support).
@@ -365,34 +273,7 @@ S3_PRESIGNED_TTL = env.int("S3_PRESIGNED_TTL", default=300)
 # temporary objects of uploads that crashed are deleted after as long.
 BLOB_GC_GRACE_HOURS = env.float("BLOB_GC_GRACE_HOURS", default=72.0)
 
-# --- GitLab (the app repository/gitlab: client.py, runner.py, services/mirror.py, services/imports.py) ---------
-# GITLAB_URL and GITLAB_TOKEN (above) reach the instance; GITLAB_PROJECT is the verification project RUNNER=gitlab
-# commits runs to. It must hold no secrets (no CI/CD variables): the notebook runs in its jobs.
-GITLAB_HTTP_TIMEOUT_SECONDS = env.float("GITLAB_HTTP_TIMEOUT_SECONDS", default=30.0)
-# Tries of one API step (commit, starting the pipeline, a poll) while GitLab answers 5xx, with backoff.
-GITLAB_API_ATTEMPTS = env.int("GITLAB_API_ATTEMPTS", default=4)
-# The job's `timeout:`: the notebook's wall clock plus pulling the image and fetching the inputs.
-GITLAB_JOB_TIMEOUT_SECONDS = env.int("GITLAB_JOB_TIMEOUT_SECONDS", default=RUNNER_NOTEBOOK_TIMEOUT_SECONDS + 600)
-# A job no runner picked up within this long counts as "runner unavailable": the pipeline is cancelled and the
-# run ends in error with a message (no verdict).
-GITLAB_PENDING_TIMEOUT_SECONDS = env.float("GITLAB_PENDING_TIMEOUT_SECONDS", default=900.0)
-# Polling the pipeline: the first wait, growing by half each time up to the maximum.
-GITLAB_POLL_INITIAL_SECONDS = env.float("GITLAB_POLL_INITIAL_SECONDS", default=2.0)
-GITLAB_POLL_MAX_SECONDS = env.float("GITLAB_POLL_MAX_SECONDS", default=30.0)
-# Larger job artifacts are not downloaded: the run's verdict says so (resource_limit).
-GITLAB_ARTIFACTS_MAX_MB = env.float("GITLAB_ARTIFACTS_MAX_MB", default=float(RUNNER_MAX_OUTPUT_MB * 2 + 100))
-GITLAB_ARTIFACTS_EXPIRE_DAYS = env.int("GITLAB_ARTIFACTS_EXPIRE_DAYS", default=30)
-# Lifetime of the signed URLs a job fetches the run's inputs from (they also die when the run ends).
-GITLAB_DATA_URL_TTL_SECONDS = env.int(
-    "GITLAB_DATA_URL_TTL_SECONDS", default=int(GITLAB_PENDING_TIMEOUT_SECONDS) + GITLAB_JOB_TIMEOUT_SECONDS + 300)
-# The mirror: each published version's files are committed to <namespace>/<record id> and tagged v<number>.
-GITLAB_MIRROR_ENABLED = env.bool("GITLAB_MIRROR_ENABLED", default=False)
-GITLAB_MIRROR_NAMESPACE = env.str("GITLAB_MIRROR_NAMESPACE", default="")
-GITLAB_MIRROR_VISIBILITY = env.str("GITLAB_MIRROR_VISIBILITY", default="public")  # of projects the mirror creates
-# Files larger than this are left out of the mirror (named in the commit message); the archive keeps them.
-GITLAB_MIRROR_MAX_FILE_MB = env.float("GITLAB_MIRROR_MAX_FILE_MB", default=100.0)
-# New versions from tags: each linked project has its own webhook secret (shown once when linked). This optional
-# instance-wide secret is also accepted, for a group or system hook configured by the administrators.
-GITLAB_WEBHOOK_SECRET = env.str("GITLAB_WEBHOOK_SECRET", default="")
-# Only public projects may be linked: our token may be able to read private projects the owner cannot.
-GITLAB_IMPORT_PUBLIC_ONLY = env.bool("GITLAB_IMPORT_PUBLIC_ONLY", default=True)
+# Subsystems keep their settings in modules of their own, read from the environment the same way.
+from .backup import *  # noqa: E402, F403
+from .gitlab import *  # noqa: E402, F403
+from .verification import *  # noqa: E402, F403
