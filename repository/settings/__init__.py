@@ -8,14 +8,17 @@ refuses a production configuration that kept a development default.
 
 from pathlib import Path
 
-from ._env import BASE_DIR, VAR_DIR, env
+from ._env import BASE_DIR, VAR_DIR, env, site_url_for_address
 
 DEVELOPMENT_SECRET_KEY = "insecure-development-key-change-me"
 SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Where `manage.py serve` (and so `make run ADDRESS=...`) listens. Every absolute link (DOIs, the local resolver's
+# targets, OAI-PMH baseURL, Signposting, e-mails) is built on SITE_URL, which follows this address unless set.
+SERVE_ADDRESS = env.str("NBARCHIVE_ADDRESS", default="127.0.0.1:8000")
+SITE_URL = env.str("SITE_URL", default=site_url_for_address(SERVE_ADDRESS)).rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
