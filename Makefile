@@ -26,10 +26,15 @@ $(KERNEL_ENV)/.installed: requirements-kernel.txt
 # The demo pins a placeholder image (registry.example.org/...@sha256:...) that no registry serves, so `make run`
 # pins RUNNER=local (this server's kernel environment, labelled so in every report) unless RUNNER is given:
 # `make run RUNNER=image` runs each version in its real pinned image.
+# ADDRESS is where the server listens, and (unless SITE_URL is set) the site address every absolute link uses:
+# DOIs and what the local resolver redirects to, OAI-PMH baseURL, Signposting, e-mails, the demo's links. DOIs
+# registered under an earlier address are re-sent by `manage.py doi_sync --all`.
 run: export RUNNER ?= local
+run: export NBARCHIVE_ADDRESS = $(ADDRESS)
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py demo
+	$(BIN)/python manage.py doi_sync --all
 	$(BIN)/python manage.py serve $(ADDRESS)
 
 # ruff: pyflakes, pycodestyle, bugbear and import order (configured in pyproject.toml); CI runs it first.

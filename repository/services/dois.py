@@ -217,16 +217,38 @@ def _reconcile(row: DoiOutbox, provider: DoiProvider) -> str:
     return wanted
 
 
+def doi_moved_targets(*, provider: DoiProvider | None = None) -> list[int]:
+    """The resolvable DOIs (registered or findable, in sync) whose URL at the registrar is not the landing URL
+    they would get now: the site moved (SITE_URL changed, e.g. `make run ADDRESS=` on another port). Asks the
+    registrar about each, so this is for an operator's command, not for a request."""
+    provider = provider or get_provider()
+    rows = (DoiOutbox.objects.filter(wanted_state__in=[DoiState.FINDABLE, DoiState.REGISTERED],
+                                     synced_generation__gte=F("generation"))
+            .select_related("record", "version__record").order_by("pk"))
+    moved = []
+    for row in rows.iterator(chunk_size=500):
+        if row.record is None or (row.kind == DoiOutbox.Kind.VERSION and row.version is None):
+            continue
+        current = provider.get(row.doi)
+        if current is None or current.url != _target_url(row):
+            moved.append(row.pk)
+    return moved
+
+
+def _target_url(row: DoiOutbox) -> str:
+    if row.kind == DoiOutbox.Kind.CONCEPT:
+        return settings.SITE_URL + reverse("repository:record_landing", kwargs={"record_id": row.record.public_id})
+    version = row.version
+    return settings.SITE_URL + reverse("repository:version_landing",
+                                       kwargs={"record_id": version.record.public_id, "number": version.number})
+
+
 def _payload(row: DoiOutbox) -> tuple[dict, str]:
     """The metadata and landing URL to send, built from the database as it is now (so a retry sends the latest)."""
     if row.kind == DoiOutbox.Kind.CONCEPT:
-        record = row.record
-        url = settings.SITE_URL + reverse("repository:record_landing", kwargs={"record_id": record.public_id})
-        return concept_datacite_metadata(record), url
-    version = Version.objects.select_related("record").get(pk=row.version_id)
-    url = settings.SITE_URL + reverse("repository:version_landing",
-                                      kwargs={"record_id": version.record.public_id, "number": version.number})
-    return version_datacite_metadata(version), url
+        return concept_datacite_metadata(row.record), _target_url(row)
+    row.version = Version.objects.select_related("record").get(pk=row.version_id)
+    return version_datacite_metadata(row.version), _target_url(row)
 
 
 def _claim_seconds() -> float:
