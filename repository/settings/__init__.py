@@ -100,7 +100,9 @@ USE_TZ = True
 
 # --- Files --------------------------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# `manage.py collectstatic` writes here (with DEBUG off: hashed names and the manifest every page needs); an image
+# builds it once at a path of its own, so that a different NBARCHIVE_VAR_DIR at run time does not hide it.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"
 
@@ -216,7 +218,10 @@ SOCIALACCOUNT_PROVIDERS = {"orcid": {"BASE_DOMAIN": ORCID_BASE_DOMAIN, "MEMBER_A
 if ORCID_CLIENT_ID and ORCID_SECRET:
     SOCIALACCOUNT_PROVIDERS["orcid"]["APPS"] = [{"client_id": ORCID_CLIENT_ID, "secret": ORCID_SECRET}]
 
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# The embedded default writes e-mails (what the console backend would print) to files under var/mail, so that
+# notifications do not drown the server's log; production sets an SMTP backend.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = Path(env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail")))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="nbarchive <noreply@localhost>")
 
 # --- REST API -----------------------------------------------------------------------------------------

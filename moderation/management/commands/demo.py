@@ -62,6 +62,8 @@ class Command(BaseCommand):
         landing = settings.SITE_URL + reverse("repository:record_landing", kwargs={"record_id": published.public_id})
         self.stdout.write(f"Demo published record: {landing}")
         self.stdout.write(f"Open {settings.SITE_URL}/ and log in as submitter.")
+        if settings.EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":
+            self.stdout.write(f"E-mails (review notifications) are written to {settings.EMAIL_FILE_PATH}/.")
 
     def _demo_draft(self, submitter, metadata: dict) -> Version:
         version = record_create(owner=submitter, metadata=metadata)
