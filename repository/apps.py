@@ -7,3 +7,4 @@ class RepositoryConfig(AppConfig):
 
     def ready(self) -> None:
         from repository import checks  # noqa: F401  (registers the system checks)
+        from repository.observability import logs  # noqa: F401  (the request id's Celery signal handlers)

@@ -44,6 +44,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The request id first, so that every later line logged for the request carries it; then the latency of the
+    # whole request; then /health/* and /metrics, before host checks and redirects (see the module).
+    "repository.observability.logs.RequestIdMiddleware",
+    "repository.observability.metrics.MetricsMiddleware",
+    "repository.observability.middleware.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -248,12 +253,32 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# Logs (repository/observability/logs.py): one JSON object per line in production (LOG_FORMAT=json, the default
+# with DEBUG off), readable lines in development (text); both carry the request id, which follows the Celery tasks
+# a request starts, and pass through the redaction of secrets and tokens.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "repository.observability.logs.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "repository.observability.logs.JsonFormatter"},
+        "text": {"()": "repository.observability.logs.TextFormatter",
+                 "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # runserver's request lines too: they carry query strings, which may hold signatures and tokens.
+    # Django's own loggers write to our handler only (their default console handler would print every line a
+    # second time, unredacted, and mail_admins would e-mail request details).
+    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+                "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu warns on every connection that a filesystem broker has no host name; there is none to give.
+    LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}
+# The worker logs through the same handler (JSON, request ids, redaction) instead of installing its own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- OAI-PMH provider (harvest/provider) ----------------------------------------------------------------
 OAI_REPOSITORY_NAME = env.str("OAI_REPOSITORY_NAME", default="nbarchive")
@@ -284,4 +309,5 @@ BLOB_GC_GRACE_HOURS = env.float("BLOB_GC_GRACE_HOURS", default=72.0)
 # Subsystems keep their settings in modules of their own, read from the environment the same way.
 from .backup import *  # noqa: E402, F403
 from .gitlab import *  # noqa: E402, F403
+from .observability import *  # noqa: E402, F403
 from .verification import *  # noqa: E402, F403
