@@ -1,5 +1,6 @@
 """/health/live and /health/ready as a kubelet or a load balancer sees them, against real components: PostgreSQL,
-Redis with a real worker, moto's S3 server for the object store and the backup bucket."""
+Redis with a real worker, moto's S3 server for the object store and the backup bucket. The workers use a Redis
+database of their own (12): a worker of another test run on the same Redis would answer the broadcast too."""
 
 import json
 import os
@@ -40,7 +41,7 @@ def test_live_answers_without_touching_anything_even_for_an_unknown_host(client)
 
 @pytest.mark.django_db(transaction=True)
 def test_ready_when_every_part_answers(client, s3_tiers):
-    with celery_worker_on_redis(queues=["celery", "verification"]):
+    with celery_worker_on_redis(queues=["celery", "verification"], redis_db=12):
         response = client.get("/health/ready", HTTP_HOST="10.1.2.3:8000")
 
     body = response.json()
@@ -53,7 +54,7 @@ def test_ready_when_every_part_answers(client, s3_tiers):
 
 @pytest.mark.django_db(transaction=True)
 def test_not_ready_names_the_queue_no_worker_consumes(client, s3_tiers):
-    with celery_worker_on_redis(queues=["celery"]):
+    with celery_worker_on_redis(queues=["celery"], redis_db=12):
         response = client.get("/health/ready")
 
     body = response.json()

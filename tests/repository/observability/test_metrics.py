@@ -1,6 +1,7 @@
 """/metrics as Prometheus scrapes it: who may read it, and that each figure an operator watches is there and
 right."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -73,22 +74,23 @@ def test_queue_depths_come_from_the_broker(client, settings):
         pytest.skip("Redis at 127.0.0.1:6379 is not reachable")
     from repository.celery import app
 
+    # Queues of this test's own: the Redis server may be shared with other test runs.
+    busy, idle = f"verification-{uuid.uuid4().hex[:8]}", f"celery-{uuid.uuid4().hex[:8]}"
+    settings.WORKER_QUEUES = [idle, busy]
     previous = app.conf.broker_url
     _forget_broker_connections(app)
     app.conf.broker_url = "redis://127.0.0.1:6379/14"
     try:
-        with app.connection_for_write() as connection:
-            connection.default_channel.queue_purge("verification")
         for _ in range(3):
-            app.send_task("repository.tasks.run_verification_task", args=[0], queue="verification")
+            app.send_task("repository.tasks.run_verification_task", args=[0], queue=busy)
 
         samples = _samples(client.get("/metrics"))
 
-        assert samples[("nbarchive_celery_queue_messages", ("queue", "verification"))] == 3
-        assert samples[("nbarchive_celery_queue_messages", ("queue", "celery"))] == 0
+        assert samples[("nbarchive_celery_queue_messages", ("queue", busy))] == 3
+        assert samples[("nbarchive_celery_queue_messages", ("queue", idle))] == 0
         assert samples[("nbarchive_scrape_errors", ("part", "queues"))] == 0
     finally:
         with app.connection_for_write() as connection:
-            connection.default_channel.queue_purge("verification")
+            connection.default_channel.queue_purge(busy)
         _forget_broker_connections(app)
         app.conf.broker_url = previous
