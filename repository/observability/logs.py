@@ -91,7 +91,8 @@ class RequestIdMiddleware:
         try:
             response = self.get_response(request)
             response[HEADER] = request_id
-            if settings.LOG_FORMAT == "json":
+            # Probes every few seconds would drown the log; their answers are for the prober.
+            if settings.LOG_FORMAT == "json" and not request.path.startswith("/health/"):
                 match = getattr(request, "resolver_match", None)
                 access_logger.info("%s %s %s", request.method, request.get_full_path(), response.status_code,
                                    extra={"method": request.method, "path": request.get_full_path(),

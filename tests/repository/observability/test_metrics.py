@@ -1,8 +1,10 @@
 """/metrics as Prometheus scrapes it: who may read it, and that each figure an operator watches is there and
 right."""
 
+import re
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -39,6 +41,14 @@ def test_metrics_are_readable_from_loopback_or_with_the_token_only(client, setti
     settings.METRICS_ALLOWED_CIDRS = ["10.0.0.0/8"]
     assert client.get("/metrics", REMOTE_ADDR="10.2.3.4").status_code == 200
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
+
+
+def test_the_shipped_nginx_configuration_marks_proxied_requests_so_metrics_stay_private(client):
+    """gunicorn sees every request through nginx as coming from loopback; the forwarded header tells them apart."""
+    conf = (Path(__file__).resolve().parents[3] / "deploy" / "nginx.conf").read_text()
+
+    assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$proxy_add_x_forwarded_for;", conf)
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 403
 
 
 def test_metrics_count_what_an_operator_watches(client, user):
