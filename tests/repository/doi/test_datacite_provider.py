@@ -179,3 +179,28 @@ def test_a_second_version_at_datacite_links_the_first(user, moderator, datacite_
               r["relatedIdentifier"]) for r in datacite_server.doi(first.doi)["metadata"]["relatedIdentifiers"]}
     assert ("IsPreviousVersionOf", second.doi) in links
     assert ("IsVersionOf", first.record.concept_doi) in links
+
+
+def test_doi_sync_all_points_datacite_at_the_new_site_address(user, moderator, datacite_server, settings):
+    """SITE_URL changed (a move, or `make run ADDRESS=` on another port): `doi_sync --all` asks DataCite where each
+    DOI points and sends the new landing URL for those that still point at the old address, and only those."""
+    import io
+
+    from django.core.management import call_command
+
+    settings.SITE_URL = "https://old.example.org"
+    version = accept(demo_draft(user), moderator)
+    sync_pending()
+    settings.SITE_URL = "https://archive.example.org"
+    before = len(datacite_server.requests)
+
+    call_command("doi_sync", "--all", stdout=io.StringIO())
+
+    record = version.record
+    assert datacite_server.doi(version.doi)["url"] == f"https://archive.example.org/records/{record.public_id}/versions/1/"
+    assert datacite_server.doi(record.concept_doi)["url"] == f"https://archive.example.org/records/{record.public_id}/"
+    assert datacite_server.state(version.doi) == "findable"
+    sent = [r for r in datacite_server.requests[before:] if r.method in ("POST", "PUT")]
+    assert len(sent) == 2
+    call_command("doi_sync", "--all", stdout=io.StringIO())
+    assert [r for r in datacite_server.requests[before:] if r.method in ("POST", "PUT")] == sent
