@@ -248,6 +248,11 @@ class Collector:
             return
 
     def count(self, size: int) -> None:
+        """Count `size` bytes received from the kernel against RUNNER_MAX_OUTPUT_MB; past it the run stops.
+
+        The cap is on what the kernel sends, not on the output text: every message counts whole, its envelope
+        included (identities, signature, header, parent header, metadata: about 400 bytes per message), so a
+        flood of tiny outputs reaches it long before its text would. Counted before anything is parsed."""
         self.received_bytes += size
         if self.received_bytes > self.max_output_bytes:
             self.stop({"outcome": "output_limit",
