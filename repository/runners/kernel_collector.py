@@ -339,8 +339,22 @@ def _tree_rss_bytes(root_pid: int) -> int:
     return total
 
 
+def die_with_worker(worker_pid: int) -> None:
+    """End with the worker process that started this one: a worker killed mid-run (its pool process, or all of it)
+    must not leave the notebook running for up to its whole time limit beside the attempt that takes the run over.
+    bwrap's --die-with-parent then ends the sandbox with this process."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != worker_pid:  # the worker died before the line above
+        os._exit(1)
+
+
 def main() -> int:
     spec = json.loads(sys.stdin.buffer.read())
+    if spec.get("worker_pid"):
+        die_with_worker(int(spec["worker_pid"]))
     # The soft limit only: the sandbox's own limits are set below the hard one, whatever the worker's uid.
     hard = resource.getrlimit(resource.RLIMIT_AS)[1]
     resource.setrlimit(resource.RLIMIT_AS, (int(spec["collector_memory_bytes"]), hard))

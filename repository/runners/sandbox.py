@@ -203,6 +203,8 @@ def _collector_spec(command: list[str], spec: RunSpec, notebook: str, key: str, 
     return {
         "notebook": notebook,
         "command": command,
+        # The collector dies with the thread that starts it (prctl's parent-death signal): that thread waits for it.
+        "worker_pid": os.getpid(),
         "ipc_prefix": str(ipc_dir / "kernel"),
         "key": key,
         "ports": KERNEL_PORTS,
