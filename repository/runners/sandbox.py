@@ -126,7 +126,43 @@ def run_kernel(spec: RunSpec, view: KernelView, uid: int) -> KernelRun:
         startup_file.chmod(0o444)
         _hand_over(spec.workdir, ipc_dir, private_dir, uid)
         command = sandbox_command(spec, view, private_dir, uid)
-        return _collect(command, spec, notebook, key, ipc_dir)
+        kernel_run = _collect(command, spec, notebook, key, ipc_dir)
+    failure = sandbox_start_failure(kernel_run)
+    if failure:
+        raise SandboxUnavailable(failure)
+    return kernel_run
+
+
+# What the tools in front of the kernel write when they fail: bwrap, and setpriv and env before it.
+SANDBOX_TOOL_PREFIXES = ("bwrap: ", "setpriv: ", "env: ")
+
+
+def sandbox_start_failure(kernel_run: KernelRun) -> str | None:
+    """The operator's message when the sandbox itself could not start, else None.
+
+    Nothing of the notebook has run when the kernel never opened its sockets; if bwrap (or setpriv or env before
+    it) said why, the worker cannot run notebooks at all: user namespaces refused to a non-root worker, a folder
+    the sandbox uid cannot reach (the kernel environment or the app installed under a 0700 folder), a tool too
+    old. That must end as a run error, retried, never as the notebook's `execution_failed`."""
+    if kernel_run.status.get("outcome") != "kernel_start_failed":
+        return None
+    said = [line.strip() for line in kernel_run.logs.splitlines() if line.startswith(SANDBOX_TOOL_PREFIXES)]
+    if not said:
+        return None
+    return (f"The sandbox could not start on this worker ({said[-1][:300]}). {_sandbox_hint(said[-1])} Nothing is "
+            "known about the notebook; the run is tried again later.")
+
+
+def _sandbox_hint(line: str) -> str:
+    if "namespace" in line:
+        return ("The worker's user may not create user namespaces: allow them (sysctl "
+                "kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0, or AppArmor's "
+                "kernel.apparmor_restrict_unprivileged_userns=0), or run the worker as root.")
+    if "Permission denied" in line or "Can't find source path" in line:
+        return ("The sandbox uid cannot reach a folder it needs (the kernel environment, the image cache or the "
+                "temporary folder): every folder on the way must be searchable by others (chmod o+x), or move it; "
+                "`manage.py check --deploy` names the folder.")
+    return "See `manage.py check --deploy` for what the sandbox lacks on this worker."
 
 
 def sandbox_command(spec: RunSpec, view: KernelView, private_dir: Path, uid: int) -> list[str]:
