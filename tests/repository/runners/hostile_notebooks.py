@@ -133,3 +133,14 @@ SECRET_PROBE_CELLS = [
     "            print(pid, name, open(f'/proc/{pid}/{name}', 'rb').read())\n"
     "        except OSError as exc:\n            print(pid, name, exc)",
 ]
+
+
+def expanding_output_cell(megabytes: int) -> str:
+    """A cell whose one output is under `megabytes` on the wire but expands about sixteen-fold when read: a JSON
+    list of empty objects, four bytes each in the message ("{}, ") and a 64-byte dict each in the collector."""
+    count = megabytes * 1024 * 1024 // 4 - 1000
+    return f"from IPython.display import display\ndisplay({{'application/json': [{{}}] * {count}}}, raw=True)"
+
+
+# A cell that floods the kernel protocol with small messages until the output cap stops it.
+SMALL_MESSAGE_FLOOD = "from IPython.display import display\nfor i in range(10**7):\n    display(i)"

@@ -25,6 +25,7 @@ from repository.services.verification import notebook_verify
 from tests.repository.runners.hostile_notebooks import (
     CLAIMED_RANDOM_NUMBER,
     SECRET_PROBE_CELLS,
+    SMALL_MESSAGE_FLOOD,
     WORKER_SECRETS,
     attack_report,
     forging_notebook,
@@ -247,7 +248,7 @@ def test_one_huge_output_message_hits_the_output_limit(workdir):
 
 def test_a_flood_of_small_messages_hits_the_output_limit_within_the_wall_clock(workdir):
     """Every message counts with its envelope: a million one-character outputs is not 1 MB of output."""
-    write_notebook(workdir, ["from IPython.display import display\nfor i in range(10**7):\n    display(i)"])
+    write_notebook(workdir, [SMALL_MESSAGE_FLOOD])
 
     # The kernel itself needs some seconds for the messages that make 5 MB: on a busy machine, more than 15.
     verification = verify(workdir, SandboxLimits(**{**FAST.__dict__, "cell_timeout_seconds": 50}))

@@ -10,9 +10,12 @@ collector killed from outside while the kernel runs.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -20,11 +23,14 @@ import pytest
 from django.conf import settings
 from nbformat.v4 import new_code_cell, new_notebook
 
+from repository.runners import sandbox
 from repository.runners.base import SandboxLimits
 from repository.runners.compare import Tolerance
 from repository.runners.local import LocalSandboxRunner
 from repository.runners.sandbox import SandboxUnavailable
 from repository.services.verification import notebook_verify
+from tests.processes import command_line, process_descendants
+from tests.repository.runners.hostile_notebooks import SMALL_MESSAGE_FLOOD, expanding_output_cell
 
 pytestmark = pytest.mark.sandbox
 
@@ -36,6 +42,7 @@ if not KERNEL_PYTHON.exists():
 
 FAST = SandboxLimits(memory_mb=1024, cpu_seconds=20, max_processes=32, max_file_size_mb=64,
                      cell_timeout_seconds=30, notebook_timeout_seconds=60, max_output_mb=5, tmpfs_mb=32)
+RUNNER = LocalSandboxRunner(kernel_python=KERNEL_PYTHON)
 UNPRIVILEGED_UID = 54_321  # no account of this machine: the uid of a worker that is not root
 
 
@@ -147,3 +154,66 @@ def test_user_namespaces_refused_to_a_non_root_worker_are_the_operators_problem(
     message = answer["sandbox_unavailable"]
     assert "The sandbox could not start on this worker (bwrap: Creating new namespace failed" in message
     assert "user namespaces" in message and "run the worker as root" in message
+
+
+# --- the collector, outside the sandbox, killed ---------------------------------------------------------------
+def test_a_flood_past_the_output_cap_is_the_notebooks_resource_limit(workdir):
+    write_notebook(workdir, [SMALL_MESSAGE_FLOOD])
+
+    verification = verify(workdir, RUNNER, SandboxLimits(**{**FAST.__dict__, "cell_timeout_seconds": 50}))
+
+    assert verification.verdict == "resource_limit", verification.message
+    assert "outputs grew past the limit of 5 MB" in verification.message
+
+
+def test_output_under_the_cap_that_exhausts_the_collectors_memory_is_the_notebooks_resource_limit(workdir,
+                                                                                                   monkeypatch):
+    """19 MB of empty JSON objects, under a 20 MB cap, are about 300 MB once read: past the collector's memory
+    (its base allowance lowered from 1 GB, so that a 20 MB output is enough to exhaust it). It used to end
+    `execution_failed`, as "not a valid Jupyter message (MemoryError)" or a collector gone without a result."""
+    monkeypatch.setattr(sandbox, "COLLECTOR_BASE_MEMORY_MB", 256)
+    write_notebook(workdir, [expanding_output_cell(19)])
+
+    verification = verify(workdir, RUNNER, SandboxLimits(**{**FAST.__dict__, "max_output_mb": 20,
+                                                            "memory_mb": 2048, "cell_timeout_seconds": 50}))
+
+    assert verification.verdict == "resource_limit", verification.message
+    assert "needed more memory to read than a run may use" in verification.message
+    assert "under the output limit of 20 MB" in verification.message
+
+
+def collector_of_this_process() -> int | None:
+    """The collector this test started, once its kernel is up."""
+    descendants = process_descendants(os.getpid())
+    collectors = [pid for pid in descendants if "kernel_collector.py" in command_line(pid)]
+    kernels = [pid for pid in descendants if "ipykernel_launcher" in command_line(pid)]
+    return collectors[0] if collectors and kernels else None
+
+
+@pytest.mark.parametrize(("signal_number", "said"), [
+    (signal.SIGKILL, "was killed by signal 9 from outside the run (the machine's out-of-memory killer"),
+    (signal.SIGSEGV, "failed (exit code -11) below its memory limit"),
+])
+def test_a_collector_that_dies_for_reasons_not_the_notebooks_is_the_operators_problem(workdir, signal_number, said):
+    write_notebook(workdir, ["import time\ntime.sleep(40)"])
+    outcome = {}
+
+    def run():
+        try:
+            outcome["verification"] = verify(workdir, RUNNER)
+        except SandboxUnavailable as exc:
+            outcome["unavailable"] = str(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while (collector := collector_of_this_process()) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert collector is not None, "the notebook never started"
+    time.sleep(1)
+
+    os.kill(collector, signal_number)  # as the out-of-memory killer or an operator would; or a crash of its own
+    thread.join(timeout=60)
+
+    assert "unavailable" in outcome, outcome["verification"].message  # not a verdict such as execution_failed
+    assert said in outcome["unavailable"] and "Nothing is known about the notebook" in outcome["unavailable"]

@@ -18,8 +18,9 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from repository.models import ExecutionRun
 from repository.services.drafts import record_create
 from repository.services.runs import run_request
-from tests.celery_worker import command_line, is_alive, process_descendants, worker_process_on_redis
+from tests.celery_worker import worker_process_on_redis
 from tests.factories import IMAGE, upload
+from tests.processes import command_line, is_alive, process_descendants
 from tests.sandbox import SANDBOX_READY
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
