@@ -1,7 +1,8 @@
 """A verification worker killed for real while it runs a notebook: the pool process that runs it, or the whole
 worker. The run must not stay `running` for ever: the task redelivered after the kill (acks_late) takes it over
-once the dead worker's lease has lapsed, or the reaper (the beat job `runs_reap_task`) queues it again or ends it
-`error`; a re-run is then allowed, and the notebook finally gets its verdict. Nothing of the killed attempt keeps
+once the dead worker's lease has lapsed; after a whole worker is lost, the reaper (the beat job `runs_reap_task`,
+sent here as beat would) queues it again for a fresh worker, or ends it `error` once it used its attempts, and a
+re-run is then accepted. Each way the notebook finally gets its verdict, and nothing of the killed attempt keeps
 running the notebook.
 
 The workers are `celery worker` processes (prefork) on Redis against this test's PostgreSQL database, with a
@@ -105,11 +106,10 @@ def test_a_run_whose_pool_process_is_killed_is_taken_over_by_its_redelivered_tas
     assert finished.verdict == "reproduced" and finished.attempts == 2, (finished.verdict, finished.message)
 
 
-def test_a_run_whose_whole_worker_is_killed_is_ended_by_the_reaper_and_can_be_run_again(user, api, tmp_path):
-    version = sleeping_version(user)
-    one_attempt = {**SHORT_LEASES, "RUN_MAX_ATTEMPTS": "1"}
+def run_until_killed(version, user, tmp_path, environment) -> tuple[ExecutionRun, list[int]]:
+    """Queue a run of `version` on a worker, and SIGKILL the whole worker while the notebook runs."""
     with worker_process_on_redis(queues=["verification", "celery"], redis_db=REDIS_DB, var_dir=tmp_path,
-                                 environment=one_attempt) as worker:
+                                 environment=environment) as worker:
         run = run_request(version=version, requested_by=user)
         collector = wait_for(lambda: collector_running_the_notebook(worker), seconds=60,
                              what="the notebook to start running")
@@ -117,21 +117,48 @@ def test_a_run_whose_whole_worker_is_killed_is_ended_by_the_reaper_and_can_be_ru
         time.sleep(1)
 
         worker.kill_everything()
+    return run, attempt
+
+
+def reaped_by_beat(version):
+    """What Celery beat sends every minute (the lease is 4 s here), until the run has left `running`."""
+    from repository.tasks import runs_reap_task
+
+    runs_reap_task.apply_async(queue="celery")
+    time.sleep(1)
+    run = run_of(version)
+    return run if run.status != ExecutionRun.Status.RUNNING else None
+
+
+def test_a_run_whose_whole_worker_is_killed_is_queued_again_by_the_reaper_and_run_by_a_fresh_worker(user, tmp_path):
+    version = sleeping_version(user)
+    run, attempt = run_until_killed(version, user, tmp_path, SHORT_LEASES)
+    assert_gone(attempt)
+
+    with worker_process_on_redis(queues=["verification", "celery"], redis_db=REDIS_DB, var_dir=tmp_path,
+                                 environment=SHORT_LEASES) as fresh_worker:
+        wait_for(lambda: reaped_by_beat(version), seconds=60,
+                 what=f"the reaper to queue run {run.run_id} again:\n{fresh_worker.log()[-3000:]}")
+        finished = wait_for(lambda: ended(version), seconds=90,
+                            what=f"run {run.run_id} to end:\n{fresh_worker.log()[-3000:]}")
+
+    assert finished.pk == run.pk and finished.status == ExecutionRun.Status.FINISHED, finished.message
+    assert finished.verdict == "reproduced" and finished.attempts == 2
+
+
+def test_a_run_whose_whole_worker_is_killed_is_ended_by_the_reaper_and_can_be_run_again(user, api, tmp_path):
+    version = sleeping_version(user)
+    one_attempt = {**SHORT_LEASES, "RUN_MAX_ATTEMPTS": "1"}
+    run, attempt = run_until_killed(version, user, tmp_path, one_attempt)
 
     assert_gone(attempt)
     record_id = version.record.public_id
     assert api.post(f"/api/records/{record_id}/draft/runs").status_code == 409  # still `running`, for now
-    from repository.tasks import runs_reap_task
 
     with worker_process_on_redis(queues=["verification", "celery"], redis_db=REDIS_DB, var_dir=tmp_path,
                                  environment=one_attempt) as fresh_worker:
-        # What Celery beat sends every minute; the lease is 4 s here.
-        def reaped():
-            runs_reap_task.apply_async(queue="celery")
-            time.sleep(1)
-            return ended(version)
-
-        gone = wait_for(reaped, seconds=60, what=f"the reaper to end run {run.run_id}:\n{fresh_worker.log()[-3000:]}")
+        gone = wait_for(lambda: reaped_by_beat(version), seconds=60,
+                        what=f"the reaper to end run {run.run_id}:\n{fresh_worker.log()[-3000:]}")
         assert gone.pk == run.pk and gone.status == ExecutionRun.Status.ERROR and gone.verdict == ""
         assert "stopped answering" in gone.message
 
