@@ -177,3 +177,82 @@ def _image_runner_problems() -> list[Warning]:
         messages.append(Warning(f"IMAGE_REGISTRY_AUTH_FILE {auth_file} does not exist: private images cannot be "
                                 "pulled.", id="nbarchive.W033"))
     return messages
+
+
+@register()
+def sandbox_check(app_configs, **kwargs):
+    """What the bubblewrap sandbox needs on a verification worker, one line each: setpriv for a root worker, the
+    kernel environment, folders the sandbox uid must pass through, user namespaces. Without them every run ends
+    `error` (the operator's problem, never a verdict), so the worker says so at start. When, like the image runner's
+    checks, only with DEBUG off or `check --deploy`."""
+    return [] if settings.DEBUG else _sandbox_problems()
+
+
+@register(deploy=True)
+def sandbox_deployment_check(app_configs, **kwargs):
+    return _sandbox_problems() if settings.DEBUG else []
+
+
+def _sandbox_problems() -> list[Warning]:
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    if settings.RUNNER == "gitlab" or shutil.which("bwrap") is None:
+        return []  # the sandbox does not run here, or W034 already said that bwrap is missing
+    messages = []
+    root = os.geteuid() == 0
+    if root and shutil.which("setpriv") is None:
+        messages.append(Warning("setpriv not on PATH: a root worker cannot drop to the sandbox uid, so no notebook "
+                                "can run.", hint="apt-get install util-linux", id="nbarchive.W040"))
+    kernel_python = Path(settings.RUNNER_KERNEL_PYTHON)
+    if settings.RUNNER == "local" and not kernel_python.exists():
+        messages.append(Warning(f"RUNNER_KERNEL_PYTHON {kernel_python} does not exist: RUNNER=local has no kernel "
+                                "environment to run notebooks with.",
+                                hint="Build it with `make kernel-env`, or point RUNNER_KERNEL_PYTHON at one.",
+                                id="nbarchive.W041"))
+    elif settings.RUNNER == "local" and root:
+        blocked = _unreachable_by_the_sandbox_uid(kernel_python.parent.parent)
+        if blocked is not None:
+            messages.append(Warning(f"The kernel environment {kernel_python.parent.parent} is below {blocked}, which "
+                                    "the sandbox uid cannot search: bwrap cannot bind it, so no notebook can run.",
+                                    hint=f"chmod o+x {blocked}, or move the kernel environment.",
+                                    id="nbarchive.W042"))
+    temporary = Path(tempfile.gettempdir())
+    blocked = _unreachable_by_the_sandbox_uid(temporary) if root else None
+    if blocked is not None:
+        messages.append(Warning(f"The temporary folder {temporary} is below {blocked}, which the sandbox uid cannot "
+                                "search: the run folders made there cannot be bound into the sandbox.",
+                                hint="Point TMPDIR at a folder others can search (chmod o+x).", id="nbarchive.W043"))
+    refusal = _bwrap_refusal()
+    if refusal:
+        messages.append(Warning(f"bwrap cannot make a sandbox here ({refusal}): no notebook can run.",
+                                hint="Allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
+                                     "user.max_user_namespaces > 0), or run the worker as root.",
+                                id="nbarchive.W044"))
+    return messages
+
+
+def _unreachable_by_the_sandbox_uid(path):
+    """The first folder on the way to `path`, or to where its links lead, that the sandbox uid cannot search."""
+    from repository.runners.images.inspection import unreachable_ancestor
+
+    return unreachable_ancestor(path) or unreachable_ancestor(path.resolve())
+
+
+def _bwrap_refusal() -> str:
+    """bwrap's own complaint when it cannot make the namespaces a run needs (as this worker's user), else ''."""
+    import shutil
+    import subprocess
+
+    true = shutil.which("true") or "/bin/true"
+    try:
+        probe = subprocess.run(["bwrap", "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", true],
+                               capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if probe.returncode == 0:
+        return ""
+    said = [line for line in probe.stderr.splitlines() if line.strip()]
+    return said[-1][:300] if said else f"exit code {probe.returncode}"

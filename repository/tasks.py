@@ -16,13 +16,20 @@ VERIFICATION_SOFT_LIMIT = max(settings.RUNNER_NOTEBOOK_TIMEOUT_SECONDS,
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3,
              soft_time_limit=VERIFICATION_SOFT_LIMIT, time_limit=VERIFICATION_SOFT_LIMIT + 60)
 def run_verification_task(self, run_pk: int) -> None:
+    from repository.services.run_leases import run_held_elsewhere
+
     try:
-        run_execute(run_pk=run_pk)
+        run = run_execute(run_pk=run_pk)
     except InfrastructureError as exc:
         if self.request.retries >= self.max_retries:
             run_mark_error(run_pk=run_pk, message=str(exc))
             return
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
+    if run is None and run_held_elsewhere(run_pk=run_pk) and self.request.retries < self.max_retries:
+        # Redelivered at once after its pool process was killed (acks_late, reject_on_worker_lost), this task finds
+        # the run still leased to the dead process. Look again once that lease has lapsed and take the run over
+        # then; if its holder is alive after all (a duplicate delivery), the later look finds it busy and stops.
+        raise self.retry(countdown=settings.RUN_ORPHAN_SECONDS + settings.RUN_HEARTBEAT_SECONDS)
 
 
 @shared_task

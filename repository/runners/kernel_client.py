@@ -47,6 +47,8 @@ def make_notebook_client(collector, notebook, session, context, sockets: dict):
                 _, message = self.session.feed_identities(frames)
                 message = self.session.deserialize(message)
                 check_shape(message)
+            except MemoryError:
+                collector.out_of_memory()
             except Exception as exc:  # noqa: BLE001 - whatever the kernel sent, it is not a Jupyter message
                 collector.stop({"outcome": "protocol_error", "message": f"{type(exc).__name__}: {exc}"[:500]})
             if collector.stop_status is not None:
@@ -85,6 +87,9 @@ def make_notebook_client(collector, notebook, session, context, sockets: dict):
                 return super().process_message(msg, cell, cell_index)
             except CellExecutionComplete:
                 raise
+            except MemoryError:
+                collector.out_of_memory()
+                raise CellExecutionComplete() from None
             except Exception as exc:  # noqa: BLE001 - a well-signed message nbclient cannot use
                 collector.stop({"outcome": "protocol_error",
                                 "message": f"{msg.get('msg_type')}: {type(exc).__name__}: {exc}"[:500]})

@@ -28,7 +28,8 @@ jupyter_server's (ipykernel has no such option), and kernel_startup.py, run by t
 ZeroMQ's drop-when-full into waiting and flushes stream output in bounded messages. Output the notebook printed
 is therefore output the collector counts.
 Status "outcome" values: completed, cell_error, cell_timeout, dead_kernel, output_limit, kernel_disconnected,
-protocol_error, timed_out, kernel_start_failed, and driver_error when the collector itself failed.
+protocol_error, collector_memory (what the kernel sent exhausted this process's memory), timed_out,
+kernel_start_failed, and driver_error when the collector itself failed.
 """
 
 import asyncio
@@ -90,7 +91,8 @@ class Collector:
             notebook = _cleared(nbformat.reads(self.spec["notebook"], as_version=4))
             status = asyncio.run(self._collect(notebook))
         except MemoryError:
-            status = {"outcome": "output_limit", "message": "the kernel's messages exhausted the collector's memory"}
+            self.out_of_memory()
+            status = dict(self.stop_status)
         except Exception as exc:  # noqa: BLE001 - reported as the run's failure, never hidden
             status = {"outcome": "driver_error", "message": f"the collector failed: {type(exc).__name__}: {exc}"[:2000]}
         finally:
@@ -247,7 +249,19 @@ class Collector:
                            "message": f"the kernel's {channel} connection broke while the kernel was running"})
             return
 
+    def out_of_memory(self) -> None:
+        """The kernel's messages exhausted this process's memory (its limit, not the machine's): output under the
+        cap can still expand when read (a JSON of a million empty objects is 4 bytes each on the wire, 64 in
+        memory). The notebook's output did it, so it is the notebook's resource limit, never a protocol error."""
+        self.stop({"outcome": "collector_memory",
+                   "message": f"the kernel's messages ({self.received_bytes} bytes) exhausted the collector's memory"})
+
     def count(self, size: int) -> None:
+        """Count `size` bytes received from the kernel against RUNNER_MAX_OUTPUT_MB; past it the run stops.
+
+        The cap is on what the kernel sends, not on the output text: every message counts whole, its envelope
+        included (identities, signature, header, parent header, metadata: about 400 bytes per message), so a
+        flood of tiny outputs reaches it long before its text would. Counted before anything is parsed."""
         self.received_bytes += size
         if self.received_bytes > self.max_output_bytes:
             self.stop({"outcome": "output_limit",
@@ -334,8 +348,22 @@ def _tree_rss_bytes(root_pid: int) -> int:
     return total
 
 
+def die_with_worker(worker_pid: int) -> None:
+    """End with the worker process that started this one: a worker killed mid-run (its pool process, or all of it)
+    must not leave the notebook running for up to its whole time limit beside the attempt that takes the run over.
+    bwrap's --die-with-parent then ends the sandbox with this process."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != worker_pid:  # the worker died before the line above
+        os._exit(1)
+
+
 def main() -> int:
     spec = json.loads(sys.stdin.buffer.read())
+    if spec.get("worker_pid"):
+        die_with_worker(int(spec["worker_pid"]))
     # The soft limit only: the sandbox's own limits are set below the hard one, whatever the worker's uid.
     hard = resource.getrlimit(resource.RLIMIT_AS)[1]
     resource.setrlimit(resource.RLIMIT_AS, (int(spec["collector_memory_bytes"]), hard))

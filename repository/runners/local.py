@@ -146,6 +146,10 @@ def interpret_driver_status(status: dict, *, returncode, timed_out: bool, limits
         return Outcome.TIMED_OUT, f"{where.capitalize()} ran longer than {limits.cell_timeout_seconds} s.", cell
     if outcome == "output_limit":
         return Outcome.RESOURCE_LIMIT, f"The outputs grew past the limit of {limits.max_output_mb} MB at {where}.", cell
+    if outcome == "collector_memory":
+        return Outcome.RESOURCE_LIMIT, (f"The outputs of {where} needed more memory to read than a run may use, "
+                                        f"although they were under the output limit of {limits.max_output_mb} MB "
+                                        "(values that expand when read, such as millions of tiny JSON objects)."), cell
     if outcome == "kernel_disconnected":
         return Outcome.RESOURCE_LIMIT, (f"The kernel broke its connection at {where}: it sent a single message "
                                         f"larger than the output limit of {limits.max_output_mb} MB, or closed its "

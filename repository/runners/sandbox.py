@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -29,6 +30,10 @@ KERNEL_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}  # wi
 STARTUP_TIMEOUT_SECONDS = 120
 COLLECTOR_GRACE_SECONDS = 30  # beyond the run's wall clock, before the worker kills the collector itself
 COLLECTOR_BASE_MEMORY_MB = 1024  # the collector's address space before outputs (Python, ZeroMQ, nbclient)
+MEMORY_SAMPLE_SECONDS = 0.1  # how often the worker looks at the collector's address space while it runs
+COLLECTOR_MEMORY_EXHAUSTED = 0.9  # a collector that ended with its peak this close to its limit ran out of memory
+# Signals that only come from outside the collector: the out-of-memory killer, an operator, a shutdown.
+OUTSIDE_KILL_CODES = tuple(-number for number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
 LOG_LIMIT_BYTES = 256 * 1024
 STATUS_LIMIT_BYTES = 64 * 1024
 MB = 1024 * 1024
@@ -126,7 +131,45 @@ def run_kernel(spec: RunSpec, view: KernelView, uid: int) -> KernelRun:
         startup_file.chmod(0o444)
         _hand_over(spec.workdir, ipc_dir, private_dir, uid)
         command = sandbox_command(spec, view, private_dir, uid)
-        return _collect(command, spec, notebook, key, ipc_dir)
+        kernel_run = _collect(command, spec, notebook, key, ipc_dir)
+    failure = sandbox_start_failure(kernel_run)
+    if failure:
+        raise SandboxUnavailable(failure)
+    if kernel_run.status.get("outcome") == "collector_lost":
+        raise SandboxUnavailable(kernel_run.status["message"])
+    return kernel_run
+
+
+# What the tools in front of the kernel write when they fail: bwrap, and setpriv and env before it.
+SANDBOX_TOOL_PREFIXES = ("bwrap: ", "setpriv: ", "env: ")
+
+
+def sandbox_start_failure(kernel_run: KernelRun) -> str | None:
+    """The operator's message when the sandbox itself could not start, else None.
+
+    Nothing of the notebook has run when the kernel never opened its sockets; if bwrap (or setpriv or env before
+    it) said why, the worker cannot run notebooks at all: user namespaces refused to a non-root worker, a folder
+    the sandbox uid cannot reach (the kernel environment or the app installed under a 0700 folder), a tool too
+    old. That must end as a run error, retried, never as the notebook's `execution_failed`."""
+    if kernel_run.status.get("outcome") != "kernel_start_failed":
+        return None
+    said = [line.strip() for line in kernel_run.logs.splitlines() if line.startswith(SANDBOX_TOOL_PREFIXES)]
+    if not said:
+        return None
+    return (f"The sandbox could not start on this worker ({said[-1][:300]}). {_sandbox_hint(said[-1])} Nothing is "
+            "known about the notebook; the run is tried again later.")
+
+
+def _sandbox_hint(line: str) -> str:
+    if "namespace" in line:
+        return ("The worker's user may not create user namespaces: allow them (sysctl "
+                "kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0, or AppArmor's "
+                "kernel.apparmor_restrict_unprivileged_userns=0), or run the worker as root.")
+    if "Permission denied" in line or "Can't find source path" in line:
+        return ("The sandbox uid cannot reach a folder it needs (the kernel environment, the image cache or the "
+                "temporary folder): every folder on the way must be searchable by others (chmod o+x), or move it; "
+                "`manage.py check --deploy` names the folder.")
+    return "See `manage.py check --deploy` for what the sandbox lacks on this worker."
 
 
 def sandbox_command(spec: RunSpec, view: KernelView, private_dir: Path, uid: int) -> list[str]:
@@ -203,6 +246,8 @@ def _collector_spec(command: list[str], spec: RunSpec, notebook: str, key: str, 
     return {
         "notebook": notebook,
         "command": command,
+        # The collector dies with the thread that starts it (prctl's parent-death signal): that thread waits for it.
+        "worker_pid": os.getpid(),
         "ipc_prefix": str(ipc_dir / "kernel"),
         "key": key,
         "ports": KERNEL_PORTS,
@@ -230,34 +275,79 @@ def _collect(command: list[str], spec: RunSpec, notebook: str, key: str, ipc_dir
     limits = spec.limits
     with tempfile.TemporaryFile() as spec_file, tempfile.TemporaryFile() as result, \
             tempfile.TemporaryFile() as log:
-        spec_file.write(json.dumps(_collector_spec(command, spec, notebook, key, ipc_dir)).encode("utf-8"))
+        collector_spec = _collector_spec(command, spec, notebook, key, ipc_dir)
+        spec_file.write(json.dumps(collector_spec).encode("utf-8"))
         spec_file.seek(0)
         process = subprocess.Popen(
             [sys.executable, "-I", str(COLLECTOR)], stdin=spec_file, stdout=result, stderr=log,
             env=_collector_environment(), start_new_session=True, close_fds=True,
         )
-        overstayed = False
-        try:
-            process.wait(timeout=limits.notebook_timeout_seconds + COLLECTOR_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            overstayed = True
-            # bwrap dies with its parent, and the sandbox's PID namespace with bwrap.
-            _kill_group(process.pid)
-            process.wait()
+        overstayed, peak_memory = _wait(process, limits.notebook_timeout_seconds + COLLECTOR_GRACE_SECONDS)
         log.seek(0)
         logs = log.read(LOG_LIMIT_BYTES).decode("utf-8", errors="replace")
         result.seek(0)
         status = _parse_status(result.readline(STATUS_LIMIT_BYTES))
         executed = None
-        if status is None:
-            status = {"outcome": "driver_error",
-                      "message": f"the run's collector ended (exit code {process.returncode}) without a result"}
+        if status is None and overstayed:
+            status = {"outcome": "timed_out", "message": "the worker stopped the run's collector at the wall clock"}
+        elif status is None:
+            status = _status_of_a_lost_collector(process.returncode, peak_memory,
+                                                 collector_spec["collector_memory_bytes"])
         else:
             cap = 2 * len(notebook.encode("utf-8")) + limits.max_output_mb * MB + MB
             executed = result.read(cap + 1) or None
             if executed is not None and len(executed) > cap:
                 executed = None
     return KernelRun(status, executed, logs, overstayed)
+
+
+def _wait(process: subprocess.Popen, seconds: float) -> tuple[bool, int]:
+    """Wait for the collector at most `seconds`, killing it past them; (whether it overstayed, its peak address
+    space as last seen). The peak is sampled while it runs: once it has ended, nothing of its memory is left."""
+    deadline = time.monotonic() + seconds
+    peak = 0
+    while True:
+        try:
+            process.wait(timeout=MEMORY_SAMPLE_SECONDS)
+            return False, peak
+        except subprocess.TimeoutExpired:
+            peak = max(peak, _peak_address_space(process.pid))
+            if time.monotonic() > deadline:
+                # bwrap dies with its parent, and the sandbox's PID namespace with bwrap.
+                _kill_group(process.pid)
+                process.wait()
+                return True, peak
+
+
+def _peak_address_space(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmPeak:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _status_of_a_lost_collector(returncode: int, peak_memory: int, memory_limit: int) -> dict:
+    """Why the collector ended without a result, as a status; a `collector_lost` one is the operator's problem.
+
+    It holds nothing but what the kernel sent, under its own address-space limit: dying with its peak at that
+    limit (an allocation that failed where Python could not raise MemoryError, as in ZeroMQ's I/O thread) is the
+    notebook's output exhausting it. Killed by a signal from outside (the machine's out-of-memory killer, an
+    operator), or failing below its limit, it says nothing about the notebook."""
+    if peak_memory >= COLLECTOR_MEMORY_EXHAUSTED * memory_limit and returncode not in OUTSIDE_KILL_CODES:
+        return {"outcome": "collector_memory",
+                "message": f"the collector ended (exit code {returncode}) at its memory limit"}
+    if returncode in OUTSIDE_KILL_CODES:
+        how = (f"was killed by signal {-returncode} from outside the run (the machine's out-of-memory killer, or an "
+               "operator)")
+    else:
+        how = f"failed (exit code {returncode}) below its memory limit"
+    return {"outcome": "collector_lost",
+            "message": f"The run's collector (the worker's process that drives the kernel) {how}. Nothing is known "
+                       "about the notebook; the run is tried again later."}
 
 
 def _collector_environment() -> dict:

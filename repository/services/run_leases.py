@@ -5,6 +5,7 @@ thread renews `heartbeat_at` every RUN_HEARTBEAT_SECONDS. A run whose heartbeat 
 was left by a worker that died (the pool child killed, the whole worker killed, the database lost at the end of
 the run), and its owner's failure is ours, never the notebook's:
 - the task redelivered to another worker (acks_late) takes it over, instead of finding it `running` and leaving;
+  redelivered at once, before the lease lapsed, it looks again once it has (repository/tasks.py);
 - the beat job (`runs_reap`) puts it back in the queue, and after RUN_MAX_ATTEMPTS ends it `error` with a message
   for the operator. A run still `running` past its whole time limit is treated the same, heartbeat or not.
 Only the holder of the current claim may record a result (`claim_is_current`): a worker that wakes up after its
@@ -63,6 +64,12 @@ def run_claim(*, run_pk: int) -> ExecutionRun | None:
         run.attempts += 1
         run.save(update_fields=["status", "started_at", "heartbeat_at", "claim", "attempts"])
     return run
+
+
+def run_held_elsewhere(*, run_pk: int) -> bool:
+    """The run is `running` under someone else's claim: a live worker's, or a dead one's whose lease has not
+    lapsed yet."""
+    return ExecutionRun.objects.filter(pk=run_pk, status=ExecutionRun.Status.RUNNING).exists()
 
 
 def claim_is_current(run: ExecutionRun) -> bool:

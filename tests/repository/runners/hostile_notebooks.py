@@ -117,3 +117,30 @@ def forging_notebook(name: str) -> str:
 
 def attack_report(workdir) -> dict:
     return json.loads((workdir / "attack-report.json").read_text())
+
+
+# What a worker holds that a notebook must never see, set in the worker's environment by the secret-probe tests.
+WORKER_SECRETS = {"SECRET_KEY": "django-secret-4f1c9e", "DATABASE_URL": "postgres://nbarchive:pw-7d2a@db/nbarchive",
+                  "AWS_SECRET_ACCESS_KEY": "s3-secret-9b8e"}
+
+# Cells that print everything of the worker a kernel could reach: its own environment, the connection file it was
+# started with, and the environment and command line of every process it can see in /proc.
+SECRET_PROBE_CELLS = [
+    "import os\nprint(sorted(os.environ.items()))",
+    "import sys\nconnection_file = sys.argv[sys.argv.index('-f') + 1]\nprint(open(connection_file).read())",
+    "import os\nfor pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n"
+    "    for name in ('environ', 'cmdline'):\n        try:\n"
+    "            print(pid, name, open(f'/proc/{pid}/{name}', 'rb').read())\n"
+    "        except OSError as exc:\n            print(pid, name, exc)",
+]
+
+
+def expanding_output_cell(megabytes: int) -> str:
+    """A cell whose one output is under `megabytes` on the wire but expands about sixteen-fold when read: a JSON
+    list of empty objects, four bytes each in the message ("{}, ") and a 64-byte dict each in the collector."""
+    count = megabytes * 1024 * 1024 // 4 - 1000
+    return f"from IPython.display import display\ndisplay({{'application/json': [{{}}] * {count}}}, raw=True)"
+
+
+# A cell that floods the kernel protocol with small messages until the output cap stops it.
+SMALL_MESSAGE_FLOOD = "from IPython.display import display\nfor i in range(10**7):\n    display(i)"

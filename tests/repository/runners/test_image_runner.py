@@ -19,6 +19,7 @@ from repository.runners.base import RunnerGaveUp, RunnerUnavailable, SandboxLimi
 from repository.runners.compare import Tolerance
 from repository.runners.image import ImageRunner
 from repository.services.verification import notebook_verify
+from tests.repository.runners.hostile_notebooks import SECRET_PROBE_CELLS, WORKER_SECRETS
 
 pytestmark = [pytest.mark.images, pytest.mark.sandbox]
 
@@ -131,24 +132,17 @@ def test_an_image_without_ipykernel_is_unsupported_naming_what_is_missing(workdi
 
 
 def test_a_worker_secret_never_reaches_a_kernel_in_an_image(workdir, runner, minimal_image_ref, monkeypatch):
-    secrets = {"SECRET_KEY": "django-secret-image-4f1c", "DATABASE_URL": "postgres://nb:pw-image-7d2a@db/nb",
-               "AWS_SECRET_ACCESS_KEY": "s3-secret-image-9b8e"}
-    for name, value in secrets.items():
+    for name, value in WORKER_SECRETS.items():
         monkeypatch.setenv(name, value)
-    write_notebook(workdir, [
-        "import os\nprint(sorted(os.environ.items()))",
-        "import os\nfor pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n"
-        "    for name in ('environ', 'cmdline'):\n        try:\n"
-        "            print(pid, name, open(f'/proc/{pid}/{name}', 'rb').read())\n"
-        "        except OSError as exc:\n            print(pid, name, exc)",
-    ])
+    write_notebook(workdir, SECRET_PROBE_CELLS)
 
     verification = verify(workdir, runner, minimal_image_ref)
 
     assert verification.result.outcome == "completed", verification.message
     everything = text_of(verification) + verification.result.logs
-    assert "PYTHONHASHSEED" in everything  # the notebook did see the environments
-    for value in secrets.values():
+    assert '\\"transport\\": \\"ipc\\"' in everything  # the notebook did read the connection file
+    assert "PYTHONHASHSEED" in everything  # and the environments it could see
+    for value in WORKER_SECRETS.values():
         assert value not in everything
 
 

@@ -22,7 +22,14 @@ from repository.runners.base import SandboxLimits
 from repository.runners.compare import Tolerance
 from repository.runners.local import LocalSandboxRunner
 from repository.services.verification import notebook_verify
-from tests.repository.runners.hostile_notebooks import CLAIMED_RANDOM_NUMBER, attack_report, forging_notebook
+from tests.repository.runners.hostile_notebooks import (
+    CLAIMED_RANDOM_NUMBER,
+    SECRET_PROBE_CELLS,
+    SMALL_MESSAGE_FLOOD,
+    WORKER_SECRETS,
+    attack_report,
+    forging_notebook,
+)
 
 pytestmark = pytest.mark.sandbox
 
@@ -241,7 +248,7 @@ def test_one_huge_output_message_hits_the_output_limit(workdir):
 
 def test_a_flood_of_small_messages_hits_the_output_limit_within_the_wall_clock(workdir):
     """Every message counts with its envelope: a million one-character outputs is not 1 MB of output."""
-    write_notebook(workdir, ["from IPython.display import display\nfor i in range(10**7):\n    display(i)"])
+    write_notebook(workdir, [SMALL_MESSAGE_FLOOD])
 
     # The kernel itself needs some seconds for the messages that make 5 MB: on a busy machine, more than 15.
     verification = verify(workdir, SandboxLimits(**{**FAST.__dict__, "cell_timeout_seconds": 50}))
@@ -316,25 +323,17 @@ def test_no_secret_of_the_worker_reaches_the_notebook(workdir, monkeypatch):
 
 
 def test_the_connection_file_and_every_process_environment_hold_no_worker_secret(workdir, monkeypatch):
-    secrets = {"SECRET_KEY": "django-secret-4f1c9e", "DATABASE_URL": "postgres://nbarchive:pw-7d2a@db/nbarchive",
-               "AWS_SECRET_ACCESS_KEY": "s3-secret-9b8e"}
-    for name, value in secrets.items():
+    for name, value in WORKER_SECRETS.items():
         monkeypatch.setenv(name, value)
-    write_notebook(workdir, [
-        "import sys\nconnection_file = sys.argv[sys.argv.index('-f') + 1]\nprint(open(connection_file).read())",
-        "import os\nfor pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n"
-        "    for name in ('environ', 'cmdline'):\n        try:\n"
-        "            print(pid, name, open(f'/proc/{pid}/{name}', 'rb').read())\n"
-        "        except OSError as exc:\n            print(pid, name, exc)",
-    ])
+    write_notebook(workdir, SECRET_PROBE_CELLS)
 
     verification = verify(workdir)
 
     assert verification.result.outcome == "completed", verification.message
     cells = executed_cells(verification)
-    assert '"transport": "ipc"' in text_of(cells[0])  # the notebook did read the connection file
-    assert "PYTHONHASHSEED" in text_of(cells[1])  # and the environments it could see
-    for value in secrets.values():
+    assert '"transport": "ipc"' in text_of(cells[1])  # the notebook did read the connection file
+    assert "PYTHONHASHSEED" in text_of(cells[2])  # and the environments it could see
+    for value in WORKER_SECRETS.values():
         assert value not in json.dumps(cells) and value not in verification.result.logs
 
 
