@@ -177,6 +177,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ROUTES = {"repository.tasks.run_verification_task": {"queue": "verification"}}
 
+# --- Cache ---------------------------------------------------------------------------------------------
+# What is costly to compute and keyed by content (the moderators' diff of two notebooks). Per process by default;
+# with several web workers, a shared cache (e.g. redis://127.0.0.1:6379/1) computes each once for all of them.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
 # --- Pluggable parts ----------------------------------------------------------------------------------
 DOI_PROVIDER = env.str("DOI_PROVIDER", default="local")  # local | datacite
 DOI_PREFIX = env.str("DOI_PREFIX", default="10.5072")
