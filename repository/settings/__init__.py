@@ -9,9 +9,12 @@ refuses a production configuration that kept a development default.
 from pathlib import Path
 
 from ._env import BASE_DIR, VAR_DIR, env
+from .secret_key import secret_key_kept_in
 
-DEVELOPMENT_SECRET_KEY = "insecure-development-key-change-me"
-SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+# Unset: a random key generated on the first start and kept in VAR_DIR/secret_key (never a constant, which
+# anyone could sign with). SECRET_KEY_GIVEN tells the production checks whether it was set.
+SECRET_KEY_GIVEN = bool(env.str("SECRET_KEY", default=""))
+SECRET_KEY = env.str("SECRET_KEY") if SECRET_KEY_GIVEN else secret_key_kept_in(VAR_DIR)
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from repository.management.listen_address import refuse_public_address_in_debug
+
 
 class Command(BaseCommand):
     help = "Run the development web server with a Celery worker alongside (embedded defaults, one machine)."
@@ -19,6 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("address", nargs="?", default="127.0.0.1:8000")
 
     def handle(self, *args, address, **options):
+        refuse_public_address_in_debug(address, debug=settings.DEBUG)  # before the worker starts
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "repository", "worker", "--loglevel", "INFO",
              "--concurrency", "1", "--queues", "celery,verification",
