@@ -169,3 +169,24 @@ def validate_file_path(value: str) -> None:
 
 def normalize_file_path(value: str) -> str:
     return unicodedata.normalize("NFC", value)
+
+
+def validate_public_https_url(value: str) -> None:
+    """An https URL staging could fetch: refused now, in staging's words, when its host is an address staging
+    refuses in any spelling (http://[::1]/, [::ffff:127.0.0.1], 0:0:0:0:0:0:0:1, 6to4, NAT64) or localhost.
+    Names are resolved only by staging, which checks every address they resolve to."""
+    from urllib.parse import urlsplit
+
+    from django.core.validators import URLValidator
+
+    # Imported here: the models import this module, and staging imports the models.
+    from repository.runners.staging.addresses import host_refusal
+    from repository.runners.staging.specs import policy_from_settings
+
+    try:
+        URLValidator(schemes=["https"])(value)
+    except ValidationError:
+        raise ValidationError("Enter a full https:// URL (plain http is not accepted).", code="url") from None
+    problem = host_refusal(urlsplit(value).hostname or "", policy_from_settings().parsed_networks)
+    if problem:
+        raise ValidationError(problem, code="url_not_public")

@@ -6,9 +6,7 @@ InvalidInput with field-level messages (`creators[0].orcid`, `data_references[1]
 anything, so a bad request changes nothing.
 """
 
-import ipaddress
 import re
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -310,17 +308,10 @@ def _is_url(value: str, schemes) -> bool:
 
 def _public_https_url_problem(url: str) -> str | None:
     """Refuse early what staging would refuse anyway; staging re-checks after DNS resolution."""
-    if not _is_url(url, ("https",)):
-        return "Enter a full https:// URL (plain http is not accepted)."
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return "The URL points at this machine; data must come from a public address."
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if not address.is_global:
-        return "The URL points at a private, loopback or link-local address; data must come from a public address."
+        validators.validate_public_https_url(url)
+    except ValidationError as exc:
+        return exc.messages[0]
     return None
 
 

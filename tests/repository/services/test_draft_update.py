@@ -107,3 +107,45 @@ def test_a_reference_may_not_shadow_an_uploaded_file(user):
             {"kind": "doi", "identifier": "10.5281/zenodo.1", "target_path": "data.csv", "sha256": "a" * 64, "size": 1}
         ]})
     assert "data_references[0].target_path" in raised.value.field_errors
+
+
+LOOPBACK_SPELLINGS = ["https://[::1]/a.csv", "https://[0:0:0:0:0:0:0:1]/a.csv", "https://[::ffff:127.0.0.1]/a.csv",
+                      "https://[::ffff:7f00:1]/a.csv", "https://[64:ff9b::7f00:1]/a.csv",
+                      "https://[2002:7f00:1::]/a.csv", "https://[::127.0.0.1]/a.csv", "https://localhost/a.csv",
+                      "https://[::]/a.csv", "https://[fe80::1]/a.csv"]
+
+
+@pytest.mark.parametrize("url", LOOPBACK_SPELLINGS)
+@pytest.mark.parametrize("kind", ["url", "archive_query"])
+def test_an_address_staging_refuses_is_refused_when_saved_in_stagings_words(user, url, kind):
+    from urllib.parse import urlsplit
+
+    from repository.runners.staging.addresses import checked_addresses
+    from repository.runners.staging.errors import StagingError
+
+    draft = record_create(owner=user)
+    reference = {"kind": kind, "identifier": url, "target_path": "a.csv", "sha256": "0" * 64, "size": 1}
+    if kind == "archive_query":
+        reference["query"] = {"q": "x"}
+
+    with pytest.raises(InvalidInput) as raised:
+        draft_update(version=draft, actor=user, metadata={"data_references": [reference]})
+
+    [message] = raised.value.field_errors["data_references[0].identifier"]
+    host = urlsplit(url).hostname
+    if host != "localhost":  # a name: staging resolves it; the saved check knows it is this machine
+        with pytest.raises(StagingError) as at_staging:
+            checked_addresses(host, 443, (), "a.csv", "")
+        assert message == at_staging.value.message
+    assert "data is only fetched from public internet addresses" in message
+    assert not DataReference.objects.filter(version=draft).exists()
+
+
+def test_a_public_address_is_still_accepted_when_saved(user):
+    draft = record_create(owner=user)
+
+    draft_update(version=draft, actor=user, metadata={"data_references": [
+        {"kind": "url", "identifier": "https://[2001:4860:4860::8888]/a.csv", "target_path": "a.csv",
+         "sha256": "0" * 64, "size": 1}]})
+
+    assert DataReference.objects.filter(version=draft).count() == 1
