@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from repository.runners.base import RunSpec, SandboxLimits
+from repository.runners.sandbox_paths import as_seen_inside
 
 COLLECTOR = Path(__file__).with_name("kernel_collector.py")
 KERNEL_STARTUP = Path(__file__).with_name("kernel_startup.py")
@@ -126,7 +127,12 @@ def run_kernel(spec: RunSpec, view: KernelView, uid: int) -> KernelRun:
         startup_file.chmod(0o444)
         _hand_over(spec.workdir, ipc_dir, private_dir, uid)
         command = sandbox_command(spec, view, private_dir, uid)
-        return _collect(command, spec, notebook, key, ipc_dir)
+        run = _collect(command, spec, notebook, key, ipc_dir)
+        # The author reads the log and the failure message: only paths as the sandbox sees them.
+        run.logs = as_seen_inside(run.logs, command=command, private_dir=private_dir)
+        if isinstance(run.status.get("message"), str):
+            run.status["message"] = as_seen_inside(run.status["message"], command=command, private_dir=private_dir)
+        return run
 
 
 def sandbox_command(spec: RunSpec, view: KernelView, private_dir: Path, uid: int) -> list[str]:
