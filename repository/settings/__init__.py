@@ -45,6 +45,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # settings/security.py
+    "repository.web.security_headers.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -284,4 +286,5 @@ BLOB_GC_GRACE_HOURS = env.float("BLOB_GC_GRACE_HOURS", default=72.0)
 # Subsystems keep their settings in modules of their own, read from the environment the same way.
 from .backup import *  # noqa: E402, F403
 from .gitlab import *  # noqa: E402, F403
+from .security import *  # noqa: E402, F403
 from .verification import *  # noqa: E402, F403
