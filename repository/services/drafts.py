@@ -24,6 +24,9 @@ VERSION_FIELDS = ("title", "description", "resource_type", "version_label", "lic
 MAX_KEYWORDS = 50
 MAX_KEYWORD_LENGTH = 100
 MAX_LIST_ITEMS = 200
+# The description is repeated in every export, the landing page's meta tags and JSON-LD, OAI-PMH and DataCite:
+# bounded so that none of them grows with whatever a request body can carry (2.5 MB was 7 MB of landing page).
+MAX_DESCRIPTION_CHARS = 50_000
 ARXIV_RE = re.compile(r"^(arXiv:)?(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$", re.IGNORECASE)
 HANDLE_RE = re.compile(r"^\d+(\.\d+)*/\S+$")
 REPOSITORY_FILE_RE = re.compile(r"^(?P<record>[0-9a-z]{5}-[0-9a-z]{5})/(?:v(?P<number>\d+)/)?(?P<path>.+)$")
@@ -100,6 +103,9 @@ def metadata_write(version: Version, metadata: dict) -> None:
             errors.add(field, "Expected text.")
             value = ""
         setattr(version, field, value.strip())
+    if len(version.description) > MAX_DESCRIPTION_CHARS:
+        errors.add("description", f"At most {MAX_DESCRIPTION_CHARS:,} characters (this one has "
+                                  f"{len(version.description):,}); put longer text in a file of the version.")
     if not version.resource_type:
         version.resource_type = Version._meta.get_field("resource_type").default
     version.comparison_tolerance = _clean_tolerance(metadata.get("comparison_tolerance") or {}, errors)

@@ -149,3 +149,16 @@ def test_a_public_address_is_still_accepted_when_saved(user):
          "sha256": "0" * 64, "size": 1}]})
 
     assert DataReference.objects.filter(version=draft).count() == 1
+
+
+def test_a_description_longer_than_every_export_should_carry_is_refused(user):
+    from repository.services.drafts import MAX_DESCRIPTION_CHARS
+
+    draft = record_create(owner=user, metadata={"title": "Kept"})
+
+    with pytest.raises(InvalidInput) as raised:
+        draft_update(version=draft, actor=user, metadata={"title": "Kept", "description": "word " * 480_000})
+
+    assert f"At most {MAX_DESCRIPTION_CHARS:,} characters" in raised.value.field_errors["description"][0]
+    assert Version.objects.get(pk=draft.pk).description == ""
+    draft_update(version=draft, actor=user, metadata={"title": "Kept", "description": "x" * MAX_DESCRIPTION_CHARS})
