@@ -7,6 +7,7 @@ class ModerationConfig(AppConfig):
 
     def ready(self) -> None:
         # The core asks moderation through its hooks; it never imports this app (see repository/hooks.py).
+        from moderation.notifications import notify_corrected
         from moderation.permissions import version_moderated_by
         from moderation.selectors import moderators_of_version, request_latest_for_version
         from moderation.services import review_submit_by_slug
@@ -14,3 +15,4 @@ class ModerationConfig(AppConfig):
 
         hooks.register(submit_for_review=review_submit_by_slug, moderates_version=version_moderated_by,
                        review_of=request_latest_for_version, moderators_of=moderators_of_version)
+        hooks.listen(version_corrected=notify_corrected)

@@ -18,6 +18,7 @@ go to `transaction.on_commit`, as everywhere.
 | event | sent by | listeners |
 |---|---|---|
 | `version_published(version)` | services/versions.py `version_publish` | the GitLab mirror |
+| `version_corrected(version, actor, fields, reason)` | services/published.py | moderation: e-mail to its moderators |
 
 An unfilled hook answers as the core alone would: nobody but the global moderators moderates, nothing is
 harvested, and submitting is refused with a message (there is no review without moderation). Call a hook
@@ -69,7 +70,7 @@ def register(**hooks: Callable) -> None:
 _HOOK_NAMES = frozenset({"submit_for_review", "moderates_version", "review_of", "moderators_of",
                          "external_metadata_for_dois"})
 
-_listeners: dict[str, list[Callable]] = {"version_published": []}
+_listeners: dict[str, list[Callable]] = {"version_published": [], "version_corrected": []}
 
 
 def listen(**listeners: Callable) -> None:

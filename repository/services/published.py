@@ -4,10 +4,11 @@ withdrawal by an admin (a tombstone; the DOI stays registered and resolves to it
 from django.db import transaction
 from django.utils import timezone
 
+from repository import hooks
 from repository.errors import Conflict, InvalidInput, PermissionDenied
 from repository.models import Version
 from repository.permissions import is_owner
-from repository.selectors import version_metadata
+from repository.selectors import changed_fields, version_metadata
 from repository.services.audit import audit_event_append
 from repository.services.dois import doi_metadata_changed, doi_withdraw_version
 from repository.services.drafts import metadata_write
@@ -24,7 +25,9 @@ def _locked_public(version: Version) -> Version:
 @transaction.atomic
 def version_correct_metadata(*, version: Version, actor, metadata: dict, reason: str = "") -> Version:
     """Correct a published version's citation metadata (a typo, a new related identifier). The previous and new
-    metadata are kept in the audit trail; the DOI's metadata is sent again. Owners and admins may correct."""
+    metadata are kept in the audit trail, shown on the record's page (`selectors.record_corrections`) and to the
+    version's moderators (the `version_corrected` event); the DOI's metadata is sent again. Owners and admins may
+    correct, at once: a typo must not wait for a review."""
     version = _locked_public(version)
     if not (is_owner(actor, version.record) or getattr(actor, "is_superuser", False)):
         raise PermissionDenied("Only the owners of a record or an admin can correct its metadata.")
@@ -42,9 +45,11 @@ def version_correct_metadata(*, version: Version, actor, metadata: dict, reason:
         return version
     version.public_changed_at = timezone.now()
     version.save(update_fields=["public_changed_at", "updated"])
+    fields = changed_fields(before, after)
     audit_event_append(actor=actor, action="version.correct", version=version,
-                       data={"reason": reason[:MAX_REASON_LENGTH], "before": before, "after": after})
+                       data={"reason": reason[:MAX_REASON_LENGTH], "before": before, "after": after, "fields": fields})
     doi_metadata_changed(version)
+    hooks.send("version_corrected", version=version, actor=actor, fields=fields, reason=reason[:MAX_REASON_LENGTH])
     return version
 
 

@@ -207,6 +207,7 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
                     for fmt, label in EXPORT_FORMATS],
         "is_owner": owner,
         "can_correct": can_correct_metadata(request.user, record),
+        "corrections": selectors.record_corrections(record),
         # The version an owner is working on (a draft, in review or being published), if there is one.
         "unpublished": (record.versions.filter(state__in=Version.UNPUBLISHED_STATES).first() if owner else None),
         "can_withdraw": (bool(getattr(request.user, "is_superuser", False))
