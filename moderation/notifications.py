@@ -60,3 +60,9 @@ def notify_corrected(*, version, actor, fields: list[str], reason: str) -> None:
             f"{', '.join(fields)}.\n\n{reason}\n\nEach change is on the request's timeline: {_request_url(review)}\n")
     recipients = [address for address in _moderator_addresses(review) if address != getattr(actor, "email", None)]
     _send_on_commit([(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)])
+
+
+# For moderation/corrections.py.
+request_url = _request_url
+moderator_addresses = _moderator_addresses
+send_on_commit = _send_on_commit

@@ -9,6 +9,8 @@ core needs something only they know, it asks here, and each app fills its hooks 
 | `moderates_version(user, version)` | moderation | who moderates a submitted version (permissions.py) |
 | `review_of(version)` | moderation | the review request a draft page shows |
 | `moderators_of(version)` | moderation | whom to tell, besides the global moderators (community moderators) |
+| `corrections_reviewed(version, actor)` | moderation | whether `actor`'s correction must wait for review |
+| `hold_correction(version=, actor=, metadata=, fields=, reason=)` | moderation | to keep it for the moderators |
 | `external_metadata_for_dois(dois)` | harvest | what harvested records say of DOIs (data references) |
 
 Events are the other direction: the core tells whoever listens (`listen(version_published=...)`), e.g. the
@@ -48,6 +50,10 @@ def _no_one(version) -> list:
     return []
 
 
+def _hold_unavailable(*, version, actor, metadata, fields, reason):
+    raise Conflict("Holding a correction for review needs the moderation app, which is not installed.")
+
+
 def _nothing_harvested(dois: Iterable[str]) -> dict[str, Any]:
     return {}
 
@@ -56,6 +62,8 @@ submit_for_review: Callable[..., Any] = _submit_unavailable
 moderates_version: Callable[[Any, Any], bool] = _nobody_else
 review_of: Callable[[Any], Any] = _no_review
 moderators_of: Callable[[Any], list] = _no_one
+corrections_reviewed: Callable[[Any, Any], bool] = _nobody_else
+hold_correction: Callable[..., Any] = _hold_unavailable
 external_metadata_for_dois: Callable[[Iterable[str]], dict[str, Any]] = _nothing_harvested
 
 
@@ -68,7 +76,7 @@ def register(**hooks: Callable) -> None:
 
 
 _HOOK_NAMES = frozenset({"submit_for_review", "moderates_version", "review_of", "moderators_of",
-                         "external_metadata_for_dois"})
+                         "corrections_reviewed", "hold_correction", "external_metadata_for_dois"})
 
 _listeners: dict[str, list[Callable]] = {"version_published": [], "version_corrected": []}
 

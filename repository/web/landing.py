@@ -325,7 +325,10 @@ def version_correct(request, record_id, number):
             messages.error(request, exc.detail)
             return redirect("repository:version_landing", record_id=record_id, number=number)
         else:
-            if corrected.public_changed_at == changed_at:
+            if getattr(corrected, "correction_held", False):
+                messages.info(request, "This record's community reviews corrections: yours was sent to its "
+                                       "moderators and applies once one of them approves it.")
+            elif corrected.public_changed_at == changed_at:
                 messages.info(request, "Nothing was changed.")
             else:
                 messages.success(request, "Corrected; the DOI metadata is being updated.")
