@@ -99,3 +99,15 @@ def test_the_api_docs_and_account_pages_work_with_nothing_blocked(watched, live_
         EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".swagger-ui .info .title"), "nbarchive API"))
     WebDriverWait(watched, WAIT_SECONDS).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".opblock")))
     assert violations(watched) == []
+
+
+def test_the_admin_works_with_nothing_blocked(watched, live_server):
+    admin = UserFactory(username="csp-admin", is_staff=True, is_superuser=True)
+    log_in(watched, live_server, admin)
+
+    visit(watched, live_server.url + "/admin/", "#content")
+    visit(watched, live_server.url + "/admin/moderation/community/", "#content")
+    visit(watched, live_server.url + "/admin/moderation/community/add/", "#community_form")
+    # SelectFilter2.js turned the moderators' list into its two-box widget.
+    WebDriverWait(watched, WAIT_SECONDS).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".selector")))
+    assert violations(watched) == []
