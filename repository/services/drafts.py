@@ -229,11 +229,15 @@ def _clean_keywords(keywords, errors: _Errors) -> list[str]:
 
 
 FUNDING_FIELDS = {"funder_name", "funder_identifier", "award_number", "award_title"}
+MAX_FUNDING_VALUE_CHARS = 1000
 
 
 def _clean_funding(funding, errors: _Errors) -> list[dict]:
     if not isinstance(funding, list):
         errors.add("funding", "Expected a list.")
+        return []
+    if len(funding) > MAX_LIST_ITEMS:  # as for the other lists: every export repeats them
+        errors.add("funding", f"At most {MAX_LIST_ITEMS} entries.")
         return []
     cleaned = []
     for position, item in enumerate(funding):
@@ -242,6 +246,11 @@ def _clean_funding(funding, errors: _Errors) -> list[dict]:
             errors.add(field, f"Expected an object with {', '.join(sorted(FUNDING_FIELDS))}.")
             continue
         entry = {k: str(v).strip() for k, v in item.items() if v not in (None, "")}
+        too_long = [k for k, v in entry.items() if len(v) > MAX_FUNDING_VALUE_CHARS]
+        for name in too_long:
+            errors.add(f"{field}.{name}", f"At most {MAX_FUNDING_VALUE_CHARS} characters.")
+        if too_long:
+            continue
         if not entry.get("funder_name"):
             errors.add(f"{field}.funder_name", "The funder's name is required.")
             continue

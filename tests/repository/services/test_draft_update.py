@@ -162,3 +162,18 @@ def test_a_description_longer_than_every_export_should_carry_is_refused(user):
     assert f"At most {MAX_DESCRIPTION_CHARS:,} characters" in raised.value.field_errors["description"][0]
     assert Version.objects.get(pk=draft.pk).description == ""
     draft_update(version=draft, actor=user, metadata={"title": "Kept", "description": "x" * MAX_DESCRIPTION_CHARS})
+
+
+def test_funding_is_bounded_like_the_other_lists(user):
+    from repository.services.drafts import MAX_LIST_ITEMS
+
+    draft = record_create(owner=user)
+
+    with pytest.raises(InvalidInput) as too_many:
+        draft_update(version=draft, actor=user, metadata={"funding": [{"funder_name": f"F{i}"}
+                                                                     for i in range(MAX_LIST_ITEMS + 1)]})
+    with pytest.raises(InvalidInput) as too_long:
+        draft_update(version=draft, actor=user, metadata={"funding": [{"funder_name": "F", "award_title": "T" * 5000}]})
+
+    assert too_many.value.field_errors["funding"] == [f"At most {MAX_LIST_ITEMS} entries."]
+    assert too_long.value.field_errors["funding[0].award_title"] == ["At most 1000 characters."]
