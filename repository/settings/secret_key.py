@@ -14,7 +14,16 @@ KEY_FILE_NAME = "secret_key"
 
 
 def secret_key_kept_in(var_dir: Path) -> str:
-    """The key in var_dir/secret_key, created (mode 0600) when there is none yet."""
+    """The key in var_dir/secret_key, created (mode 0600) when there is none yet; when var_dir cannot be written
+    (a read-only deployment that forgot SECRET_KEY), a key for this process only, so that the start-up checks can
+    still say what is missing instead of the settings failing to import."""
+    try:
+        return _read_or_create(var_dir)
+    except OSError:
+        return secrets.token_urlsafe(50)
+
+
+def _read_or_create(var_dir: Path) -> str:
     path = var_dir / KEY_FILE_NAME
     try:
         return path.read_text(encoding="ascii").strip()

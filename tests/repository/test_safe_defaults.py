@@ -67,3 +67,14 @@ def test_addresses_reachable_from_elsewhere_are_refused_with_debug_on(address):
                                      "[::ffff:127.0.0.1]:8000"])
 def test_loopback_addresses_are_accepted_with_debug_on(address):
     refuse_public_address_in_debug(address, debug=True)
+
+
+def test_a_var_dir_that_cannot_hold_the_key_gives_a_key_for_this_process_only(tmp_path):
+    from repository.settings.secret_key import secret_key_kept_in
+
+    not_a_folder = tmp_path / "var"
+    not_a_folder.write_text("a file where the folder should be")
+
+    first, second = secret_key_kept_in(not_a_folder), secret_key_kept_in(not_a_folder)
+
+    assert len(first) >= 50 and first != second and first != FORMER_CONSTANT_KEY
