@@ -7,7 +7,7 @@ from moderation.models import Community, ReviewEvent, ReviewRequest
 
 @admin.register(Community)
 class CommunityAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "created"]
+    list_display = ["name", "slug", "review_corrections", "created"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["moderators"]
 

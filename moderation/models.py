@@ -14,6 +14,9 @@ class Community(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     moderators = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="moderated_communities")
+    review_corrections = models.BooleanField(
+        default=False, help_text="Owners' corrections of the published metadata of versions accepted here wait for "
+        "a moderator's approval (otherwise they apply at once and the moderators are told).")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -84,3 +87,36 @@ class ReviewEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on review {self.request_id} at {self.created:%Y-%m-%d %H:%M}"
+
+
+class CorrectionRequest(models.Model):
+    """An owner's correction of a published version's metadata, held for the moderators of a community that
+    reviews corrections (Community.review_corrections). Approving applies it through the core's service."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for a moderator"
+        APPLIED = "applied", "Approved and applied"
+        DECLINED = "declined", "Declined"
+        SUPERSEDED = "superseded", "Replaced by a later correction"
+
+    review = models.ForeignKey(ReviewRequest, on_delete=models.CASCADE, related_name="corrections",
+                               help_text="The accepted review of the version: its community decides.")
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    metadata = models.JSONField(help_text="The whole metadata as proposed (validated when proposed and again "
+                                          "when applied).")
+    fields = models.JSONField(default=list, help_text="The fields the correction changes.")
+    reason = models.TextField(blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decision_comment = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [models.UniqueConstraint(fields=["review"], condition=models.Q(state="pending"),
+                                               name="one_pending_correction_per_review")]
+
+    def __str__(self) -> str:
+        return f"correction {self.pk} of {self.review.version_id}: {self.state}"

@@ -46,3 +46,23 @@ def notify_authors(review: ReviewRequest, *, actor, what: str, comment: str = ""
     subject = f"[nbarchive] {what}: {title}"
     body = f"{actor} {what.lower()} on \"{title}\".\n\n{comment}\n\n{_request_url(review)}\n"
     _send_on_commit([(subject, body, settings.DEFAULT_FROM_EMAIL, _author_addresses(review, exclude_user=actor))])
+
+
+def notify_corrected(*, version, actor, fields: list[str], reason: str) -> None:
+    """Tell the moderators who accepted a version that its owners corrected its published metadata (the core's
+    `version_corrected` event): corrections take effect at once, so the moderators look afterwards."""
+    review = version.review_requests.filter(state=ReviewRequest.State.ACCEPTED).order_by("-created").first()
+    if review is None:
+        return
+    title = version.title or version.record.public_id
+    subject = f"[nbarchive] Metadata corrected: {title}"
+    body = (f"{actor} corrected the published metadata of \"{title}\" (version {version.number}): "
+            f"{', '.join(fields)}.\n\n{reason}\n\nEach change is on the request's timeline: {_request_url(review)}\n")
+    recipients = [address for address in _moderator_addresses(review) if address != getattr(actor, "email", None)]
+    _send_on_commit([(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)])
+
+
+# For moderation/corrections.py.
+request_url = _request_url
+moderator_addresses = _moderator_addresses
+send_on_commit = _send_on_commit

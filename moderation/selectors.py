@@ -10,8 +10,9 @@ from django.utils import timezone
 from moderation.models import Community, ReviewEvent, ReviewRequest
 from moderation.permissions import can_view_request, is_global_moderator
 from repository.errors import NotFound
-from repository.models import ExecutionRun
+from repository.models import AuditEvent, ExecutionRun
 from repository.querying import AnyOf
+from repository.selectors import changed_fields
 
 
 def requests_visible_to(user) -> QuerySet[ReviewRequest]:
@@ -76,7 +77,21 @@ def request_timeline(review: ReviewRequest) -> list[dict]:
         entries.append({"kind": ReviewEvent.Kind.VERIFICATION, "created": run.finished_at or run.queued_at,
                         "actor": None, "from_state": "", "to_state": "", "run_id": str(run.run_id),
                         "status": run.status, "verdict": run.verdict, "comment": run.message})
+    # Corrections of the version once published: owners make them at once, moderators see each one here.
+    corrections = AuditEvent.objects.filter(version=review.version, action="version.correct").select_related("actor")
+    for event in corrections:
+        entries.append({"kind": "correction", "created": event.created,
+                        "actor": event.actor.get_username() if event.actor else None, "from_state": "", "to_state": "",
+                        "fields": event.data.get("fields") or changed_fields(event.data.get("before") or {},
+                                                                              event.data.get("after") or {}),
+                        "changes": _correction_changes(event.data), "comment": event.data.get("reason", "")})
     return sorted(entries, key=lambda entry: entry["created"])
+
+
+def _correction_changes(data: dict) -> list[dict]:
+    before, after = data.get("before") or {}, data.get("after") or {}
+    return [{"field": field, "before": before.get(field), "after": after.get(field)}
+            for field in changed_fields(before, after)]
 
 
 # --- communities, as OAI-PMH sets see them ------------------------------------------------------------------

@@ -10,13 +10,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST, require_safe
 
-from moderation import selectors, services, workflow
+from moderation import corrections, selectors, services, workflow
 from moderation.diff import version_diff
 from moderation.models import Community, ReviewRequest
 from moderation.permissions import can_comment, can_moderate
 from repository import rendering, storage
 from repository.errors import NbarchiveError, NotFound
 from repository.models import Verdict
+from repository.selectors import version_metadata
 from repository.services.submission import draft_missing_for_submission
 
 ACTION_LABELS = {"accept": "Accept", "request_changes": "Request changes", "decline": "Decline",
@@ -68,8 +69,38 @@ def request_detail(request, request_id):
         "can_comment": can_comment(request.user, review),
         "checklist": [(key, label, bool(review.checklist.get(key))) for key, label in services.CHECKLIST_ITEMS.items()],
         "missing": draft_missing_for_submission(version),
+        "pending_corrections": _pending_corrections(review),
     }
     return render(request, "moderation/request_detail.html", context)
+
+
+def _pending_corrections(review: ReviewRequest) -> list[dict]:
+    """Corrections held for review, each with its changes field by field against the metadata as published."""
+    if review.state != ReviewRequest.State.ACCEPTED:
+        return []
+    current = version_metadata(review.version)
+    return [{"correction": correction,
+             "changes": [{"field": field, "before": current.get(field), "after": correction.metadata.get(field)}
+                         for field in correction.fields]}
+            for correction in corrections.corrections_pending(review)]
+
+
+@login_required
+@require_POST
+def correction_decide(request, request_id, correction_id):
+    review = _request_or_404(request, request_id)
+    decision = request.POST.get("decision", "")
+    if decision not in ("approve", "decline"):
+        messages.error(request, "Choose approve or decline.")
+        return redirect("moderation:request_detail", request_id=review.pk)
+    try:
+        corrections.correction_decide(correction_id=correction_id, actor=request.user, approve=decision == "approve",
+                                      comment=request.POST.get("comment", ""))
+    except NbarchiveError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, "Correction applied." if decision == "approve" else "Correction declined.")
+    return redirect("moderation:request_detail", request_id=review.pk)
 
 
 @login_required

@@ -9,6 +9,8 @@ core needs something only they know, it asks here, and each app fills its hooks 
 | `moderates_version(user, version)` | moderation | who moderates a submitted version (permissions.py) |
 | `review_of(version)` | moderation | the review request a draft page shows |
 | `moderators_of(version)` | moderation | whom to tell, besides the global moderators (community moderators) |
+| `corrections_reviewed(version, actor)` | moderation | whether `actor`'s correction must wait for review |
+| `hold_correction(version=, actor=, metadata=, fields=, reason=)` | moderation | to keep it for the moderators |
 | `external_metadata_for_dois(dois)` | harvest | what harvested records say of DOIs (data references) |
 
 Events are the other direction: the core tells whoever listens (`listen(version_published=...)`), e.g. the
@@ -18,6 +20,7 @@ go to `transaction.on_commit`, as everywhere.
 | event | sent by | listeners |
 |---|---|---|
 | `version_published(version)` | services/versions.py `version_publish` | the GitLab mirror |
+| `version_corrected(version, actor, fields, reason)` | services/published.py | moderation: e-mail to its moderators |
 
 An unfilled hook answers as the core alone would: nobody but the global moderators moderates, nothing is
 harvested, and submitting is refused with a message (there is no review without moderation). Call a hook
@@ -47,6 +50,10 @@ def _no_one(version) -> list:
     return []
 
 
+def _hold_unavailable(*, version, actor, metadata, fields, reason):
+    raise Conflict("Holding a correction for review needs the moderation app, which is not installed.")
+
+
 def _nothing_harvested(dois: Iterable[str]) -> dict[str, Any]:
     return {}
 
@@ -55,6 +62,8 @@ submit_for_review: Callable[..., Any] = _submit_unavailable
 moderates_version: Callable[[Any, Any], bool] = _nobody_else
 review_of: Callable[[Any], Any] = _no_review
 moderators_of: Callable[[Any], list] = _no_one
+corrections_reviewed: Callable[[Any, Any], bool] = _nobody_else
+hold_correction: Callable[..., Any] = _hold_unavailable
 external_metadata_for_dois: Callable[[Iterable[str]], dict[str, Any]] = _nothing_harvested
 
 
@@ -67,9 +76,9 @@ def register(**hooks: Callable) -> None:
 
 
 _HOOK_NAMES = frozenset({"submit_for_review", "moderates_version", "review_of", "moderators_of",
-                         "external_metadata_for_dois"})
+                         "corrections_reviewed", "hold_correction", "external_metadata_for_dois"})
 
-_listeners: dict[str, list[Callable]] = {"version_published": []}
+_listeners: dict[str, list[Callable]] = {"version_published": [], "version_corrected": []}
 
 
 def listen(**listeners: Callable) -> None:

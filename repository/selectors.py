@@ -3,7 +3,7 @@
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
 
 from repository.errors import NotFound
-from repository.models import ExecutionRun, Version, VersionFile
+from repository.models import AuditEvent, ExecutionRun, Version, VersionFile
 from repository.permissions import can_view_draft, can_view_run
 
 
@@ -105,3 +105,19 @@ def versions_list_public_changes() -> QuerySet[Version]:
     datestamp (`public_changed_at`, when what harvesters see last changed). The base of OAI-PMH's item lists."""
     return (Version.objects.filter(public_changed_at__isnull=False, state__in=Version.ACCEPTED_STATES)
             .select_related("record"))
+
+
+def record_corrections(record) -> list[dict]:
+    """Every metadata correction of the record's published versions, newest first: when, which version, which
+    fields, and the reason given. Public, like the metadata itself (who corrected is for the moderators)."""
+    events = (AuditEvent.objects.filter(record=record, action="version.correct").select_related("version")
+              .order_by("-created", "-id"))
+    return [{"created": event.created, "version_number": event.version.number if event.version else None,
+             "fields": event.data.get("fields") or changed_fields(event.data.get("before") or {},
+                                                                   event.data.get("after") or {}),
+             "reason": event.data.get("reason", "")} for event in events]
+
+
+def changed_fields(before: dict, after: dict) -> list[str]:
+    """The metadata fields a correction changed, in the metadata's order."""
+    return [field for field in after if before.get(field) != after.get(field)]

@@ -169,3 +169,67 @@ def validate_file_path(value: str) -> None:
 
 def normalize_file_path(value: str) -> str:
     return unicodedata.normalize("NFC", value)
+
+
+def validate_public_https_url(value: str) -> None:
+    """An https URL staging could fetch: refused now, in staging's words, when its host is an address staging
+    refuses in any spelling (http://[::1]/, [::ffff:127.0.0.1], 0:0:0:0:0:0:0:1, 6to4, NAT64) or localhost.
+    Names are resolved only by staging, which checks every address they resolve to."""
+    from urllib.parse import urlsplit
+
+    from django.core.validators import URLValidator
+
+    # Imported here: the models import this module, and staging imports the models.
+    from repository.runners.staging.addresses import host_refusal
+    from repository.runners.staging.specs import policy_from_settings
+
+    try:
+        URLValidator(schemes=["https"])(value)
+    except ValidationError:
+        raise ValidationError("Enter a full https:// URL (plain http is not accepted).", code="url") from None
+    problem = host_refusal(urlsplit(value).hostname or "", policy_from_settings().parsed_networks)
+    if problem:
+        raise ValidationError(problem, code="url_not_public")
+
+
+# --- Look-alike file names -----------------------------------------------------------------------------------
+# Two files of one version whose names differ only by characters that look the same ("data.csv" with a Latin
+# "a" and "dаta.csv" with a Cyrillic one) let an author show readers one file and have the notebook read the other.
+# They are compared by their skeletons in the sense of Unicode TS #39 (section 4): each character replaced by the
+# prototype of its confusables class, so that look-alikes of any script, fullwidth and mathematical forms meet.
+# The classes come from confusable_homoglyphs, a maintained package shipping Unicode's confusables.txt as data
+# (rather than a copy of that table kept here); it maps each character to its prototype and each prototype to
+# its look-alikes, so a character's class is what is at most two steps from it. Mappings to several characters
+# ("rn" for "m") are left out: a skeleton of single characters keeps the comparison position by position.
+
+
+@lru_cache(maxsize=1)
+def _confusables() -> dict:
+    from confusable_homoglyphs.confusables import confusables_data  # about 1 MB of JSON: loaded on first use
+
+    return confusables_data
+
+
+@lru_cache(maxsize=4096)
+def _prototype(char: str) -> str:
+    data = _confusables()
+    near = [entry["c"] for entry in data.get(char, ()) if len(entry["c"]) == 1]
+    members = {char, *near, *(entry["c"] for other in near for entry in data.get(other, ()) if len(entry["c"]) == 1)}
+    return min(members)  # any fixed choice in the class will do; the smallest is stable
+
+
+def lookalike_skeleton(value: str) -> str:
+    """The string as it looks: equal skeletons mean names a reader cannot tell apart (letter case aside)."""
+    # NFKC first: compatibility forms (fullwidth "ｄ", ligatures) look like their plain letters but are not all in
+    # confusables.txt.
+    decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", value))
+    return unicodedata.normalize("NFD", "".join(_prototype(char) for char in decomposed)).casefold()
+
+
+def lookalike_difference(value: str, other: str) -> str:
+    """'X' (NAME, U+XXXX) where `other` has 'Y': the first character telling two look-alike names apart."""
+    for mine, theirs in zip(value, other, strict=False):
+        if mine.casefold() != theirs.casefold():  # letter case is told apart by the path check before this one
+            name = unicodedata.name(mine, "unnamed character")
+            return f"'{mine}' ({name}, U+{ord(mine):04X}) where that has '{theirs}'"
+    return "characters that look the same"

@@ -154,8 +154,12 @@ class RecordVersionsApi(APIView):
 
 
 class RecordVersionMetadataApi(APIView):
-    @extend_schema(request=CorrectionInput, responses=with_problem_responses({200: PublicVersionOutput}, 400, 403,
-                   404, 409), summary="Correct a published version's metadata (audited; files never change)",
+    @extend_schema(request=CorrectionInput,
+                   responses=with_problem_responses({200: PublicVersionOutput, 202: PublicVersionOutput}, 400, 403,
+                                                    404, 409),
+                   summary="Correct a published version's metadata (audited; files never change)",
+                   description="200: corrected at once. 202: the community that accepted the version reviews "
+                   "corrections; the correction waits for a moderator and the version is returned unchanged.",
                    operation_id="record_version_correct")
     def put(self, request, record_id, number):
         version, _ = selectors.version_get_public(record_id=record_id, number=number)
@@ -164,7 +168,10 @@ class RecordVersionMetadataApi(APIView):
         metadata = dict(serializer.validated_data)
         reason = metadata.pop("reason", "")
         version = version_correct_metadata(version=version, actor=request.user, metadata=metadata, reason=reason)
-        return Response(PublicVersionOutput(version, context={"request": request}).data)
+        # 202: held for the moderators of a community that reviews corrections; the version is still as it was.
+        held = getattr(version, "correction_held", False)
+        return Response(PublicVersionOutput(version, context={"request": request}).data,
+                        status=status.HTTP_202_ACCEPTED if held else status.HTTP_200_OK)
 
 
 class RecordVersionWithdrawApi(APIView):

@@ -1,5 +1,5 @@
 from django.urls import include, path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from repository.api import records, views
 
@@ -42,5 +42,5 @@ urlpatterns = [
     path("runs/<uuid:run_id>/executed-notebook", views.RunExecutedNotebookApi.as_view(), name="run_executed_notebook"),
     path("user/records", views.UserRecordsApi.as_view(), name="user_records"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=[]), name="docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema", permission_classes=[]), name="docs"),
 ]

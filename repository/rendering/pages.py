@@ -1,6 +1,8 @@
 """`rendered_page`: the page of a notebook blob, from the cache by sha256 or rendered once by the worker, and the
 headers it is served with (its own URL, embedded in an `<iframe sandbox>` by the review and landing pages)."""
 
+import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -41,10 +43,23 @@ def rendered_page(blob) -> RenderedPage:
     """The page for a notebook blob: from the cache, or rendered once in a time-limited worker.
 
     Never raises: a notebook that cannot be shown gives an error page (422 refused, 503 timed out or failed).
+    One notebook is rendered by one worker at a time: many views of a notebook not yet rendered (a reload, several
+    moderators, or someone asking on purpose) wait for that render instead of each starting a worker of their own.
     """
     cached = _cache_read(blob.sha256)
     if cached is not None:
         return cached
+    timeout = _setting("NOTEBOOK_RENDER_TIMEOUT", DEFAULT_TIMEOUT)
+    with _render_lock(blob.sha256, wait_seconds=timeout + 10) as locked:
+        if not locked:
+            return RenderedPage(error_page("This notebook is still being rendered; reload the page in a minute."), 503)
+        cached = _cache_read(blob.sha256)  # rendered by whoever held the lock before us
+        if cached is not None:
+            return cached
+        return _render_and_cache(blob)
+
+
+def _render_and_cache(blob) -> RenderedPage:
     max_size = _setting("MAX_NOTEBOOK_SIZE", 200 * 1024**2)
     if blob.size > max_size:
         return RenderedPage(error_page(f"The notebook is larger than the {max_size} bytes that are rendered here."),
@@ -66,6 +81,29 @@ def rendered_page(blob) -> RenderedPage:
     except OSError:
         logger.exception("Could not cache the rendering of notebook blob %s", blob.sha256)
     return rendered
+
+
+@contextlib.contextmanager
+def _render_lock(sha256: str, *, wait_seconds: float):
+    """An exclusive lock on this notebook's rendering, shared by every web process of the machine (the cache is
+    per machine too); yields False when it could not be had within wait_seconds."""
+    path = _cache_paths(sha256)[200].with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    yield False
+                    return
+                time.sleep(0.1)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _cache_paths(sha256: str) -> dict[int, Path]:

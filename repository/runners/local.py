@@ -88,7 +88,8 @@ class LocalSandboxRunner:
         return {
             "runner": self.name,
             "sandbox": "bubblewrap",
-            "kernel_python": str(self.kernel_python),
+            # As the notebook saw it: the host's path tells readers of the report how the server is laid out.
+            "kernel_python": f"{KERNEL_ENV_MOUNT}/bin/{self.kernel_python.name}",
             "python_version": _kernel_python_version(self.kernel_python),
             "packages": _kernel_packages(self.kernel_python),
             "kernel_isolation": KERNEL_ISOLATION,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from repository.runners.base import RunSpec, SandboxLimits
+from repository.runners.sandbox_paths import as_seen_inside
 
 COLLECTOR = Path(__file__).with_name("kernel_collector.py")
 KERNEL_STARTUP = Path(__file__).with_name("kernel_startup.py")
@@ -132,6 +133,11 @@ def run_kernel(spec: RunSpec, view: KernelView, uid: int) -> KernelRun:
         _hand_over(spec.workdir, ipc_dir, private_dir, uid)
         command = sandbox_command(spec, view, private_dir, uid)
         kernel_run = _collect(command, spec, notebook, key, ipc_dir)
+        # The author reads the log and the failure message: only paths as the sandbox sees them.
+        kernel_run.logs = as_seen_inside(kernel_run.logs, command=command, private_dir=private_dir)
+        if isinstance(kernel_run.status.get("message"), str):
+            kernel_run.status["message"] = as_seen_inside(kernel_run.status["message"], command=command,
+                                                          private_dir=private_dir)
     failure = sandbox_start_failure(kernel_run)
     if failure:
         raise SandboxUnavailable(failure)

@@ -6,9 +6,7 @@ InvalidInput with field-level messages (`creators[0].orcid`, `data_references[1]
 anything, so a bad request changes nothing.
 """
 
-import ipaddress
 import re
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -26,6 +24,9 @@ VERSION_FIELDS = ("title", "description", "resource_type", "version_label", "lic
 MAX_KEYWORDS = 50
 MAX_KEYWORD_LENGTH = 100
 MAX_LIST_ITEMS = 200
+# The description is repeated in every export, the landing page's meta tags and JSON-LD, OAI-PMH and DataCite:
+# bounded so that none of them grows with whatever a request body can carry (2.5 MB was 7 MB of landing page).
+MAX_DESCRIPTION_CHARS = 50_000
 ARXIV_RE = re.compile(r"^(arXiv:)?(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$", re.IGNORECASE)
 HANDLE_RE = re.compile(r"^\d+(\.\d+)*/\S+$")
 REPOSITORY_FILE_RE = re.compile(r"^(?P<record>[0-9a-z]{5}-[0-9a-z]{5})/(?:v(?P<number>\d+)/)?(?P<path>.+)$")
@@ -102,6 +103,9 @@ def metadata_write(version: Version, metadata: dict) -> None:
             errors.add(field, "Expected text.")
             value = ""
         setattr(version, field, value.strip())
+    if len(version.description) > MAX_DESCRIPTION_CHARS:
+        errors.add("description", f"At most {MAX_DESCRIPTION_CHARS:,} characters (this one has "
+                                  f"{len(version.description):,}); put longer text in a file of the version.")
     if not version.resource_type:
         version.resource_type = Version._meta.get_field("resource_type").default
     version.comparison_tolerance = _clean_tolerance(metadata.get("comparison_tolerance") or {}, errors)
@@ -225,11 +229,15 @@ def _clean_keywords(keywords, errors: _Errors) -> list[str]:
 
 
 FUNDING_FIELDS = {"funder_name", "funder_identifier", "award_number", "award_title"}
+MAX_FUNDING_VALUE_CHARS = 1000
 
 
 def _clean_funding(funding, errors: _Errors) -> list[dict]:
     if not isinstance(funding, list):
         errors.add("funding", "Expected a list.")
+        return []
+    if len(funding) > MAX_LIST_ITEMS:  # as for the other lists: every export repeats them
+        errors.add("funding", f"At most {MAX_LIST_ITEMS} entries.")
         return []
     cleaned = []
     for position, item in enumerate(funding):
@@ -238,6 +246,11 @@ def _clean_funding(funding, errors: _Errors) -> list[dict]:
             errors.add(field, f"Expected an object with {', '.join(sorted(FUNDING_FIELDS))}.")
             continue
         entry = {k: str(v).strip() for k, v in item.items() if v not in (None, "")}
+        too_long = [k for k, v in entry.items() if len(v) > MAX_FUNDING_VALUE_CHARS]
+        for name in too_long:
+            errors.add(f"{field}.{name}", f"At most {MAX_FUNDING_VALUE_CHARS} characters.")
+        if too_long:
+            continue
         if not entry.get("funder_name"):
             errors.add(f"{field}.funder_name", "The funder's name is required.")
             continue
@@ -310,17 +323,10 @@ def _is_url(value: str, schemes) -> bool:
 
 def _public_https_url_problem(url: str) -> str | None:
     """Refuse early what staging would refuse anyway; staging re-checks after DNS resolution."""
-    if not _is_url(url, ("https",)):
-        return "Enter a full https:// URL (plain http is not accepted)."
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return "The URL points at this machine; data must come from a public address."
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if not address.is_global:
-        return "The URL points at a private, loopback or link-local address; data must come from a public address."
+        validators.validate_public_https_url(url)
+    except ValidationError as exc:
+        return exc.messages[0]
     return None
 
 

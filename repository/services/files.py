@@ -33,6 +33,7 @@ def _check_path(version: Version, path: str) -> str:
     except ValidationError as exc:
         raise InvalidInput(exc.messages[0], field_errors={"path": exc.messages}) from None
     existing = list(VersionFile.objects.filter(version=version).values_list("path", flat=True))
+    skeleton = validators.lookalike_skeleton(path)
     for other in existing:
         if other == path:
             raise Conflict(f"The draft already has a file '{path}'; delete it first to replace it.",
@@ -40,6 +41,10 @@ def _check_path(version: Version, path: str) -> str:
         if other.lower() == path.lower():
             raise Conflict(f"'{path}' differs from the existing '{other}' only in letter case.",
                            field_errors={"path": ["Differs from an existing file only in letter case."]})
+        if validators.lookalike_skeleton(other) == skeleton:
+            raise Conflict(f"'{path}' looks the same as the existing '{other}': it has "
+                           f"{validators.lookalike_difference(path, other)}. Rename it so that readers can tell the "
+                           "files apart.", field_errors={"path": ["Looks the same as an existing file's path."]})
         if other.startswith(path + "/") or path.startswith(other + "/"):
             raise Conflict(f"'{path}' and the existing '{other}' would be a file and a folder of the same name.",
                            field_errors={"path": ["Conflicts with a folder or file of the same name."]})

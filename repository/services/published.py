@@ -4,10 +4,11 @@ withdrawal by an admin (a tombstone; the DOI stays registered and resolves to it
 from django.db import transaction
 from django.utils import timezone
 
+from repository import hooks
 from repository.errors import Conflict, InvalidInput, PermissionDenied
 from repository.models import Version
 from repository.permissions import is_owner
-from repository.selectors import version_metadata
+from repository.selectors import changed_fields, version_metadata
 from repository.services.audit import audit_event_append
 from repository.services.dois import doi_metadata_changed, doi_withdraw_version
 from repository.services.drafts import metadata_write
@@ -22,9 +23,17 @@ def _locked_public(version: Version) -> Version:
 
 
 @transaction.atomic
-def version_correct_metadata(*, version: Version, actor, metadata: dict, reason: str = "") -> Version:
+def version_correct_metadata(*, version: Version, actor, metadata: dict, reason: str = "",
+                             approved_by=None) -> Version:
     """Correct a published version's citation metadata (a typo, a new related identifier). The previous and new
-    metadata are kept in the audit trail; the DOI's metadata is sent again. Owners and admins may correct."""
+    metadata are kept in the audit trail, shown on the record's page (`selectors.record_corrections`) and to the
+    version's moderators (the `version_corrected` event); the DOI's metadata is sent again. Owners and admins may
+    correct, at once: a typo must not wait for a review.
+
+    Unless the community that accepted the version reviews corrections (`hooks.corrections_reviewed`): then the
+    correction, validated, is handed to `hooks.hold_correction` and nothing changes yet; the returned version has
+    `correction_held = True`. A moderator's approval applies it with `approved_by` (recorded in the audit trail).
+    """
     version = _locked_public(version)
     if not (is_owner(actor, version.record) or getattr(actor, "is_superuser", False)):
         raise PermissionDenied("Only the owners of a record or an admin can correct its metadata.")
@@ -36,15 +45,40 @@ def version_correct_metadata(*, version: Version, actor, metadata: dict, reason:
     if changed_frozen:
         raise InvalidInput("A published version's files and what was verified cannot change; start a new version.",
                            field_errors={f: ["Cannot be changed on a published version."] for f in changed_frozen})
-    metadata_write(version, {**metadata, **{f: before[f] for f in FROZEN_FIELDS}})
+    metadata = {**metadata, **{f: before[f] for f in FROZEN_FIELDS}}
+    reason = reason[:MAX_REASON_LENGTH]
+    version.correction_held = False
+    if approved_by is None and hooks.corrections_reviewed(version, actor):
+        return _hold_for_review(version, actor=actor, metadata=metadata, reason=reason, before=before)
+    metadata_write(version, metadata)
     after = version_metadata(version)
     if after == before:
         return version
     version.public_changed_at = timezone.now()
     version.save(update_fields=["public_changed_at", "updated"])
-    audit_event_append(actor=actor, action="version.correct", version=version,
-                       data={"reason": reason[:MAX_REASON_LENGTH], "before": before, "after": after})
+    fields = changed_fields(before, after)
+    data = {"reason": reason, "before": before, "after": after, "fields": fields}
+    if approved_by is not None:
+        data["approved_by"] = approved_by.get_username()
+    audit_event_append(actor=actor, action="version.correct", version=version, data=data)
     doi_metadata_changed(version)
+    hooks.send("version_corrected", version=version, actor=actor, fields=fields, reason=reason)
+    return version
+
+
+def _hold_for_review(version: Version, *, actor, metadata: dict, reason: str, before: dict) -> Version:
+    # Validated exactly as it would apply, in a savepoint that is then undone: a held correction must be one that
+    # a moderator can apply as it is.
+    with transaction.atomic():
+        metadata_write(version, metadata)
+        after = version_metadata(version)
+        transaction.set_rollback(True)
+    version = _locked_public(version)
+    version.correction_held = False
+    if after != before:
+        hooks.hold_correction(version=version, actor=actor, metadata=metadata, fields=changed_fields(before, after),
+                              reason=reason)
+        version.correction_held = True
     return version
 
 

@@ -62,6 +62,8 @@ def run_data_open(*, run_id, target_path: str, expires: str, signature: str) -> 
     run = ExecutionRun.objects.select_related("version").filter(run_id=run_id).first()
     if run is None or run.status != ExecutionRun.Status.RUNNING:
         raise PermissionDenied("This download link has expired: its run is not running.")
+    if run.runner != "gitlab":  # only a GitLab job fetches its inputs; other runners stage them themselves
+        raise PermissionDenied("This download link is not valid.")
     return _open_input(run, target_path)
 
 

@@ -9,9 +9,12 @@ refuses a production configuration that kept a development default.
 from pathlib import Path
 
 from ._env import BASE_DIR, VAR_DIR, env, site_url_for_address
+from .secret_key import secret_key_kept_in
 
-DEVELOPMENT_SECRET_KEY = "insecure-development-key-change-me"
-SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+# Unset: a random key generated on the first start and kept in VAR_DIR/secret_key (never a constant, which
+# anyone could sign with). SECRET_KEY_GIVEN tells the production checks whether it was set.
+SECRET_KEY_GIVEN = bool(env.str("SECRET_KEY", default=""))
+SECRET_KEY = env.str("SECRET_KEY") if SECRET_KEY_GIVEN else secret_key_kept_in(VAR_DIR)
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -50,6 +53,8 @@ MIDDLEWARE = [
     "repository.observability.metrics.MetricsMiddleware",
     "repository.observability.middleware.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # settings/security.py
+    "repository.web.security_headers.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -187,6 +192,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ROUTES = {"repository.tasks.run_verification_task": {"queue": "verification"}}
 
+# --- Cache ---------------------------------------------------------------------------------------------
+# What is costly to compute and keyed by content (the moderators' diff of two notebooks). Per process by default;
+# with several web workers, a shared cache (e.g. redis://127.0.0.1:6379/1) computes each once for all of them.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
 # --- Pluggable parts ----------------------------------------------------------------------------------
 DOI_PROVIDER = env.str("DOI_PROVIDER", default="local")  # local | datacite
 DOI_PREFIX = env.str("DOI_PREFIX", default="10.5072")
@@ -310,4 +320,5 @@ BLOB_GC_GRACE_HOURS = env.float("BLOB_GC_GRACE_HOURS", default=72.0)
 from .backup import *  # noqa: E402, F403
 from .gitlab import *  # noqa: E402, F403
 from .observability import *  # noqa: E402, F403
+from .security import *  # noqa: E402, F403
 from .verification import *  # noqa: E402, F403

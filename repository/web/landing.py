@@ -207,6 +207,7 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
                     for fmt, label in EXPORT_FORMATS],
         "is_owner": owner,
         "can_correct": can_correct_metadata(request.user, record),
+        "corrections": selectors.record_corrections(record),
         # The version an owner is working on (a draft, in review or being published), if there is one.
         "unpublished": (record.versions.filter(state__in=Version.UNPUBLISHED_STATES).first() if owner else None),
         "can_withdraw": (bool(getattr(request.user, "is_superuser", False))
@@ -324,7 +325,10 @@ def version_correct(request, record_id, number):
             messages.error(request, exc.detail)
             return redirect("repository:version_landing", record_id=record_id, number=number)
         else:
-            if corrected.public_changed_at == changed_at:
+            if getattr(corrected, "correction_held", False):
+                messages.info(request, "This record's community reviews corrections: yours was sent to its "
+                                       "moderators and applies once one of them approves it.")
+            elif corrected.public_changed_at == changed_at:
                 messages.info(request, "Nothing was changed.")
             else:
                 messages.success(request, "Corrected; the DOI metadata is being updated.")

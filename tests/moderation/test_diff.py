@@ -80,3 +80,59 @@ def test_the_request_page_shows_the_diff_against_the_published_version(client, u
 
     assert "Compared with version 1" in html and "Thermal expansion, second look" in html
     assert "Request changes" in html and "Requestchanges" not in html
+
+
+@pytest.fixture
+def empty_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def crafted_pair(user, lines: int) -> tuple[Version, Version]:
+    """A published version and its successor whose notebooks make difflib's matching slow: every line repeats
+    just too rarely to be ignored as junk, and the second notebook shuffles them (found from outside: 16 s)."""
+    first = record_create(owner=user, metadata={"title": "Crafted"})
+    notebook = notebook_dict(cells=1)
+    notebook["cells"][0]["source"] = "\n".join(f"x{i % 101}" for i in range(lines))
+    upload(first, user, "nb.ipynb", json.dumps(notebook).encode())
+    Version.objects.filter(pk=first.pk).update(state=Version.State.PUBLISHED)
+    second = next_version(Version.objects.get(pk=first.pk), user)
+    second.files.filter(path="nb.ipynb").delete()
+    notebook["cells"][0]["source"] = "\n".join(f"x{(i * 37 + i // 101) % 101}" for i in range(lines))
+    upload(second, user, "nb.ipynb", json.dumps(notebook).encode())
+    return Version.objects.get(pk=first.pk), second
+
+
+def test_a_crafted_notebook_is_diffed_only_up_to_the_line_cap_and_says_so(user, empty_cache):
+    _, second = crafted_pair(user, lines=12_000)
+
+    cells = version_diff(second)["cells"]
+
+    assert cells["available"]
+    assert cells["diff"].startswith("--- v1\n+++ v2\n")
+    assert "only lines 1 to 5,000 of the cells' sources were compared" in cells["diff"]
+
+
+def test_the_cell_diff_is_computed_once_per_pair_of_notebooks(user, empty_cache, local_blob_storage):
+    import shutil
+
+    _, second = crafted_pair(user, lines=300)
+    first_view = version_diff(second)["cells"]
+    # A second view must not read (nor diff) the notebooks again: with their bytes gone it still shows the diff.
+    shutil.rmtree(local_blob_storage)
+
+    second_view = version_diff(second)["cells"]
+
+    assert first_view["available"] and second_view == first_view
+
+
+def test_a_notebook_too_large_to_diff_is_named_as_such_not_parsed(user, empty_cache, monkeypatch):
+    from moderation import diff
+
+    _, second = crafted_pair(user, lines=300)
+    monkeypatch.setattr(diff, "MAX_DIFFED_NOTEBOOK_BYTES", 100)
+
+    assert version_diff(second)["cells"]["available"] is False

@@ -439,3 +439,21 @@ def test_a_crashing_worker_gives_an_error_page(monkeypatch):
     result = worker.run_worker(normal_notebook(), timeout=30, max_size=10**6, memory=2 * 1024**3)
 
     assert result.status == 503 and "could not be rendered" in result.html
+
+
+def test_simultaneous_views_of_a_notebook_not_yet_rendered_start_one_worker(review, count_renders):
+    # Each worker may take seconds and gigabytes; a crowd of first views must not multiply them.
+    import threading
+
+    blob = review.version.files.get(path="thermal.ipynb").blob
+    pages_seen = []
+    views = [threading.Thread(target=lambda: pages_seen.append(rendering.rendered_page(blob))) for _ in range(4)]
+
+    for view in views:
+        view.start()
+    for view in views:
+        view.join(timeout=120)
+
+    assert count_renders == [blob.size]
+    assert [page.status for page in pages_seen] == [200] * 4
+    assert len({page.html for page in pages_seen}) == 1

@@ -191,7 +191,7 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(demo_files, arguments, error)
     ('{"target_path": "a"}', "give a JSON list of objects, as the API's data_references."),
     (json.dumps([{"kind": "url", "identifier": "https://127.0.0.1/a.csv", "target_path": "a.csv",
                   "sha256": DATA_SHA, "size": 3}]),
-     "data_references[0].identifier: The URL points at a private, loopback or link-local address"),
+     "data_references[0].identifier: '127.0.0.1' resolves to 127.0.0.1, a loopback address"),
     (json.dumps([{"kind": "url", "identifier": "https://data.example/a.csv", "target_path": "a.csv"}]),
      "data_references[0].sha256: Required for this kind of reference."),
 ])

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from repository.management.listen_address import refuse_public_address_in_debug
 from repository.settings._env import site_url_for_address
 
 # How long the worker gets for a warm shutdown (finishing its task) before its whole group is killed; an
@@ -37,6 +38,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, address, **options):
         address = address or settings.SERVE_ADDRESS
+        refuse_public_address_in_debug(address, debug=settings.DEBUG)  # before the worker starts
         if not os.environ.get("SITE_URL"):
             settings.SITE_URL = site_url_for_address(address)
         worker = self._start_worker(address)

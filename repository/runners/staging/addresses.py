@@ -6,6 +6,9 @@ lookup) and returns its addresses in resolver order, for the fetcher to connect 
 one a client would pick): loopback, private, link-local, multicast, reserved, unspecified, cloud metadata, shared
 (carrier-grade NAT) or otherwise non-global, also when hidden as IPv4 inside IPv6 (mapped, 6to4, NAT64). Only
 ``allowed_networks`` (``FetchPolicy.parsed_networks``: for tests and on-premise archives) lift the refusal.
+
+``host_refusal`` judges a host as written, without resolving it: what a URL saved in a draft is checked with
+(repository/validators.py), so that an address staging would refuse is refused when saved, in the same words.
 """
 
 from __future__ import annotations
@@ -38,12 +41,28 @@ def checked_addresses(host: str, port: int, allowed_networks: tuple, label: str,
     for address in addresses:
         reason = refusal_reason(address, allowed_networks)
         if reason:
-            raise StagingError(
-                label,
-                f"{host!r}{via} resolves to {address}, a {reason} address; data is only fetched from public "
-                "internet addresses.",
-            )
+            raise StagingError(label, refusal_message(host, address, reason, via))
     return tuple(str(address) for address in addresses)
+
+
+def refusal_message(host: str, address, reason: str, via: str = "") -> str:
+    return (f"{host!r}{via} resolves to {address}, a {reason} address; data is only fetched from public internet "
+            "addresses.")
+
+
+def host_refusal(host: str, allowed_networks: tuple = ()) -> str | None:
+    """Why a URL naming `host` would be refused whatever DNS says (an IP literal in any spelling, or a name that
+    is this machine by definition), or None when only resolving it can tell."""
+    host = host.strip("[]").lower()
+    if host in ("localhost", "localhost.") or host.endswith((".localhost", ".localhost.")):
+        # RFC 6761: these names are this machine whatever a resolver answers.
+        return refusal_message(host, ipaddress.ip_address("127.0.0.1"), "loopback")
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return None
+    reason = refusal_reason(address, allowed_networks)
+    return refusal_message(host, address, reason) if reason else None
 
 
 def refusal_reason(address, allowed_networks) -> str | None:

@@ -311,10 +311,12 @@ def test_the_cancel_api_answers_202_with_the_run(user, api):
 
 
 @pytest.fixture
-def running_run(user):
+def running_run(user, settings):
+    """A GitLab run in progress, on a server whose runner is GitLab (the only one that serves these URLs)."""
+    settings.RUNNER = "gitlab"
     version = demo_draft(user)
     run = run_request(version=version, requested_by=user)
-    ExecutionRun.objects.filter(pk=run.pk).update(status="running")
+    ExecutionRun.objects.filter(pk=run.pk).update(status="running", runner="gitlab")
     return ExecutionRun.objects.get(pk=run.pk)
 
 
@@ -334,6 +336,40 @@ def test_a_signed_input_url_serves_the_staged_bytes_without_login(client, runnin
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == demo.measurements_csv()
     assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.django_db
+def test_a_link_forged_with_the_former_constant_development_key_gets_nothing(client, running_run):
+    # Until the key was generated per checkout, servers left at the default signed with this public constant.
+    from django.core import signing
+
+    from repository.services.run_data import SALT
+
+    former_key = "insecure-development-key-change-me"
+    expires = int(time.time()) + 600
+    target = "data/measurements.csv"
+    signature = signing.Signer(key=former_key, salt=SALT).signature(f"{running_run.run_id}\n{target}\n{expires}")
+
+    response = client.get(f"/runs/{running_run.run_id}/data/{target}", {"expires": expires, "signature": signature})
+
+    assert response.status_code == 403
+    assert not getattr(response, "streaming", False)
+
+
+@pytest.mark.django_db
+def test_run_inputs_are_not_served_unless_the_runner_is_gitlab(client, running_run, settings):
+    path, query = _path_and_query(run_data_url(run=running_run, target_path="data/measurements.csv"))
+    settings.RUNNER = "image"
+
+    assert client.get(path, query).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_signed_link_to_a_run_of_another_runner_is_refused(client, running_run):
+    ExecutionRun.objects.filter(pk=running_run.pk).update(runner="local")
+    path, query = _path_and_query(run_data_url(run=running_run, target_path="data/measurements.csv"))
+
+    assert client.get(path, query).status_code == 403
 
 
 @pytest.mark.django_db

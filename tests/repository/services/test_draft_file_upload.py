@@ -112,3 +112,34 @@ def test_a_path_taken_during_the_transfer_leaves_no_blob_behind(user, local_blob
     assert list(Blob.objects.values_list("size", flat=True)) == [6]
     stored_files = [p for p in local_blob_storage.rglob("*") if p.is_file()]
     assert [p.read_bytes() for p in stored_files] == [b"theirs"]
+
+
+def _upload(version, user, path: str, data: bytes = b"a,b\n1,2\n"):
+    return draft_file_upload(version=version, actor=user, path=path, stream=io.BytesIO(data), content_length=len(data))
+
+
+@pytest.mark.parametrize(("existing", "lookalike", "named"), [
+    ("data.csv", "d\u0430ta.csv", "CYRILLIC SMALL LETTER A, U+0430"),  # Cyrillic а for Latin a
+    ("data/input.csv", "data/inp\u03c5t.csv", "GREEK SMALL LETTER UPSILON"),  # Greek υ for u
+    ("model.py", "m\u03bfdel.py", "GREEK SMALL LETTER OMICRON"),
+    ("data.csv", "\uff44ata.csv", "FULLWIDTH LATIN SMALL LETTER D"),
+    ("Data.csv", "d\u0430ta.csv", "CYRILLIC SMALL LETTER A"),  # letter case and a look-alike together
+])
+def test_a_name_that_only_looks_like_an_existing_one_is_refused(user, existing, lookalike, named):
+    version = record_create(owner=user)
+    _upload(version, user, existing)
+
+    with pytest.raises(Conflict) as refused:
+        _upload(version, user, lookalike)
+
+    assert f"looks the same as the existing '{existing}'" in refused.value.detail
+    assert named in refused.value.detail
+    assert list(VersionFile.objects.filter(version=version).values_list("path", flat=True)) == [existing]
+
+
+def test_names_that_differ_visibly_are_accepted_in_any_script(user):
+    version = record_create(owner=user)
+    for path in ("data.csv", "date.csv", "résumé.csv", "resume.csv", "Москва.csv", "данные.csv"):
+        _upload(version, user, path)
+
+    assert VersionFile.objects.filter(version=version).count() == 6

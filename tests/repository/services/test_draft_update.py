@@ -107,3 +107,73 @@ def test_a_reference_may_not_shadow_an_uploaded_file(user):
             {"kind": "doi", "identifier": "10.5281/zenodo.1", "target_path": "data.csv", "sha256": "a" * 64, "size": 1}
         ]})
     assert "data_references[0].target_path" in raised.value.field_errors
+
+
+LOOPBACK_SPELLINGS = ["https://[::1]/a.csv", "https://[0:0:0:0:0:0:0:1]/a.csv", "https://[::ffff:127.0.0.1]/a.csv",
+                      "https://[::ffff:7f00:1]/a.csv", "https://[64:ff9b::7f00:1]/a.csv",
+                      "https://[2002:7f00:1::]/a.csv", "https://[::127.0.0.1]/a.csv", "https://localhost/a.csv",
+                      "https://[::]/a.csv", "https://[fe80::1]/a.csv"]
+
+
+@pytest.mark.parametrize("url", LOOPBACK_SPELLINGS)
+@pytest.mark.parametrize("kind", ["url", "archive_query"])
+def test_an_address_staging_refuses_is_refused_when_saved_in_stagings_words(user, url, kind):
+    from urllib.parse import urlsplit
+
+    from repository.runners.staging.addresses import checked_addresses
+    from repository.runners.staging.errors import StagingError
+
+    draft = record_create(owner=user)
+    reference = {"kind": kind, "identifier": url, "target_path": "a.csv", "sha256": "0" * 64, "size": 1}
+    if kind == "archive_query":
+        reference["query"] = {"q": "x"}
+
+    with pytest.raises(InvalidInput) as raised:
+        draft_update(version=draft, actor=user, metadata={"data_references": [reference]})
+
+    [message] = raised.value.field_errors["data_references[0].identifier"]
+    host = urlsplit(url).hostname
+    if host != "localhost":  # a name: staging resolves it; the saved check knows it is this machine
+        with pytest.raises(StagingError) as at_staging:
+            checked_addresses(host, 443, (), "a.csv", "")
+        assert message == at_staging.value.message
+    assert "data is only fetched from public internet addresses" in message
+    assert not DataReference.objects.filter(version=draft).exists()
+
+
+def test_a_public_address_is_still_accepted_when_saved(user):
+    draft = record_create(owner=user)
+
+    draft_update(version=draft, actor=user, metadata={"data_references": [
+        {"kind": "url", "identifier": "https://[2001:4860:4860::8888]/a.csv", "target_path": "a.csv",
+         "sha256": "0" * 64, "size": 1}]})
+
+    assert DataReference.objects.filter(version=draft).count() == 1
+
+
+def test_a_description_longer_than_every_export_should_carry_is_refused(user):
+    from repository.services.drafts import MAX_DESCRIPTION_CHARS
+
+    draft = record_create(owner=user, metadata={"title": "Kept"})
+
+    with pytest.raises(InvalidInput) as raised:
+        draft_update(version=draft, actor=user, metadata={"title": "Kept", "description": "word " * 480_000})
+
+    assert f"At most {MAX_DESCRIPTION_CHARS:,} characters" in raised.value.field_errors["description"][0]
+    assert Version.objects.get(pk=draft.pk).description == ""
+    draft_update(version=draft, actor=user, metadata={"title": "Kept", "description": "x" * MAX_DESCRIPTION_CHARS})
+
+
+def test_funding_is_bounded_like_the_other_lists(user):
+    from repository.services.drafts import MAX_LIST_ITEMS
+
+    draft = record_create(owner=user)
+
+    with pytest.raises(InvalidInput) as too_many:
+        draft_update(version=draft, actor=user, metadata={"funding": [{"funder_name": f"F{i}"}
+                                                                     for i in range(MAX_LIST_ITEMS + 1)]})
+    with pytest.raises(InvalidInput) as too_long:
+        draft_update(version=draft, actor=user, metadata={"funding": [{"funder_name": "F", "award_title": "T" * 5000}]})
+
+    assert too_many.value.field_errors["funding"] == [f"At most {MAX_LIST_ITEMS} entries."]
+    assert too_long.value.field_errors["funding[0].award_title"] == ["At most 1000 characters."]
