@@ -11,6 +11,7 @@ A runner describes only what differs in a `KernelView` and calls `run_kernel(spe
 """
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -23,6 +24,8 @@ from pathlib import Path, PurePosixPath
 
 from repository.runners.base import RunSpec, SandboxLimits
 from repository.runners.sandbox_paths import as_seen_inside
+
+logger = logging.getLogger(__name__)
 
 COLLECTOR = Path(__file__).with_name("kernel_collector.py")
 KERNEL_STARTUP = Path(__file__).with_name("kernel_startup.py")
@@ -133,6 +136,10 @@ def run_kernel(spec: RunSpec, view: KernelView, uid: int) -> KernelRun:
         _hand_over(spec.workdir, ipc_dir, private_dir, uid)
         command = sandbox_command(spec, view, private_dir, uid)
         kernel_run = _collect(command, spec, notebook, key, ipc_dir)
+        host_failure = sandbox_start_failure(kernel_run)
+        if host_failure:
+            # The operator's log names the folder on the host; the run's message (read by the author) does not.
+            logger.error("%s", host_failure)
         # The author reads the log and the failure message: only paths as the sandbox sees them.
         kernel_run.logs = as_seen_inside(kernel_run.logs, command=command, private_dir=private_dir)
         if isinstance(kernel_run.status.get("message"), str):

@@ -102,4 +102,5 @@ def test_the_request_id_follows_the_tasks_a_request_queues(user):
         task_success.disconnect(record)
 
     assert response["X-Request-ID"] == "req-0123456789"
-    assert seen == ["req-0123456789"]
+    # The DOI may be synced by more than one task (a retry, the sweep): each ran under the request's id.
+    assert seen and set(seen) == {"req-0123456789"}
