@@ -347,8 +347,8 @@ sandbox = pytest.mark.sandbox
 
 
 @sandbox
-def test_pipeline_runs_in_the_kernel_environment_and_returns_artifacts(gitlab_sandbox, gitlab_client):
-    project = _project(gitlab_sandbox, gitlab_client)
+def test_pipeline_runs_in_the_kernel_environment_and_returns_artifacts(gitlab_kernel_env, gitlab_client):
+    project = _project(gitlab_kernel_env, gitlab_client)
     ci = (
         "stages: [verify]\n"
         "verify:\n"
@@ -368,7 +368,7 @@ def test_pipeline_runs_in_the_kernel_environment_and_returns_artifacts(gitlab_sa
     assert pipeline.status in ("created", "pending", "running")
     assert pipeline.sha == commit.id
     finished = _wait(project, pipeline.id)
-    assert finished.status == "success", gitlab_sandbox.pipeline(pipeline.id)["jobs"][0]["trace"]
+    assert finished.status == "success", gitlab_kernel_env.pipeline(pipeline.id)["jobs"][0]["trace"]
 
     [listed] = finished.jobs.list(get_all=True)
     job = project.jobs.get(listed.id)
@@ -380,12 +380,12 @@ def test_pipeline_runs_in_the_kernel_environment_and_returns_artifacts(gitlab_sa
     assert "$ mkdir -p out" in trace
     assert f"job {job.id} of pipeline {pipeline.id}" in trace
     assert "Job succeeded" in trace
-    assert gitlab_sandbox.job(job.id)["image"] == IMAGE
+    assert gitlab_kernel_env.job(job.id)["image"] == IMAGE
 
 
 @sandbox
-def test_failing_script_fails_the_job_with_its_trace(gitlab_sandbox, gitlab_client):
-    project = _project(gitlab_sandbox, gitlab_client)
+def test_failing_script_fails_the_job_with_its_trace(gitlab_kernel_env, gitlab_client):
+    project = _project(gitlab_kernel_env, gitlab_client)
     ci = (
         "verify:\n"
         "  script:\n"
@@ -417,14 +417,14 @@ def test_failing_script_fails_the_job_with_its_trace(gitlab_sandbox, gitlab_clie
 
 
 @sandbox
-def test_job_timeout_fails_with_job_execution_timeout(gitlab_sandbox, gitlab_client):
-    project = _project(gitlab_sandbox, gitlab_client)
+def test_job_timeout_fails_with_job_execution_timeout(gitlab_kernel_env, gitlab_client):
+    project = _project(gitlab_kernel_env, gitlab_client)
     marker = f"{30 + random.random():.6f}"
     ci = (
         "short:\n  timeout: 2s\n  script: [\"sleep " + marker + "\"]\n"
         "capped:\n  timeout: 1h\n  script: [\"sleep " + marker + "\"]\n"
     )
-    gitlab_sandbox.max_job_seconds = 3  # the runner's maximum timeout caps the hour
+    gitlab_kernel_env.max_job_seconds = 3  # the runner's maximum timeout caps the hour
     _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
     started = time.monotonic()
     pipeline = project.pipelines.create({"ref": "main"})
@@ -448,8 +448,8 @@ def test_job_timeout_durations(text, seconds):
 
 
 @sandbox
-def test_cancelling_a_running_pipeline_kills_the_job(gitlab_sandbox, gitlab_client):
-    project = _project(gitlab_sandbox, gitlab_client)
+def test_cancelling_a_running_pipeline_kills_the_job(gitlab_kernel_env, gitlab_client):
+    project = _project(gitlab_kernel_env, gitlab_client)
     marker = f"{60 + random.random():.6f}"
     _commit(project, {".gitlab-ci.yml": f"verify:\n  script:\n    - echo started\n    - sleep {marker}\n"},
             message="CI [skip ci]")
@@ -472,9 +472,9 @@ def test_cancelling_a_running_pipeline_kills_the_job(gitlab_sandbox, gitlab_clie
 
 
 @sandbox
-def test_the_job_sees_only_ci_variables_and_no_secrets(gitlab_sandbox, gitlab_client, monkeypatch):
+def test_the_job_sees_only_ci_variables_and_no_secrets(gitlab_kernel_env, gitlab_client, monkeypatch):
     monkeypatch.setenv("NBARCHIVE_FAKE_GITLAB_SENTINEL", "s3cret-sentinel-value")
-    project = _project(gitlab_sandbox, gitlab_client)
+    project = _project(gitlab_kernel_env, gitlab_client)
     ci = (
         "variables:\n  GLOBAL_VAR: from-ci-file\n"
         "verify:\n"
@@ -495,7 +495,7 @@ def test_the_job_sees_only_ci_variables_and_no_secrets(gitlab_sandbox, gitlab_cl
     environment = dict(line.split("=", 1) for line in files["out/env.txt"].decode().splitlines() if "=" in line)
     for text in (files["out/env.txt"], files["out/pid1.txt"]):
         assert b"s3cret-sentinel-value" not in text
-        assert gitlab_sandbox.token.encode() not in text
+        assert gitlab_kernel_env.token.encode() not in text
     assert "NBARCHIVE_FAKE_GITLAB_SENTINEL" not in environment
     assert environment["CI_JOB_ID"] == str(job.id)
     assert environment["CI_PIPELINE_ID"] == str(pipeline.id)
@@ -511,7 +511,7 @@ def test_the_job_sees_only_ci_variables_and_no_secrets(gitlab_sandbox, gitlab_cl
 
 
 @sandbox
-def test_jobs_reach_a_loopback_server(gitlab_sandbox, gitlab_client):
+def test_jobs_reach_a_loopback_server(gitlab_kernel_env, gitlab_client):
     class Data(BaseHTTPRequestHandler):
         def do_GET(self):
             body = b"1,2,3\n"
@@ -526,7 +526,7 @@ def test_jobs_reach_a_loopback_server(gitlab_sandbox, gitlab_client):
     data = ThreadingHTTPServer(("127.0.0.1", 0), Data)
     threading.Thread(target=data.serve_forever, daemon=True).start()
     try:
-        project = _project(gitlab_sandbox, gitlab_client)
+        project = _project(gitlab_kernel_env, gitlab_client)
         url = f"http://127.0.0.1:{data.server_address[1]}/data.csv"
         ci = (
             f"variables:\n  DATA_URL: \"{url}\"\n"
@@ -539,7 +539,7 @@ def test_jobs_reach_a_loopback_server(gitlab_sandbox, gitlab_client):
         _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
         pipeline = project.pipelines.create({"ref": "main"})
         finished = _wait(project, pipeline.id)
-        assert finished.status == "success", [j["trace"] for j in gitlab_sandbox.pipeline(pipeline.id)["jobs"]]
+        assert finished.status == "success", [j["trace"] for j in gitlab_kernel_env.pipeline(pipeline.id)["jobs"]]
     finally:
         data.shutdown()
         data.server_close()
@@ -548,8 +548,8 @@ def test_jobs_reach_a_loopback_server(gitlab_sandbox, gitlab_client):
 
 
 @sandbox
-def test_a_failed_stage_skips_the_next(gitlab_sandbox, gitlab_client):
-    project = _project(gitlab_sandbox, gitlab_client)
+def test_a_failed_stage_skips_the_next(gitlab_kernel_env, gitlab_client):
+    project = _project(gitlab_kernel_env, gitlab_client)
     ci = "stages: [one, two]\nfirst:\n  stage: one\n  script: [exit 1]\nsecond:\n  stage: two\n  script: [echo no]\n"
     _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
     pipeline = project.pipelines.create({"ref": "main"})
@@ -559,12 +559,12 @@ def test_a_failed_stage_skips_the_next(gitlab_sandbox, gitlab_client):
 
 
 @sandbox
-def test_drop_artifacts(gitlab_sandbox, gitlab_client):
-    project = _project(gitlab_sandbox, gitlab_client)
+def test_drop_artifacts(gitlab_kernel_env, gitlab_client):
+    project = _project(gitlab_kernel_env, gitlab_client)
     ci = f"verify:\n  image: {IMAGE}\n  script: [mkdir -p out, echo hi > out/a.txt]\n  artifacts:\n    paths: [out]\n"
     _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
 
-    gitlab_sandbox.drop_artifacts = True
+    gitlab_kernel_env.drop_artifacts = True
     pipeline = project.pipelines.create({"ref": "main"})
     assert _wait(project, pipeline.id).status == "success"
     [job] = pipeline.jobs.list(get_all=True)

@@ -53,12 +53,12 @@ def no_queue(monkeypatch):
 
 
 @pytest.fixture
-def gitlab_env(settings, gitlab_sandbox, live_server):
+def gitlab_env(settings, gitlab_kernel_env, live_server):
     """RUNNER=gitlab against the fake GitLab, nbarchive's URLs at the live server, short waits."""
-    gitlab_sandbox.create_project(VERIFY_PROJECT, files={"README.md": "Verification runs of nbarchive.\n"})
+    gitlab_kernel_env.create_project(VERIFY_PROJECT, files={"README.md": "Verification runs of nbarchive.\n"})
     settings.RUNNER = "gitlab"
-    settings.GITLAB_URL = gitlab_sandbox.url
-    settings.GITLAB_TOKEN = gitlab_sandbox.token
+    settings.GITLAB_URL = gitlab_kernel_env.url
+    settings.GITLAB_TOKEN = gitlab_kernel_env.token
     settings.GITLAB_PROJECT = VERIFY_PROJECT
     settings.SITE_URL = live_server.url
     settings.GITLAB_POLL_INITIAL_SECONDS = 0.2
@@ -66,7 +66,7 @@ def gitlab_env(settings, gitlab_sandbox, live_server):
     settings.GITLAB_API_ATTEMPTS = 3
     settings.GITLAB_PENDING_TIMEOUT_SECONDS = 60
     settings.GITLAB_JOB_TIMEOUT_SECONDS = 110
-    return gitlab_sandbox
+    return gitlab_kernel_env
 
 
 def notebook_draft(user, source: str) -> Version:
