@@ -6,7 +6,7 @@ a machine builds each recipe once (a cold build takes about a minute; a file loc
 building the same recipe twice). `build_tiny_image(directory, name, files)` makes a one-layer image of a few files
 in well under a second, for the tests that need many images and no Python.
 
-Run it as a script to build (or show) the cached images: `python -m tests.images.build [minimal scientific]`.
+Run it as a script to build (or show) the cached images: `python -m tests.images.build [minimal scientific ...]`.
 """
 
 import fcntl
