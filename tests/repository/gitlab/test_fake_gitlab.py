@@ -1,6 +1,7 @@
 """The fake GitLab (tests/fakes/gitlab.py) driven through the real python-gitlab client: what the GitLab runner,
 mirror and import of nbarchive rely on behaves as GitLab's API does, and its pipelines really run their scripts
-in the local sandbox, with the kernel environment standing in for the job's image.
+in the local sandbox: in the job's image pulled from the tests' registry (`gitlab_images`), or, where a test asks
+for it because its image is a placeholder (`gitlab_kernel_env`), in the kernel environment.
 """
 
 import base64
@@ -584,3 +585,59 @@ def test_without_bwrap_jobs_fail_with_a_clear_trace(gitlab_server, gitlab_client
     [job] = pipeline.jobs.list(get_all=True)
     assert job.failure_reason == "runner_system_failure"
     assert "bubblewrap (bwrap) is not installed" in project.jobs.get(job.id).trace().decode()
+
+
+# --- jobs in their real image --------------------------------------------------------------------------------------
+
+
+@sandbox
+@pytest.mark.images
+def test_a_job_runs_in_its_pulled_image_read_only_with_the_images_environment(gitlab_images, gitlab_client,
+                                                                              minimal_image_ref):
+    project = _project(gitlab_images, gitlab_client)
+    ci = (
+        "verify:\n"
+        f"  image: {minimal_image_ref}\n"
+        "  variables: {GREETING: hello}\n"
+        "  script:\n"
+        "    - mkdir -p out\n"
+        "    - grep PRETTY_NAME /etc/os-release > out/os.txt\n"
+        "    - python3 -c \"import sys, os; print(sys.executable, os.environ['PATH'], os.environ['GREETING'])\" "
+        "> out/python.txt\n"
+        "    - if touch /usr/written 2>/dev/null; then echo writable; else echo read-only; fi > out/root.txt\n"
+        "    - python3 -c \"import nbclient\" 2> out/nbclient.txt || true\n"
+        "  artifacts:\n"
+        "    paths: [out/]\n"
+    )
+    _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
+    pipeline = project.pipelines.create({"ref": "main"})
+    finished = _wait(project, pipeline.id, timeout=300)
+    [job] = finished.jobs.list(get_all=True)
+    trace = project.jobs.get(job.id).trace().decode()
+    assert finished.status == "success", trace
+
+    files = _zip(project.jobs.get(job.id).artifacts())
+    assert b"Debian GNU/Linux 12" in files["out/os.txt"]
+    image_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # its config's Env
+    assert files["out/python.txt"] == f"/usr/bin/python3 {image_path} hello\n".encode()  # and the CI variable
+    assert files["out/root.txt"] == b"read-only\n"
+    assert b"No module named 'nbclient'" in files["out/nbclient.txt"]  # the kernel environment has it; the image not
+    assert f"Pulling docker image {minimal_image_ref}" in trace and "kernel environment" not in trace
+
+
+def test_a_job_whose_image_cannot_be_pulled_fails_as_a_runner_that_cannot_pull(gitlab_server, gitlab_client):
+    if gitlab_server.sandbox_problem():
+        pytest.skip(gitlab_server.sandbox_problem())
+    from tests.images.registry import free_port
+
+    image = f"127.0.0.1:{free_port()}/nothing/here@sha256:" + "0" * 64  # no registry listens there
+    project = _project(gitlab_server, gitlab_client)
+    _commit(project, {".gitlab-ci.yml": f"verify:\n  image: {image}\n  script: [echo never]\n"}, message="CI [skip ci]")
+    pipeline = project.pipelines.create({"ref": "main"})
+
+    assert _wait(project, pipeline.id, timeout=60).status == "failed"
+    [job] = pipeline.jobs.list(get_all=True)
+    assert job.failure_reason == "image_pull_failure"
+    trace = project.jobs.get(job.id).trace().decode()
+    assert f'ERROR: Job failed: failed to pull image "{image}" with specified policies [always]' in trace
+    assert "$ echo never" not in trace
