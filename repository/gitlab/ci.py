@@ -1,7 +1,9 @@
 """What the GitLab runner commits for a run, on a branch of its own of the verification project (GITLAB_PROJECT,
 which holds no secrets and gets none):
 - `work/<notebook path>`: the staged notebook;
-- `.nbarchive/manifest.json` (`job_manifest`): the notebook's path, the limits and every other input as
+- `.nbarchive/manifest.json` (`job_manifest`): the notebook's path, the limits, the kernel's environment (the
+  local sandbox's SANDBOX_ENV, one source for every runner: `kernel_env` are its fixed values, `kernel_folders`
+  the variables naming folders, which the job puts under the kernel's own home) and every other input as
   {target_path, url, sha256, size}, where url is a short-lived, signed nbarchive URL serving exactly the bytes
   staging verified (never a credential);
 - `.nbarchive/job.py` and `.nbarchive/job_kernel.py` (the job's script), `.nbarchive/kernel_collector.py` (with
@@ -20,12 +22,13 @@ would break these rules raises UnsafeCiValue, which the runner turns into a verd
 
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.core.exceptions import ValidationError
 
 from repository import runners
 from repository.runners.base import RunSpec
+from repository.runners.sandbox import HOME, SANDBOX_ENV
 from repository.validators import IMAGE_RE, validate_container_image, validate_file_path
 
 CI_FILE = ".gitlab-ci.yml"
@@ -43,6 +46,22 @@ JOB_FILES = {
 MANIFEST_PATH = ".nbarchive/manifest.json"
 URL_RE = re.compile(r"https?://[\x21-\x7e]+")  # printable ASCII only: no whitespace, no control characters
 MB = 1024 * 1024
+
+
+def kernel_environment() -> tuple[dict[str, str], dict[str, str]]:
+    """The kernel's environment as the job must set it, from the local sandbox's SANDBOX_ENV: (fixed values,
+    folder variables as paths relative to the kernel's home). PATH is the image's and HOME the job's own choice
+    (job_kernel.py); a folder outside the sandbox's home keeps its last component (/tmp/matplotlib -> matplotlib)."""
+    fixed, folders = {}, {}
+    for key, value in SANDBOX_ENV.items():
+        if key in ("PATH", "HOME"):
+            continue
+        if not value.startswith("/"):
+            fixed[key] = value
+            continue
+        path = PurePosixPath(value)
+        folders[key] = str(path.relative_to(HOME)) if path.is_relative_to(HOME) else path.name
+    return fixed, folders
 
 
 class UnsafeCiValue(ValueError):
@@ -120,9 +139,12 @@ def job_manifest(spec: RunSpec, notebook_path: str) -> dict:
         if not re.fullmatch(r"[0-9a-f]{64}", item.sha256) or not isinstance(item.size, int) or item.size < 0:
             raise UnsafeCiValue(f"The checksum or size of the input {target!r} is not valid.")
         inputs.append({"target_path": target, "url": item.url, "sha256": item.sha256, "size": item.size})
+    kernel_env, kernel_folders = kernel_environment()
     return {
-        "format": 1,
+        "format": 2,
         "notebook": notebook_path,
+        "kernel_env": kernel_env,
+        "kernel_folders": kernel_folders,
         "cell_timeout_seconds": spec.limits.cell_timeout_seconds,
         "notebook_timeout_seconds": spec.limits.notebook_timeout_seconds,
         "max_output_bytes": spec.limits.max_output_mb * MB,

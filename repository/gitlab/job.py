@@ -4,8 +4,14 @@ The GitLab runner commits this file as `.nbarchive/job.py`, the local runner's c
 as `.nbarchive/kernel_collector.py` and `.nbarchive/kernel_startup.py`, the notebook under `work/` and
 `.nbarchive/manifest.json`; the CI file's only script line is `python3 .nbarchive/job.py`, so no value of the
 submitter ever reaches a shell. Everything the job needs (the notebook's path, the inputs, the limits) it reads
-from the manifest, as data. It imports nothing of nbarchive or Django; the collector needs nbclient,
-jupyter_client and pyzmq, the kernel ipykernel, which Jupyter images carry. Steps:
+from the manifest, as data. It imports nothing of nbarchive or Django.
+
+What the image must offer: a `python3` on its PATH with ipykernel (the kernel) AND nbclient, nbformat,
+jupyter_client and pyzmq (the collector). Unlike RUNNER=image, whose collector runs in the worker and asks only
+ipykernel of the image, here the collector shares the CI job, so it runs with the image's Python; nothing is
+installed at run time (the job would depend on PyPI and change the image it verifies). Jupyter images carry all of
+them (docker-stacks; Debian: python3-nbclient beside python3-ipykernel). An image without them gets the verdict
+`unsupported_image`, naming what is missing, before anything is fetched. Steps:
 1. fetch every input of the manifest from its short-lived nbarchive URL into `work/<target_path>`, checking size
    and sha256 (a path that would leave `work/` is refused);
 2. run the notebook as the local runner does: the collector (nbclient) here, the kernel alone in a process of its
@@ -154,6 +160,18 @@ def main() -> int:
     isolation, uid = job_kernel.choose_isolation()
     print(f"nbarchive: kernel isolation: {isolation}", flush=True)
     environment = _describe_environment(isolation)
+    missing = job_kernel.missing_modules()
+    if missing:
+        message = (f"unsupported image: its {sys.executable} (Python {environment['python_version']}) cannot import "
+                   f"{', '.join(missing)}. The GitLab runner drives the kernel from inside the CI job, so the image "
+                   "needs nbclient, nbformat, jupyter_client and pyzmq besides ipykernel (Jupyter images carry them; "
+                   "on Debian, python3-nbclient); RUNNER=image needs only ipykernel")
+        return _finish({"outcome": "unsupported_image", "message": message}, None, message.encode(), environment)
+    try:
+        job_kernel.kernel_environment(manifest, isolation, WORK)  # the manifest's shape, checked before anything runs
+    except ValueError as exc:
+        message = f"the manifest is not valid: {exc}"
+        return _finish({"outcome": "driver_error", "message": message}, None, message.encode(), environment)
     try:
         notebook = _inside(WORK, manifest["notebook"])
         for item in manifest["inputs"]:
@@ -167,7 +185,8 @@ def main() -> int:
     key = secrets.token_hex(32)
     run_dir = job_kernel.prepare_run_dir(isolation, uid, key, WORK)
     try:
-        command = job_kernel.kernel_command(isolation, uid, run_dir)
+        kernel_env = job_kernel.kernel_environment(manifest, isolation, run_dir)
+        command = job_kernel.kernel_command(isolation, uid, run_dir, kernel_env)
         spec = job_kernel.collector_spec(manifest, notebook_text, command, run_dir, key, isolation)
         status, executed, logs = job_kernel.collect(spec, os.path.dirname(notebook))
     finally:

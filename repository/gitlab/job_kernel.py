@@ -1,11 +1,14 @@
 """How the GitLab job (job.py, shipped beside it as `.nbarchive/job_kernel.py`) runs the kernel and the collector,
 and how far it keeps them apart: see job.py's docstring for the three `kernel_isolation` levels. Standard library
-only; runs inside the CI job.
+only; runs inside the CI job. The kernel's environment comes from the manifest (`kernel_env`, `kernel_folders`:
+written by repository/gitlab/ci.py from the local sandbox's SANDBOX_ENV, so every runner gives the kernel the same).
 """
 
 import ctypes
+import importlib.util
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -20,6 +23,9 @@ KERNEL_STARTUP = os.path.join(HERE, "kernel_startup.py")
 MB = 1024 * 1024
 LOG_LIMIT_BYTES = 256 * 1024
 STATUS_LIMIT_BYTES = 64 * 1024
+# In the kernel's own socket folder: an older ipykernel (6.17, Debian 12's) rewrites it at start, replacing it, which
+# a file in the root-owned run folder would refuse. The collector never reads it back.
+CONNECTION_FILE = os.path.join("ipc", "kernel.json")
 KERNEL_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}  # with IPC, socket names `<ip>-<port>`
 STARTUP_TIMEOUT_SECONDS = 120
 COLLECTOR_GRACE_SECONDS = 30
@@ -27,17 +33,10 @@ COLLECTOR_BASE_MEMORY_MB = 1024
 KERNEL_UID_FIRST = 400_000  # a fresh uid per run, unlikely to be anyone's on the CI host
 KERNEL_UID_COUNT = 100_000
 PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
-KERNEL_ENV = {
-    "LANG": "C.UTF-8",
-    "LC_ALL": "C.UTF-8",
-    "TZ": "UTC",
-    "PYTHONHASHSEED": "0",
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "JUPYTER_PLATFORM_DIRS": "1",
-}
+# What the job itself needs from the image's Python: the kernel, and the collector that drives it from here.
+KERNEL_MODULES = ("ipykernel",)
+COLLECTOR_MODULES = ("nbclient", "nbformat", "jupyter_client", "zmq")
+VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 KEPT_FROM_IMAGE = ("PATH", "HOME", "CONDA_DIR", "CONDA_PREFIX", "VIRTUAL_ENV", "JUPYTER_PATH", "LD_LIBRARY_PATH")
 # Run by the kernel's first process as root: drop to the kernel's uid for good, then exec the rest of the command.
 DROP_UID = ("import ctypes, os, sys; uid = int(sys.argv[1]); os.setgroups([]); os.setresgid(uid, uid, uid); "
@@ -46,6 +45,34 @@ DROP_UID = ("import ctypes, os, sys; uid = int(sys.argv[1]); os.setgroups([]); o
 # The collector as the local runner runs it, but not dumpable: a process of the same uid cannot ptrace it.
 RUN_COLLECTOR = ("import ctypes, runpy, sys; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); "
                  "runpy.run_path(sys.argv[1], run_name='__main__')")
+
+
+# --- what the image offers -------------------------------------------------------------------------------------
+def missing_modules() -> list[str]:
+    """The modules of KERNEL_MODULES and COLLECTOR_MODULES this Python (the image's) cannot import."""
+    return [name for name in (*KERNEL_MODULES, *COLLECTOR_MODULES) if importlib.util.find_spec(name) is None]
+
+
+def kernel_environment(manifest: dict, isolation: str, run_dir: str) -> dict[str, str]:
+    """The kernel's environment: the image's PATH and the like, the manifest's fixed values, its folder variables
+    under the kernel's own home, and that home as HOME when the kernel has a uid of its own (with a shared uid the
+    image's HOME stays: it is the job user's, and may hold what the image installed there). ValueError for a
+    manifest that is not shaped as ci.py writes it."""
+    fixed, folders = manifest.get("kernel_env"), manifest.get("kernel_folders")
+    for mapping in (fixed, folders):
+        if not isinstance(mapping, dict) or not all(
+                isinstance(key, str) and VARIABLE_NAME.fullmatch(key) and isinstance(value, str)
+                for key, value in mapping.items()):
+            raise ValueError("the manifest's kernel_env and kernel_folders must map variable names to strings")
+    if any(value.startswith("/") or ".." in value.split("/") for value in folders.values()):
+        raise ValueError("the manifest's kernel_folders must be paths inside the kernel's home")
+    home = os.path.join(run_dir, "home")
+    environment = {key: os.environ[key] for key in KEPT_FROM_IMAGE if key in os.environ}
+    environment.update(fixed)
+    environment.update({key: os.path.join(home, relative) for key, relative in folders.items()})
+    if isolation != "shared-uid":
+        environment["HOME"] = home
+    return environment
 
 
 # --- how far the kernel can be kept from the collector ---------------------------------------------------------
@@ -87,14 +114,9 @@ def choose_isolation() -> tuple[str, int]:
     return "separate-uid", uid
 
 
-def kernel_command(isolation: str, uid: int, run_dir: str) -> list[str]:
-    environment = {key: os.environ[key] for key in KEPT_FROM_IMAGE if key in os.environ}
-    environment.update(KERNEL_ENV)
-    if isolation != "shared-uid":  # the image's HOME is the job user's; the kernel gets one of its own
-        environment.update(HOME=os.path.join(run_dir, "home"), IPYTHONDIR=os.path.join(run_dir, "home", ".ipython"),
-                           MPLCONFIGDIR=os.path.join(run_dir, "home", ".matplotlib"))
+def kernel_command(isolation: str, uid: int, run_dir: str, environment: dict[str, str]) -> list[str]:
     kernel = ["env", "-i", *(f"{key}={value}" for key, value in environment.items()),
-              sys.executable, "-m", "ipykernel_launcher", "-f", os.path.join(run_dir, "kernel.json"),
+              sys.executable, "-m", "ipykernel_launcher", "-f", os.path.join(run_dir, CONNECTION_FILE),
               "--HistoryManager.hist_file=:memory:", "--IPKernelApp.parent_handle=1",
               f"--IPKernelApp.exec_files={os.path.join(run_dir, 'startup.py')}"]
     if isolation == "shared-uid":
@@ -106,20 +128,20 @@ def kernel_command(isolation: str, uid: int, run_dir: str) -> list[str]:
 
 
 def prepare_run_dir(isolation: str, uid: int, key: str, work: str) -> str:
-    """A private folder: the connection file and start-up file (readable by the kernel), its socket folder and
-    home (the kernel's own). The working folder becomes the kernel's; `.nbarchive/` and `out/` stay the job's."""
+    """A private folder: the start-up file (readable by the kernel), its socket folder (with the connection file)
+    and home (the kernel's own). The working folder becomes the kernel's; `.nbarchive/` and `out/` stay the job's."""
     run_dir = tempfile.mkdtemp(prefix="nbarchive-kernel-")
     for name in ("ipc", "home"):
         os.mkdir(os.path.join(run_dir, name), 0o700)
     info = {"transport": "ipc", "ip": os.path.join(run_dir, "ipc", "kernel"), "key": key,
             "signature_scheme": "hmac-sha256", "kernel_name": "python3",
             **{f"{channel}_port": port for channel, port in KERNEL_PORTS.items()}}
-    _write_private(os.path.join(run_dir, "kernel.json"), json.dumps(info).encode("ascii"), 0o400)
+    _write_private(os.path.join(run_dir, CONNECTION_FILE), json.dumps(info).encode("ascii"), 0o400)
     with open(KERNEL_STARTUP, "rb") as handle:
         _write_private(os.path.join(run_dir, "startup.py"), handle.read(), 0o444)
     if isolation != "shared-uid":
         os.chmod(run_dir, 0o711)
-        for name in ("ipc", "home", "kernel.json"):
+        for name in ("ipc", "home", CONNECTION_FILE):
             os.chown(os.path.join(run_dir, name), uid, uid)
         for root, dirs, files in os.walk(work):
             for name in [*dirs, *files]:

@@ -10,6 +10,8 @@ reports it with the same code.
 Failures are verdicts or retries, never hangs:
 - GitLab failing (5xx, unreachable) while committing or starting: retried with backoff, then RunnerUnavailable
   (the Celery task retries later, then the run ends in error);
+- the CI runner cannot pull the pinned image (`image_pull_failure`: registry down, digest unknown, access
+  denied): the operator's, RunnerUnavailable with the runner's own words from the trace (retried, then error);
 - no CI runner picks the job up within GITLAB_PENDING_TIMEOUT_SECONDS: the pipeline is cancelled and RunnerGaveUp
   says so (the run ends in error, no verdict);
 - the job exceeds its timeout (GitLab's `job_execution_timeout`, or our own deadline if GitLab does not stop it):
@@ -62,6 +64,8 @@ JOB_FINISHED = {"success", "failed", "canceled", "skipped", "manual"}
 # GitLab's failure reasons that say nothing about the notebook: try the run again later.
 INFRASTRUCTURE_FAILURES = {"runner_system_failure", "scheduler_failure", "runner_unsupported", "api_failure",
                            "data_integrity_failure", "archived_failure", "unmet_prerequisites"}
+# The runner could not pull the job's image (gitlab-runner 16+; an older GitLab says runner_system_failure).
+IMAGE_PULL_FAILURES = {"image_pull_failure"}
 # The job waited in the queue until GitLab itself gave up on it.
 STUCK_FAILURES = {"stuck_or_timeout_failure", "no_matching_runner"}
 GRACE_SECONDS = 120  # after the job's own timeout, before we stop waiting for GitLab to enforce it
@@ -251,6 +255,11 @@ class GitLabRunner:
         if job is None:
             raise RunnerGaveUp(f"The pipeline ended '{pipeline.status}' without running the verification job; the "
                                "administrators should check the verification project's CI settings.")
+        if job.failure_reason in IMAGE_PULL_FAILURES:
+            said = _last_line(self._trace(project.id, job.id))
+            raise RunnerUnavailable(f"GitLab's runner could not pull the pinned image {image} ({job.failure_reason})"
+                                    f"{f': {said}' if said else ''}. The registry may be down or no longer hold "
+                                    "that digest; the notebook was not run.")
         if job.failure_reason in INFRASTRUCTURE_FAILURES:
             raise RunnerUnavailable(f"The GitLab job failed for a reason of GitLab's own ({job.failure_reason}).")
         if job.failure_reason in STUCK_FAILURES:

@@ -98,7 +98,7 @@ def image_view(image: CachedImage, inspection: ImageInspection, limits: SandboxL
     return KernelView(
         root_mounts=sandbox_mounts(image.rootfs, shm_mb=limits.shm_mb, tmp_mb=limits.tmpfs_mb),
         kernel_python=inspection.python,
-        identity_files=_identity_files(image),
+        identity_files=replaceable_identity_files(image),
         outer_env={"PATH": HOST_PATH},
         inner_env=sandbox_environment(image, **KERNEL_OVERRIDES),
     )
@@ -122,7 +122,7 @@ def image_environment(image: CachedImage, inspection: ImageInspection) -> dict:
     }
 
 
-def _identity_files(image: CachedImage) -> tuple[str, ...]:
+def replaceable_identity_files(image: CachedImage) -> tuple[str, ...]:
     """Our /etc/passwd, group and hostname go over the image's. bwrap cannot create a mount point inside the
     image's read-only /etc, so only files the image has (as regular files, never through its links) are
     replaced; an image without /etc gets all three on bwrap's own root."""

@@ -18,7 +18,11 @@ def make_notebook_client(collector, notebook, session, context, sockets: dict):
     from queue import Empty
 
     from jupyter_client.asynchronous import AsyncKernelClient
-    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    try:
+        from jupyter_client.channels import AsyncZMQSocketChannel
+    except ImportError:  # jupyter_client 7 (Debian 12's, in a GitLab job's image): its socket channel is the async one
+        from jupyter_client.channels import ZMQSocketChannel as AsyncZMQSocketChannel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionComplete
 

@@ -176,6 +176,9 @@ def interpret_driver_status(status: dict, *, returncode, timed_out: bool, limits
                                     environment_name)
     if outcome == "completed":
         return Outcome.RESOURCE_LIMIT, "The executed notebook could not be read back (too large or missing).", None
+    if outcome == "unsupported_image":  # the GitLab job found the image without what its collector needs
+        detail = str(status.get("message", "")).strip()[:1000] or "unsupported image"
+        return Outcome.UNSUPPORTED_IMAGE, detail[:1].upper() + detail[1:].rstrip(".") + ".", None
     last_log_line = next((line for line in reversed(logs.splitlines()) if line.strip()), "")
     detail = str(status.get("message", ""))[:500] or (
         f"the sandbox exited with code {returncode}" + (f" ({last_log_line[:300]})" if last_log_line else ""))

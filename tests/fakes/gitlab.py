@@ -21,16 +21,19 @@ answers: status codes, JSON bodies, error bodies ({"message": ...} / {"error": .
   without jobs, as GitLab does (`push_pipelines = False` turns push pipelines off). POST /pipeline reads the CI
   file at the ref (see gitlab_ci.py for the part of the CI language understood).
 - Jobs go created -> pending -> running -> success | failed | canceled, stage after stage (a failed stage skips
-  the next); the pipeline's status follows its jobs. Jobs REALLY RUN, in the local bubblewrap sandbox
-  (gitlab_job_sandbox.py): the `image:` is recorded and named in the trace but maps to the local kernel
-  environment. The trace is live while the job runs; artifacts are a zip, 404 when there are none.
+  the next); the pipeline's status follows its jobs. Jobs REALLY RUN, in a bubblewrap sandbox on this machine
+  (gitlab_job_sandbox.py), in their `image:` pulled by digest and unpacked as the image runner does it
+  (`images = "pull"`, the default; a pull that fails fails the job with `image_pull_failure`), or, for tests
+  that ask for it with `images = "kernel-env"`, in the local kernel environment whatever the image
+  (gitlab_job_roots.py). The trace is live while the job runs; artifacts are a zip, 404 when there are none.
 - Tag pushes (tags created or deleted through the API or the helpers) are POSTed, from a thread, to the
   project's hooks with tag_push_events, with X-Gitlab-Event and X-Gitlab-Token (see `hook_deliveries`);
   `tag_push_event(project, tag)` builds the body without sending it.
 
 Switches for tests: the faults of LoopbackServer (`fail_next(n, status, path_contains=..., method=...)`,
 `hang(...)`), `runner_unavailable = True` (jobs stay pending), `drop_artifacts = True` (jobs succeed but
-upload nothing), `max_job_seconds` (the runner's maximum timeout: caps every job's). Seeding: `create_group`,
+upload nothing), `max_job_seconds` (the runner's maximum timeout: caps every job's), `images` and `image_cache`
+(an ImageCache to pull into; by default one of the fake's own in a temporary folder). Seeding: `create_group`,
 `create_project`, `commit`, `create_tag`, `delete_tag`, `set_project`. Introspection: `requests`, `project()`,
 `files_at()`, `tags()`, `pipelines()`, `pipeline()`, `job()`, `wait_for_pipeline()`, `hook_deliveries`.
 """
@@ -55,7 +58,8 @@ from typing import Any, Self
 from urllib.parse import unquote, urlencode, urlsplit
 
 from tests.fakes import gitlab_ci
-from tests.fakes.gitlab_job_sandbox import DEFAULT_KERNEL_ENV, JobRun, JobSpec, sandbox_problem
+from tests.fakes.gitlab_job_roots import DEFAULT_KERNEL_ENV, IMAGE_SOURCES, PULL, FakeRunnerImageCache, sandbox_problem
+from tests.fakes.gitlab_job_sandbox import JobRun, JobSpec
 from tests.fakes.loopback import REASONS, Exchange, Fault, LoopbackServer, Request, Response, json_response
 
 GITLAB_VERSION = "17.5.0-fake"
@@ -242,6 +246,9 @@ class FakeGitLab(LoopbackServer):
         self.drop_artifacts = False
         self.push_pipelines = push_pipelines
         self.job_user = "root"  # "root" (Docker's default) or "user" (an unprivileged uid, as docker-stacks' jovyan)
+        self.images = PULL  # or KERNEL_ENV: every image maps to the kernel environment (tests that ask for it)
+        self.image_cache = None  # an ImageCache for the pulls; None: the fake's own, removed by stop()
+        self._own_image_cache = FakeRunnerImageCache()
 
         self._changed = threading.Condition(self._lock)
         self._ids = {"namespace": 1, "project": 41, "pipeline": 500, "job": 9000, "hook": 1}
@@ -282,10 +289,13 @@ class FakeGitLab(LoopbackServer):
         super().stop()
         for worker in list(self._workers):
             worker.join(timeout=10)
+        self._own_image_cache.remove()
 
     def sandbox_problem(self) -> str | None:
-        """Why jobs cannot run here (no bwrap, no kernel environment), or None."""
-        return sandbox_problem(self.kernel_env)
+        """Why jobs cannot run here (no bwrap; no skopeo/umoci to pull images, or no kernel environment), or None."""
+        if self.images not in IMAGE_SOURCES:
+            return f"images must be one of {', '.join(IMAGE_SOURCES)}, not {self.images!r}"
+        return sandbox_problem(self.images, self.kernel_env)
 
     def fault_response(self, fault: Fault) -> Response:
         message = f"{fault.status} {REASONS.get(fault.status, 'Error')}"
@@ -680,7 +690,8 @@ class FakeGitLab(LoopbackServer):
             job_id=job.id, name=job.plan.name, project_path=project.path_with_namespace, files=dict(commit.tree),
             script=job.plan.script, variables=job.environment, image=job.plan.image or "fake-default:latest",
             timeout_seconds=timeout, artifact_paths=job.plan.artifact_paths, artifact_when=job.plan.artifact_when,
-            kernel_env=self.kernel_env, job_user=self.job_user,
+            kernel_env=self.kernel_env, job_user=self.job_user, images=self.images,
+            image_cache=(self.image_cache or self._own_image_cache.get()) if self.images == PULL else None,
         ))
         self._advance(pipeline)
         self._in_thread(self._work, job.id, name=f"fake-gitlab-job-{job.id}")

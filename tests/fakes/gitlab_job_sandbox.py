@@ -1,64 +1,65 @@
 """How the fake GitLab's runner executes one CI job: the job's script in a bubblewrap sandbox on this machine.
 
 A GitLab runner with the Docker executor clones the project at the pipeline's commit into
-/builds/<namespace>/<project>, starts the job's `image:`, runs `script` in a shell that stops at the first
-failing command (`set -eo pipefail`), then uploads the artifacts. This module does the same with the local
-sandbox standing in for the container:
+/builds/<namespace>/<project>, pulls and starts the job's `image:`, runs `script` in a shell that stops at the
+first failing command (`set -eo pipefail`), then uploads the artifacts. This module does the same with bubblewrap
+standing in for the container; what the job sees as its `/` (the pulled image, or the kernel environment when a
+test asks for it) is gitlab_job_roots.py's, the artifacts gitlab_job_artifacts.py's.
 
 - The files of the commit are written to a private temporary folder, bound read-write at
   /builds/<path_with_namespace> (= CI_PROJECT_DIR, the working directory).
-- The image is not pulled: every image maps to the local kernel environment (settings.RUNNER_KERNEL_PYTHON's
-  environment, `var/kernel-env` of this checkout), bound read-only at its own path (its console scripts have
-  that path in their shebang lines) and at /opt/kernel-env, with its bin/ first on PATH, so `python3`, `python`
-  and `jupyter` are the kernel environment's, with nbclient and ipykernel. The trace names the image and says so.
 - The sandbox, as repository/runners/local.py builds it, but WITH the network (`--share-net`): a CI job reaches
   the network, and nbarchive's jobs download their inputs from nbarchive. bwrap starts under `env -i` with only
-  the job's variables (the predefined CI_* variables and the CI file's `variables`), so nothing
-  of the test process's environment reaches the job, not even through /proc/1/environ.
-- Who the job is (`JobSpec.job_user`, `FakeGitLab.job_user`): "root" (the default, as a Docker executor's jobs
-  are) is root without a user namespace and with Docker's default capabilities (it may switch uid and signal
-  any process of the job, but not make namespaces); "user" (an image user such as docker-stacks' jovyan, or a
-  fake that is not root) is an unprivileged uid of the job's own in a user namespace, with no capability.
+  the job's environment (the image's, then the predefined CI_* variables and the CI file's `variables`), so nothing
+  of the test process's environment reaches the job, not even through /proc/1/environ. The image's loader
+  variables (LD_*) are set inside with --setenv instead, so that they never steer bwrap itself on the host.
+- Who the job is (`JobSpec.job_user`, `FakeGitLab.job_user`, and the image's USER): "root" (the default, as a
+  Docker executor's jobs are) is root without a user namespace and with Docker's default capabilities (it may
+  switch uid and signal any process of the job, but not make namespaces); "user" (an image user such as
+  docker-stacks' jovyan, or a fake that is not root) is an unprivileged uid of the job's own in a user
+  namespace, with no capability.
 - The job's timeout is enforced from outside: at the deadline the whole process tree is killed (bwrap runs with
   --die-with-parent in its own PID namespace, in a session of its own), the job fails with failure_reason
   `job_execution_timeout`, and, as with a runner's job timeout, no artifacts are uploaded. Cancelling kills the
   tree the same way, at once.
 - The trace is what the shell printed (stdout and stderr together, each command echoed as `$ command`),
   framed by runner-like lines, capped like GitLab's 4 MiB log limit.
-- Artifacts: `artifacts:paths` (files or folders relative to the project folder; a folder brings everything in
-  it) are collected into a zip, like artifacts.zip of a real job, when `artifacts:when` (on_success,
-  on_failure, always) says so. Symbolic links are never followed (the job cannot make the fake read a file
-  outside its folder); they are left out with a warning.
+- Artifacts: collected into a zip when `artifacts:when` (on_success, on_failure, always) says so.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import shlex
 import shutil
 import signal
-import stat
 import subprocess
 import tempfile
 import threading
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_KERNEL_ENV = REPO_ROOT / "var" / "kernel-env"
-KERNEL_ENV_ALIAS = "/opt/kernel-env"
-CI_DIR = "/opt/fake-gitlab-ci"  # the generated shell script, read-only
-BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Read-only if present: what a container image would have under /etc for name resolution and TLS.
-ETC_BINDS = ("/etc/alternatives", "/etc/ssl", "/etc/ca-certificates", "/etc/hosts", "/etc/resolv.conf",
-             "/etc/nsswitch.conf", "/etc/localtime", "/etc/mime.types")
+from tests.fakes.gitlab_job_artifacts import collect_artifacts
+from tests.fakes.gitlab_job_roots import (
+    DEFAULT_KERNEL_ENV,
+    HOSTNAME,
+    JOB_USER_HOME,
+    KERNEL_ENV,
+    PULL,
+    PULL_POLICY_LINE,
+    ImagePullFailed,
+    ImageRoot,
+    KernelEnvironmentRoot,
+    open_parents,
+    pull_image,
+    sandbox_problem,
+)
+
+HOST_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # bwrap's own, on the host
 POLL_SECONDS = 0.05
-TMPFS_MB = 512
 MAX_TRACE_BYTES = 4 * 1024 * 1024  # GitLab's default log limit
-MAX_ARTIFACTS_BYTES = 100 * 1024 * 1024
 MAX_FILE_SIZE_MB = 1024
 UID_FIRST = 330_000  # a range apart from the local runner's (200_000 + 60_000)
 UID_COUNT = 30_000
@@ -84,6 +85,8 @@ class JobSpec:
     artifact_when: str = "on_success"
     kernel_env: Path = DEFAULT_KERNEL_ENV
     job_user: str = "root"  # "root": root in the job, as a Docker executor's default; "user": an unprivileged uid
+    images: str = PULL  # PULL: the job runs in its pulled image; KERNEL_ENV: in the kernel environment (tests ask)
+    image_cache: Any = None  # the ImageCache images are pulled into (PULL)
 
 
 @dataclass
@@ -93,17 +96,6 @@ class JobOutcome:
     trace: bytes
     artifacts_zip: bytes | None  # None: no artifacts were uploaded
     exit_code: int | None = None
-
-
-def sandbox_problem(kernel_env: Path) -> str | None:
-    """Why jobs cannot run on this machine, or None when they can."""
-    if shutil.which("bwrap") is None:
-        return "bubblewrap (bwrap) is not installed on the machine of the fake runner; install the package bubblewrap."
-    if not (kernel_env / "bin" / "python3").exists():
-        return f"The kernel environment {kernel_env} does not exist; create it with `make kernel-env`."
-    if os.geteuid() == 0 and shutil.which("setpriv") is None:
-        return "setpriv (util-linux) is needed to drop root before starting the sandbox."
-    return None
 
 
 def go_duration(seconds: float) -> str:
@@ -129,6 +121,7 @@ class JobRun:
         self._process: subprocess.Popen | None = None
         self._log_path: Path | None = None
         self._head = bytearray()  # runner lines written before the shell starts
+        self._root: KernelEnvironmentRoot | ImageRoot | None = None
 
     # --- from other threads ---
 
@@ -162,21 +155,40 @@ class JobRun:
         spec = self.spec
         self._say(f"Running with gitlab-runner 17.5.0-fake (nbarchive test fake)\n"
                   f"Preparing the \"docker\" executor\n"
-                  f"Using Docker executor with image {spec.image} ...\n"
-                  f"fake: the image {spec.image} is not pulled; it maps to the local kernel environment "
-                  f"{spec.kernel_env} (python3 on PATH), in a bubblewrap sandbox with network access\n")
-        problem = sandbox_problem(spec.kernel_env)
+                  f"Using Docker executor with image {spec.image} ...\n")
+        problem = sandbox_problem(spec.images, spec.kernel_env)
         if problem:
             self._say(f"ERROR: Job failed (system failure): {problem}\n")
             return JobOutcome("failed", "runner_system_failure", self.trace(), None)
-        private = Path(tempfile.mkdtemp(prefix=f"fake-gitlab-job-{spec.job_id}-"))
+        if spec.images == KERNEL_ENV:
+            self._say(f"fake: the image {spec.image} is not pulled; as this test asked, it maps to the local kernel "
+                      f"environment {spec.kernel_env} (python3 on PATH), in a bubblewrap sandbox with network "
+                      "access\n")
+            return self._run_on(KernelEnvironmentRoot(spec.kernel_env))
+        self._say(f"Pulling docker image {spec.image} ...\n")
         try:
-            return self._run_in(private)
+            lease = pull_image(spec.image, spec.image_cache)
+        except ImagePullFailed as exc:
+            self._say(f"WARNING: Failed to pull image with policy \"always\": {exc} {PULL_POLICY_LINE}\n"
+                      f"ERROR: Job failed: failed to pull image \"{spec.image}\" with specified policies [always]: "
+                      f"{exc} {PULL_POLICY_LINE}\n")
+            return JobOutcome("failed", "image_pull_failure", self.trace(), None)
+        with lease as image:
+            self._say(f"Using docker image {image.manifest_digest} for {spec.image} with digest {image.reference} "
+                      "...\nfake: the image's root filesystem, unpacked, is the job's / (read-only), in a bubblewrap "
+                      "sandbox with network access\n")
+            return self._run_on(ImageRoot(image))
+
+    def _run_on(self, root: KernelEnvironmentRoot | ImageRoot) -> JobOutcome:
+        private = Path(tempfile.mkdtemp(prefix=f"fake-gitlab-job-{self.spec.job_id}-"))
+        try:
+            return self._run_in(private, root)
         finally:
             shutil.rmtree(private, ignore_errors=True)
 
-    def _run_in(self, private: Path) -> JobOutcome:
+    def _run_in(self, private: Path, root: KernelEnvironmentRoot | ImageRoot) -> JobOutcome:
         spec = self.spec
+        self._root = root
         uid = UID_FIRST + spec.job_id % UID_COUNT if os.geteuid() == 0 else os.geteuid()
         if self._as_root():
             uid = 0
@@ -207,7 +219,7 @@ class JobRun:
         wanted = spec.artifact_when == "always" or (spec.artifact_when == "on_success") == succeeded
         if wanted and spec.artifact_paths:
             self._append_log(f"Uploading artifacts for {'successful' if succeeded else 'failed'} job\n".encode())
-            artifacts, too_large = self._collect_artifacts(project_dir)
+            artifacts, too_large = collect_artifacts(project_dir, spec.artifact_paths, self._append_log)
             if too_large:
                 self._append_log(b"ERROR: Uploading artifacts as \"archive\" to coordinator... 413 Request Entity Too "
                                  b"Large  id=" + str(spec.job_id).encode() + b" status=413\n"
@@ -258,65 +270,44 @@ class JobRun:
 
     def _write_ci_files(self, ci_dir: Path, etc_dir: Path, uid: int) -> None:
         spec = self.spec
-        (ci_dir / "step_script.sh").write_text(_shell_script(spec.script))
+        (ci_dir / "step_script.sh").write_text(_shell_script(spec.script, bash=self._root.is_bash))
         (ci_dir / "step_script.sh").chmod(0o644)
         ci_dir.chmod(0o755)
-        ci_user, ci_group = (f"ci:x:{uid}:{uid}:ci job:/tmp/home:/bin/bash\n", f"ci:x:{uid}:\n") if uid else ("", "")
+        ci_user = f"ci:x:{uid}:{uid}:ci job:{JOB_USER_HOME}:/bin/sh\n" if uid else ""
+        ci_group = f"ci:x:{uid}:\n" if uid else ""
         (etc_dir / "passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\n{ci_user}")
         (etc_dir / "group").write_text(f"root:x:0:\n{ci_group}")
-        (etc_dir / "hostname").write_text("runner-fake\n")
+        (etc_dir / "hostname").write_text(f"{HOSTNAME}\n")
         for path in etc_dir.iterdir():
             path.chmod(0o444)
         etc_dir.chmod(0o755)
 
     def _environment(self) -> dict[str, str]:
-        spec = self.spec
-        kernel_env = str(spec.kernel_env.resolve()) if spec.kernel_env.exists() else str(spec.kernel_env)
-        environment = {
-            "PATH": f"{kernel_env}/bin:{BASE_PATH}",
-            "HOME": "/tmp/home",
-            "LANG": "C.UTF-8",
-            "HOSTNAME": "runner-fake",
-        }
-        environment.update(spec.variables)
+        environment = self._root.environment(as_root=self._as_root())
+        environment.update(self.spec.variables)
         return environment
 
     def _command(self, project_dir: Path, ci_dir: Path, etc_dir: Path, uid: int, script: str) -> list[str]:
-        spec = self.spec
-        kernel_env = spec.kernel_env.resolve()
-        builds = f"/builds/{spec.project_path}"
-        bwrap = ["bwrap", *self._identity(uid), "--die-with-parent", "--new-session", "--hostname", "runner-fake",
-            "--ro-bind", "/usr", "/usr",
-            "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
-            "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
-        ]
-        for path in ETC_BINDS:
-            if os.path.exists(path):
-                bwrap += ["--ro-bind", path, path]
-        bwrap += [
-            "--ro-bind", str(etc_dir / "passwd"), "/etc/passwd",
-            "--ro-bind", str(etc_dir / "group"), "/etc/group",
-            "--ro-bind", str(etc_dir / "hostname"), "/etc/hostname",
-            "--proc", "/proc", "--dev", "/dev",
-            "--perms", "1777", "--size", str(TMPFS_MB * 1024 * 1024), "--tmpfs", "/tmp",
-            "--dir", "/tmp/home",
-            # bwrap run by root makes the folders leading to a mount point 0700: make them as a container has them.
-            *_open_parents(str(kernel_env), KERNEL_ENV_ALIAS, CI_DIR, builds),
-            "--ro-bind", str(kernel_env), str(kernel_env),
-            "--symlink", str(kernel_env), KERNEL_ENV_ALIAS,
-            "--ro-bind", str(ci_dir), CI_DIR,
-            "--bind", str(project_dir), builds,
-            "--remount-ro", "/",
-            "--chdir", builds,
-            "/bin/bash", "--noprofile", "--norc", f"{CI_DIR}/{script}",
-        ]
-        command = ["env", "-i", *(f"{key}={value}" for key, value in self._environment().items()), *bwrap]
+        root = self._root
+        builds = f"/builds/{self.spec.project_path}"
+        outside = {key: value for key, value in self._environment().items() if not key.startswith("LD_")}
+        inside = [arg for key, value in self._environment().items() if key.startswith("LD_")
+                  for arg in ("--setenv", key, value)]
+        bwrap = ["bwrap", *self._identity(uid), "--die-with-parent", "--new-session", "--hostname", HOSTNAME,
+                 *root.mounts(etc_dir), "--dir", JOB_USER_HOME,
+                 *open_parents(root.ci_dir, builds),
+                 "--ro-bind", str(ci_dir), root.ci_dir,
+                 "--bind", str(project_dir), builds,
+                 "--remount-ro", "/",
+                 "--chdir", builds, *inside,
+                 root.shell, *(["--noprofile", "--norc"] if root.is_bash else []), f"{root.ci_dir}/{script}"]
+        command = ["env", "-i", *(f"{key}={value}" for key, value in outside.items()), *bwrap]
         if os.geteuid() == 0 and not self._as_root():
             command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
         return command
 
     def _as_root(self) -> bool:
-        return self.spec.job_user == "root" and os.geteuid() == 0
+        return self.spec.job_user == "root" and os.geteuid() == 0 and self._root.user_is_root()
 
     def _identity(self, uid: int) -> list[str]:
         """Who the job is. Root: real root without a user namespace, with the capabilities Docker gives a
@@ -373,59 +364,6 @@ class JobRun:
                 self._process = None
         return code, timed_out
 
-    def _collect_artifacts(self, project_dir: Path) -> tuple[bytes | None, bool]:
-        """Zip the files under the artifact paths; (None, False) when nothing matched, (None, True) when too large."""
-        files = _regular_files(project_dir)
-        chosen: dict[str, Path] = {}
-        for raw in self.spec.artifact_paths:
-            wanted = raw.strip().removeprefix("./").rstrip("/")
-            if not wanted or wanted.startswith("/") or ".." in wanted.split("/"):
-                self._append_log(f"WARNING: {raw}: not in the project directory; ignored\n".encode())
-                continue
-            for symlink in (rel for rel in files.symlinks if _under(rel, wanted)):
-                self._append_log(f"WARNING: {symlink}: a symbolic link; the fake leaves it out\n".encode())
-            matched = [rel for rel in files if _under(rel, wanted)]
-            if not matched:
-                self._append_log(f"WARNING: {wanted}: no matching files. Ensure that the artifact path is relative "
-                                 "to the working directory\n".encode())
-            chosen.update((rel, files[rel]) for rel in matched)
-        if not chosen:
-            self._append_log(b"ERROR: No files to upload\n")
-            return None, False
-        total = 0
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            directories: set[str] = set()
-            for rel in sorted(chosen):
-                parts = rel.split("/")
-                for depth in range(1, len(parts)):
-                    folder = "/".join(parts[:depth]) + "/"
-                    if folder not in directories:
-                        directories.add(folder)
-                        archive.writestr(zipfile.ZipInfo(folder), b"")
-                content = _read_no_follow(chosen[rel], MAX_ARTIFACTS_BYTES - total + 1)
-                if content is None:
-                    continue
-                total += len(content)
-                if total > MAX_ARTIFACTS_BYTES:
-                    return None, True
-                archive.writestr(rel, content)
-        self._append_log(f"{len(chosen)} files and directories; artifacts.zip uploaded "
-                         f"(fake: {total} bytes)\n".encode())
-        return buffer.getvalue(), False
-
-
-def _open_parents(*paths: str) -> list[str]:
-    arguments: list[str] = []
-    made: set[str] = set()
-    for path in paths:
-        parents = Path(path).parents
-        for parent in reversed(parents[:-1]):  # from the top, without "/"
-            if str(parent) not in made:
-                made.add(str(parent))
-                arguments += ["--perms", "0755", "--dir", str(parent)]
-    return arguments
-
 
 def _cap_trace(data: bytes, limit: int) -> bytes:
     if len(data) <= limit:
@@ -434,9 +372,10 @@ def _cap_trace(data: bytes, limit: int) -> bytes:
                            "Job execution will continue but no more output will be collected.\n").encode()
 
 
-def _shell_script(commands: list[str]) -> str:
-    """The runner's shell: stop at the first failing command, echo each command before running it."""
-    lines = ["set -eo pipefail", "set +o noclobber", "umask 0022"]
+def _shell_script(commands: list[str], *, bash: bool = True) -> str:
+    """The runner's shell: stop at the first failing command (and failing pipe, in bash), echo each command
+    before running it."""
+    lines = ["set -eo pipefail" if bash else "set -e", "set +o noclobber", "umask 0022"]
     for command in commands:
         lines.append(f"printf '%s\\n' {shlex.quote('$ ' + command)}")
         lines.append(command)
@@ -450,44 +389,3 @@ def _kill_tree(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _under(rel: str, wanted: str) -> bool:
-    return rel == wanted or rel.startswith(wanted + "/")
-
-
-class _Files(dict):
-    """Regular files under the project folder (relative posix path -> host path), plus the symbolic links seen."""
-
-    symlinks: list[str]
-
-
-def _regular_files(root: Path) -> _Files:
-    files = _Files()
-    files.symlinks = []
-    for current, dirs, names in os.walk(root, followlinks=False):
-        base = Path(current)
-        for name in [*dirs]:
-            if (base / name).is_symlink():
-                files.symlinks.append((base / name).relative_to(root).as_posix())
-                dirs.remove(name)
-        for name in names:
-            path = base / name
-            rel = path.relative_to(root).as_posix()
-            mode = os.lstat(path).st_mode
-            if stat.S_ISLNK(mode):
-                files.symlinks.append(rel)
-            elif stat.S_ISREG(mode):
-                files[rel] = path
-    return files
-
-
-def _read_no_follow(path: Path, limit: int) -> bytes | None:
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return None
-        return handle.read(max(limit, 0))

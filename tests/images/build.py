@@ -6,7 +6,7 @@ a machine builds each recipe once (a cold build takes about a minute; a file loc
 building the same recipe twice). `build_tiny_image(directory, name, files)` makes a one-layer image of a few files
 in well under a second, for the tests that need many images and no Python.
 
-Run it as a script to build (or show) the cached images: `python -m tests.images.build [minimal scientific]`.
+Run it as a script to build (or show) the cached images: `python -m tests.images.build [minimal scientific ...]`.
 """
 
 import fcntl
@@ -34,6 +34,10 @@ RECIPES = {
     "scientific": ("python3", "python3-ipykernel", "python3-numpy", "python3-scipy", "python3-matplotlib",
                    "fonts-dejavu-core", "fontconfig"),
 }
+# The GitLab path's collector runs inside the CI job, so there the image must also carry nbclient (see
+# repository/gitlab/job.py): the same two images with Debian's python3-nbclient (and nbformat) added.
+RECIPES["minimal-nbclient"] = (*RECIPES["minimal"], "python3-nbclient")
+RECIPES["scientific-nbclient"] = (*RECIPES["scientific"], "python3-nbclient")
 # Documentation, manual pages and translations make the images larger and the tests slower, and no test reads them.
 # Recommended packages are left out explicitly (mmdebstrap leaves them out already: the images came out byte for byte
 # the same); the scientific image is still 1.2 GB unpacked because Debian's scipy depends on pythran, hence g++ and

@@ -2,7 +2,9 @@
 
 - `image_registry`: docker-registry on a free loopback port for the session, storage in a temporary folder.
 - `minimal_image_ref`, `scientific_image_ref`: the images of tests/images/build.py (built once per machine, cached
-  by recipe) pushed to it, as references pinned by digest.
+  by recipe) pushed to it, as references pinned by digest; `minimal_nbclient_image_ref` and
+  `scientific_nbclient_image_ref` the same with python3-nbclient, for the GitLab path (its collector runs in the
+  image).
 - `private_registry`, `private_image_ref`, `registry_auth_file`: a second registry that requires htpasswd
   authentication, the minimal image in it, and a docker-style auth file with its credentials.
 - `tiny_image_ref(name, files)`: a one-layer image of a few files pushed to `image_registry` (well under a second).
@@ -67,6 +69,16 @@ def minimal_image_ref(image_registry) -> str:
 @pytest.fixture(scope="session")
 def scientific_image_ref(image_registry) -> str:
     return _built_and_pushed(image_registry, "scientific")
+
+
+@pytest.fixture(scope="session")
+def minimal_nbclient_image_ref(image_registry) -> str:
+    return _built_and_pushed(image_registry, "minimal-nbclient")
+
+
+@pytest.fixture(scope="session")
+def scientific_nbclient_image_ref(image_registry) -> str:
+    return _built_and_pushed(image_registry, "scientific-nbclient")
 
 
 @pytest.fixture(scope="session")

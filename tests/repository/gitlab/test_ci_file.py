@@ -189,3 +189,45 @@ def test_the_system_check_refuses_an_unusable_gitlab_configuration(settings, ove
         setattr(settings, name, value)
 
     assert {error.id for error in gitlab_check(None)} == ids
+
+
+def test_the_jobs_kernel_gets_the_local_sandboxs_environment_through_the_manifest(tmp_path, monkeypatch):
+    from repository.gitlab import job_kernel
+    from repository.runners import sandbox
+
+    # One allowlist for every runner: a variable added to the sandbox's reaches the GitLab job's kernel too.
+    monkeypatch.setitem(sandbox.SANDBOX_ENV, "NBARCHIVE_PROBE", "42")
+    monkeypatch.setitem(sandbox.SANDBOX_ENV, "PYTHONHASHSEED", "7")
+    spec = RunSpec(workdir=tmp_path, notebook_path="n.ipynb", container_image=IMAGE)
+
+    manifest = json.loads(json.dumps(job_manifest(spec, "n.ipynb")))  # as the job reads it back
+    kernel = job_kernel.kernel_environment(manifest, "separate-uid", "/tmp/run")
+
+    assert manifest["kernel_env"]["NBARCHIVE_PROBE"] == "42" and kernel["NBARCHIVE_PROBE"] == "42"
+    assert kernel["PYTHONHASHSEED"] == "7"
+    fixed = {key: value for key, value in sandbox.SANDBOX_ENV.items() if not value.startswith("/")}
+    assert fixed.items() <= kernel.items()
+    # Folders are the kernel's own, under its home in the job's run folder, never the sandbox's paths.
+    assert kernel["HOME"] == "/tmp/run/home"
+    assert kernel["XDG_CACHE_HOME"] == "/tmp/run/home/.cache" and kernel["MPLCONFIGDIR"] == "/tmp/run/home/matplotlib"
+    assert set(manifest["kernel_folders"]) == {key for key, value in sandbox.SANDBOX_ENV.items()
+                                              if value.startswith("/") and key not in ("PATH", "HOME")}
+    # With a shared uid the image's HOME stays the job user's; the folders are still the kernel's own.
+    shared = job_kernel.kernel_environment(manifest, "shared-uid", "/tmp/run")
+    assert shared.get("HOME") != "/tmp/run/home" and shared["IPYTHONDIR"] == "/tmp/run/home/ipython"
+
+
+@pytest.mark.parametrize("change", [
+    {"kernel_folders": {"XDG_CACHE_HOME": "../../etc"}},
+    {"kernel_folders": {"XDG_CACHE_HOME": "/etc"}},
+    {"kernel_env": {"LD_PRELOAD x": "1"}},
+    {"kernel_env": None},
+])
+def test_the_job_refuses_a_manifest_whose_kernel_environment_is_not_shaped_as_ci_writes_it(tmp_path, change):
+    from repository.gitlab import job_kernel
+
+    manifest = {**job_manifest(RunSpec(workdir=tmp_path, notebook_path="n.ipynb", container_image=IMAGE),
+                               "n.ipynb"), **change}
+
+    with pytest.raises(ValueError, match="kernel_"):
+        job_kernel.kernel_environment(manifest, "separate-uid", "/tmp/run")

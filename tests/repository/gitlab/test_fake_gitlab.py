@@ -1,6 +1,7 @@
 """The fake GitLab (tests/fakes/gitlab.py) driven through the real python-gitlab client: what the GitLab runner,
 mirror and import of nbarchive rely on behaves as GitLab's API does, and its pipelines really run their scripts
-in the local sandbox, with the kernel environment standing in for the job's image.
+in the local sandbox: in the job's image pulled from the tests' registry (`gitlab_images`), or, where a test asks
+for it because its image is a placeholder (`gitlab_kernel_env`), in the kernel environment.
 """
 
 import base64
@@ -347,8 +348,8 @@ sandbox = pytest.mark.sandbox
 
 
 @sandbox
-def test_pipeline_runs_in_the_kernel_environment_and_returns_artifacts(gitlab_sandbox, gitlab_client):
-    project = _project(gitlab_sandbox, gitlab_client)
+def test_pipeline_runs_in_the_kernel_environment_and_returns_artifacts(gitlab_kernel_env, gitlab_client):
+    project = _project(gitlab_kernel_env, gitlab_client)
     ci = (
         "stages: [verify]\n"
         "verify:\n"
@@ -368,7 +369,7 @@ def test_pipeline_runs_in_the_kernel_environment_and_returns_artifacts(gitlab_sa
     assert pipeline.status in ("created", "pending", "running")
     assert pipeline.sha == commit.id
     finished = _wait(project, pipeline.id)
-    assert finished.status == "success", gitlab_sandbox.pipeline(pipeline.id)["jobs"][0]["trace"]
+    assert finished.status == "success", gitlab_kernel_env.pipeline(pipeline.id)["jobs"][0]["trace"]
 
     [listed] = finished.jobs.list(get_all=True)
     job = project.jobs.get(listed.id)
@@ -380,12 +381,12 @@ def test_pipeline_runs_in_the_kernel_environment_and_returns_artifacts(gitlab_sa
     assert "$ mkdir -p out" in trace
     assert f"job {job.id} of pipeline {pipeline.id}" in trace
     assert "Job succeeded" in trace
-    assert gitlab_sandbox.job(job.id)["image"] == IMAGE
+    assert gitlab_kernel_env.job(job.id)["image"] == IMAGE
 
 
 @sandbox
-def test_failing_script_fails_the_job_with_its_trace(gitlab_sandbox, gitlab_client):
-    project = _project(gitlab_sandbox, gitlab_client)
+def test_failing_script_fails_the_job_with_its_trace(gitlab_kernel_env, gitlab_client):
+    project = _project(gitlab_kernel_env, gitlab_client)
     ci = (
         "verify:\n"
         "  script:\n"
@@ -417,14 +418,14 @@ def test_failing_script_fails_the_job_with_its_trace(gitlab_sandbox, gitlab_clie
 
 
 @sandbox
-def test_job_timeout_fails_with_job_execution_timeout(gitlab_sandbox, gitlab_client):
-    project = _project(gitlab_sandbox, gitlab_client)
+def test_job_timeout_fails_with_job_execution_timeout(gitlab_kernel_env, gitlab_client):
+    project = _project(gitlab_kernel_env, gitlab_client)
     marker = f"{30 + random.random():.6f}"
     ci = (
         "short:\n  timeout: 2s\n  script: [\"sleep " + marker + "\"]\n"
         "capped:\n  timeout: 1h\n  script: [\"sleep " + marker + "\"]\n"
     )
-    gitlab_sandbox.max_job_seconds = 3  # the runner's maximum timeout caps the hour
+    gitlab_kernel_env.max_job_seconds = 3  # the runner's maximum timeout caps the hour
     _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
     started = time.monotonic()
     pipeline = project.pipelines.create({"ref": "main"})
@@ -448,8 +449,8 @@ def test_job_timeout_durations(text, seconds):
 
 
 @sandbox
-def test_cancelling_a_running_pipeline_kills_the_job(gitlab_sandbox, gitlab_client):
-    project = _project(gitlab_sandbox, gitlab_client)
+def test_cancelling_a_running_pipeline_kills_the_job(gitlab_kernel_env, gitlab_client):
+    project = _project(gitlab_kernel_env, gitlab_client)
     marker = f"{60 + random.random():.6f}"
     _commit(project, {".gitlab-ci.yml": f"verify:\n  script:\n    - echo started\n    - sleep {marker}\n"},
             message="CI [skip ci]")
@@ -472,9 +473,9 @@ def test_cancelling_a_running_pipeline_kills_the_job(gitlab_sandbox, gitlab_clie
 
 
 @sandbox
-def test_the_job_sees_only_ci_variables_and_no_secrets(gitlab_sandbox, gitlab_client, monkeypatch):
+def test_the_job_sees_only_ci_variables_and_no_secrets(gitlab_kernel_env, gitlab_client, monkeypatch):
     monkeypatch.setenv("NBARCHIVE_FAKE_GITLAB_SENTINEL", "s3cret-sentinel-value")
-    project = _project(gitlab_sandbox, gitlab_client)
+    project = _project(gitlab_kernel_env, gitlab_client)
     ci = (
         "variables:\n  GLOBAL_VAR: from-ci-file\n"
         "verify:\n"
@@ -495,7 +496,7 @@ def test_the_job_sees_only_ci_variables_and_no_secrets(gitlab_sandbox, gitlab_cl
     environment = dict(line.split("=", 1) for line in files["out/env.txt"].decode().splitlines() if "=" in line)
     for text in (files["out/env.txt"], files["out/pid1.txt"]):
         assert b"s3cret-sentinel-value" not in text
-        assert gitlab_sandbox.token.encode() not in text
+        assert gitlab_kernel_env.token.encode() not in text
     assert "NBARCHIVE_FAKE_GITLAB_SENTINEL" not in environment
     assert environment["CI_JOB_ID"] == str(job.id)
     assert environment["CI_PIPELINE_ID"] == str(pipeline.id)
@@ -511,7 +512,7 @@ def test_the_job_sees_only_ci_variables_and_no_secrets(gitlab_sandbox, gitlab_cl
 
 
 @sandbox
-def test_jobs_reach_a_loopback_server(gitlab_sandbox, gitlab_client):
+def test_jobs_reach_a_loopback_server(gitlab_kernel_env, gitlab_client):
     class Data(BaseHTTPRequestHandler):
         def do_GET(self):
             body = b"1,2,3\n"
@@ -526,7 +527,7 @@ def test_jobs_reach_a_loopback_server(gitlab_sandbox, gitlab_client):
     data = ThreadingHTTPServer(("127.0.0.1", 0), Data)
     threading.Thread(target=data.serve_forever, daemon=True).start()
     try:
-        project = _project(gitlab_sandbox, gitlab_client)
+        project = _project(gitlab_kernel_env, gitlab_client)
         url = f"http://127.0.0.1:{data.server_address[1]}/data.csv"
         ci = (
             f"variables:\n  DATA_URL: \"{url}\"\n"
@@ -539,7 +540,7 @@ def test_jobs_reach_a_loopback_server(gitlab_sandbox, gitlab_client):
         _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
         pipeline = project.pipelines.create({"ref": "main"})
         finished = _wait(project, pipeline.id)
-        assert finished.status == "success", [j["trace"] for j in gitlab_sandbox.pipeline(pipeline.id)["jobs"]]
+        assert finished.status == "success", [j["trace"] for j in gitlab_kernel_env.pipeline(pipeline.id)["jobs"]]
     finally:
         data.shutdown()
         data.server_close()
@@ -548,8 +549,8 @@ def test_jobs_reach_a_loopback_server(gitlab_sandbox, gitlab_client):
 
 
 @sandbox
-def test_a_failed_stage_skips_the_next(gitlab_sandbox, gitlab_client):
-    project = _project(gitlab_sandbox, gitlab_client)
+def test_a_failed_stage_skips_the_next(gitlab_kernel_env, gitlab_client):
+    project = _project(gitlab_kernel_env, gitlab_client)
     ci = "stages: [one, two]\nfirst:\n  stage: one\n  script: [exit 1]\nsecond:\n  stage: two\n  script: [echo no]\n"
     _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
     pipeline = project.pipelines.create({"ref": "main"})
@@ -559,12 +560,12 @@ def test_a_failed_stage_skips_the_next(gitlab_sandbox, gitlab_client):
 
 
 @sandbox
-def test_drop_artifacts(gitlab_sandbox, gitlab_client):
-    project = _project(gitlab_sandbox, gitlab_client)
+def test_drop_artifacts(gitlab_kernel_env, gitlab_client):
+    project = _project(gitlab_kernel_env, gitlab_client)
     ci = f"verify:\n  image: {IMAGE}\n  script: [mkdir -p out, echo hi > out/a.txt]\n  artifacts:\n    paths: [out]\n"
     _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
 
-    gitlab_sandbox.drop_artifacts = True
+    gitlab_kernel_env.drop_artifacts = True
     pipeline = project.pipelines.create({"ref": "main"})
     assert _wait(project, pipeline.id).status == "success"
     [job] = pipeline.jobs.list(get_all=True)
@@ -584,3 +585,59 @@ def test_without_bwrap_jobs_fail_with_a_clear_trace(gitlab_server, gitlab_client
     [job] = pipeline.jobs.list(get_all=True)
     assert job.failure_reason == "runner_system_failure"
     assert "bubblewrap (bwrap) is not installed" in project.jobs.get(job.id).trace().decode()
+
+
+# --- jobs in their real image --------------------------------------------------------------------------------------
+
+
+@sandbox
+@pytest.mark.images
+def test_a_job_runs_in_its_pulled_image_read_only_with_the_images_environment(gitlab_images, gitlab_client,
+                                                                              minimal_image_ref):
+    project = _project(gitlab_images, gitlab_client)
+    ci = (
+        "verify:\n"
+        f"  image: {minimal_image_ref}\n"
+        "  variables: {GREETING: hello}\n"
+        "  script:\n"
+        "    - mkdir -p out\n"
+        "    - grep PRETTY_NAME /etc/os-release > out/os.txt\n"
+        "    - python3 -c \"import sys, os; print(sys.executable, os.environ['PATH'], os.environ['GREETING'])\" "
+        "> out/python.txt\n"
+        "    - if touch /usr/written 2>/dev/null; then echo writable; else echo read-only; fi > out/root.txt\n"
+        "    - python3 -c \"import nbclient\" 2> out/nbclient.txt || true\n"
+        "  artifacts:\n"
+        "    paths: [out/]\n"
+    )
+    _commit(project, {".gitlab-ci.yml": ci}, message="CI [skip ci]")
+    pipeline = project.pipelines.create({"ref": "main"})
+    finished = _wait(project, pipeline.id, timeout=300)
+    [job] = finished.jobs.list(get_all=True)
+    trace = project.jobs.get(job.id).trace().decode()
+    assert finished.status == "success", trace
+
+    files = _zip(project.jobs.get(job.id).artifacts())
+    assert b"Debian GNU/Linux 12" in files["out/os.txt"]
+    image_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # its config's Env
+    assert files["out/python.txt"] == f"/usr/bin/python3 {image_path} hello\n".encode()  # and the CI variable
+    assert files["out/root.txt"] == b"read-only\n"
+    assert b"No module named 'nbclient'" in files["out/nbclient.txt"]  # the kernel environment has it; the image not
+    assert f"Pulling docker image {minimal_image_ref}" in trace and "kernel environment" not in trace
+
+
+def test_a_job_whose_image_cannot_be_pulled_fails_as_a_runner_that_cannot_pull(gitlab_server, gitlab_client):
+    if gitlab_server.sandbox_problem():
+        pytest.skip(gitlab_server.sandbox_problem())
+    from tests.images.registry import free_port
+
+    image = f"127.0.0.1:{free_port()}/nothing/here@sha256:" + "0" * 64  # no registry listens there
+    project = _project(gitlab_server, gitlab_client)
+    _commit(project, {".gitlab-ci.yml": f"verify:\n  image: {image}\n  script: [echo never]\n"}, message="CI [skip ci]")
+    pipeline = project.pipelines.create({"ref": "main"})
+
+    assert _wait(project, pipeline.id, timeout=60).status == "failed"
+    [job] = pipeline.jobs.list(get_all=True)
+    assert job.failure_reason == "image_pull_failure"
+    trace = project.jobs.get(job.id).trace().decode()
+    assert f'ERROR: Job failed: failed to pull image "{image}" with specified policies [always]' in trace
+    assert "$ echo never" not in trace

@@ -10,6 +10,7 @@ import io
 import json
 import threading
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import nbformat
@@ -52,13 +53,12 @@ def no_queue(monkeypatch):
     return sent
 
 
-@pytest.fixture
-def gitlab_env(settings, gitlab_sandbox, live_server):
-    """RUNNER=gitlab against the fake GitLab, nbarchive's URLs at the live server, short waits."""
-    gitlab_sandbox.create_project(VERIFY_PROJECT, files={"README.md": "Verification runs of nbarchive.\n"})
+def use_fake_gitlab(settings, server, live_server):
+    """RUNNER=gitlab against the fake GitLab `server`, nbarchive's URLs at the live server, short waits."""
+    server.create_project(VERIFY_PROJECT, files={"README.md": "Verification runs of nbarchive.\n"})
     settings.RUNNER = "gitlab"
-    settings.GITLAB_URL = gitlab_sandbox.url
-    settings.GITLAB_TOKEN = gitlab_sandbox.token
+    settings.GITLAB_URL = server.url
+    settings.GITLAB_TOKEN = server.token
     settings.GITLAB_PROJECT = VERIFY_PROJECT
     settings.SITE_URL = live_server.url
     settings.GITLAB_POLL_INITIAL_SECONDS = 0.2
@@ -66,7 +66,13 @@ def gitlab_env(settings, gitlab_sandbox, live_server):
     settings.GITLAB_API_ATTEMPTS = 3
     settings.GITLAB_PENDING_TIMEOUT_SECONDS = 60
     settings.GITLAB_JOB_TIMEOUT_SECONDS = 110
-    return gitlab_sandbox
+    return server
+
+
+@pytest.fixture
+def gitlab_env(settings, gitlab_kernel_env, live_server):
+    """RUNNER=gitlab against the fake GitLab whose jobs run in the kernel environment (IMAGE is a placeholder)."""
+    return use_fake_gitlab(settings, gitlab_kernel_env, live_server)
 
 
 def notebook_draft(user, source: str) -> Version:
@@ -428,7 +434,7 @@ def _run_job_script(tmp_path, inputs: list[dict]) -> dict:
     import subprocess
     import sys
 
-    from repository.gitlab.ci import JOB_FILES
+    from repository.gitlab.ci import JOB_FILES, kernel_environment
 
     checkout = tmp_path / "checkout"
     (checkout / ".nbarchive").mkdir(parents=True)
@@ -436,9 +442,15 @@ def _run_job_script(tmp_path, inputs: list[dict]) -> dict:
     (checkout / "work" / "n.ipynb").write_text("{}")
     for path, source in JOB_FILES.items():
         shutil.copy(source, checkout / path)
+    kernel_env, kernel_folders = kernel_environment()
     (checkout / ".nbarchive" / "manifest.json").write_text(json.dumps({
-        "format": 1, "notebook": "n.ipynb", "cell_timeout_seconds": 10, "max_output_bytes": 1000, "inputs": inputs}))
-    completed = subprocess.run([sys.executable, ".nbarchive/job.py"], cwd=checkout, capture_output=True, text=True,
+        "format": 2, "notebook": "n.ipynb", "cell_timeout_seconds": 10, "max_output_bytes": 1000, "inputs": inputs,
+        "kernel_env": kernel_env, "kernel_folders": kernel_folders}))
+    # A Python with what the job asks of an image (ipykernel and nbclient): the kernel environment's, if built.
+    from django.conf import settings
+
+    python = settings.RUNNER_KERNEL_PYTHON if Path(settings.RUNNER_KERNEL_PYTHON).exists() else sys.executable
+    completed = subprocess.run([python, ".nbarchive/job.py"], cwd=checkout, capture_output=True, text=True,
                                timeout=60, check=False)
     assert completed.returncode == 1, completed.stdout + completed.stderr
     return json.loads((checkout / "out" / "status.json").read_text())
