@@ -3,8 +3,8 @@
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
 
 from repository.errors import NotFound
-from repository.models import ExecutionRun, Version, VersionFile
-from repository.permissions import can_view_draft, can_view_run
+from repository.models import ExecutionRun, Upload, Version, VersionFile
+from repository.permissions import can_view_draft, can_view_run, is_owner
 
 
 def draft_get_for_user(*, record_id: str, user) -> Version:
@@ -105,3 +105,17 @@ def versions_list_public_changes() -> QuerySet[Version]:
     datestamp (`public_changed_at`, when what harvesters see last changed). The base of OAI-PMH's item lists."""
     return (Version.objects.filter(public_changed_at__isnull=False, state__in=Version.ACCEPTED_STATES)
             .select_related("record"))
+
+
+def upload_get_for_user(*, record_id: str, upload_id, user) -> Upload:
+    """A direct upload of the record's draft, if `user` owns the record; NotFound otherwise."""
+    version = draft_get_for_user(record_id=record_id, user=user)
+    upload = version.uploads.select_related("version__record", "created_by").filter(upload_id=upload_id).first()
+    if upload is None or not is_owner(user, version.record):
+        raise NotFound(f"The draft of '{record_id}' has no upload {upload_id} of yours.")
+    return upload
+
+
+def uploads_list_for_draft(*, version: Version) -> list[Upload]:
+    """The draft's direct uploads that are not (yet) files: under way, being checked, or failed."""
+    return list(version.uploads.exclude(state=Upload.State.READY).select_related("version__record"))

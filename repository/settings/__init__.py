@@ -148,7 +148,7 @@ STORAGES = {
 }
 
 # --- Deposit limits -----------------------------------------------------------------------------------
-MAX_FILE_SIZE = env.int("NBARCHIVE_MAX_FILE_SIZE", default=5 * 1024**3)
+MAX_FILE_SIZE = env.int("NBARCHIVE_MAX_FILE_SIZE", default=50 * 1024**3)
 MAX_FILES_PER_VERSION = env.int("NBARCHIVE_MAX_FILES_PER_VERSION", default=100)
 # A notebook is parsed whole to validate it, so it has a cap of its own, far below MAX_FILE_SIZE.
 MAX_NOTEBOOK_SIZE = env.int("NBARCHIVE_MAX_NOTEBOOK_SIZE", default=200 * 1024**2)
@@ -276,4 +276,5 @@ BLOB_GC_GRACE_HOURS = env.float("BLOB_GC_GRACE_HOURS", default=72.0)
 # Subsystems keep their settings in modules of their own, read from the environment the same way.
 from .backup import *  # noqa: E402, F403
 from .gitlab import *  # noqa: E402, F403
+from .uploads import *  # noqa: E402, F403
 from .verification import *  # noqa: E402, F403
