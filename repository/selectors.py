@@ -27,6 +27,7 @@ def draft_with_details(version: Version) -> Version:
             "creators",
             "related_identifiers",
             "data_references",
+            "uploads",
             Prefetch("files", queryset=VersionFile.objects.select_related("blob")),
         )
         .get(pk=version.pk)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from django.urls import reverse
 from django.utils import timezone
 
 from repository.models import AuditEvent, Blob, Upload, VersionFile
@@ -245,3 +246,29 @@ def test_part_urls_of_a_local_directory_are_signed_for_their_checksum(api, recor
     tampered = dict(target, url=target["url"].replace("token=", "token=x"))
     assert put_part(api, tampered, data)[0] == 404
     assert put_part(api, target, data)[0] == 200
+
+
+def test_a_draft_cannot_be_submitted_while_an_upload_is_under_way(api, user, no_queue):
+    from tests.factories import demo_draft
+
+    record_id = demo_draft(user).record.public_id
+    start(api, record_id, os.urandom(100))
+
+    response = api.post(f"/api/records/{record_id}/draft/actions/submit")
+
+    assert response.status_code == 400
+    assert "the uploads under way to finish (data/big.bin)" in response.json()["detail"]
+
+
+def test_the_draft_page_shows_each_uploads_state_and_why_one_failed(api, user, client, record_id, eager_tasks,
+                                                                    django_capture_on_commit_callbacks):
+    data = os.urandom(300)
+    failed = upload_all(api, record_id, data, "bad.csv", sha256=sha256_hex(b"not these bytes"))
+    complete(api, failed, django_capture_on_commit_callbacks)
+    start(api, record_id, data, "pending.csv")
+    client.force_login(user)
+
+    page = client.get(reverse("repository:draft_detail", kwargs={"record_id": record_id})).content.decode()
+
+    assert "bad.csv: the bytes stored (300 bytes" in page and ">Failed</span>" in page
+    assert "pending.csv" in page and ">Uploading</span>" in page
