@@ -96,8 +96,11 @@ class FileUpload:
         self.jobs, self.restart, self.wait_seconds, self.quiet = jobs, restart, wait_seconds, quiet
         self.state_store = ResumeState(api, record, remote_path)
         self.sent_bytes = 0  # bytes of parts this run sent (for the benchmark's account of what a resume re-sends)
+        self.timings: dict[str, float] = {}  # seconds since run() began at which each phase ended (benchmark)
 
     def run(self) -> dict:
+        began = time.monotonic()
+        self._mark = lambda phase: self.timings.__setitem__(phase, time.monotonic() - began)
         stat = self.local.stat()
         if stat.st_size == 0:
             raise ClientError(f"{self.local}: the file is empty")
@@ -112,10 +115,14 @@ class FileUpload:
         self.resumed = upload is not None
         if upload is None:
             state, upload = self._begin(stat)
+        self._mark("began")
         if upload["state"] == "uploading":
             self._send_missing(state, upload)
+            self._mark("parts_sent")
             upload = self.api.post(f"{self._upload_path(state)}/complete", what=f"completing {self.remote}")
+            self._mark("completed")
         upload = self._await_check(state, upload)
+        self._mark("checked")
         self.state_store.forget()
         return upload
 
@@ -143,6 +150,7 @@ class FileUpload:
         part_size = part_size_for(stat.st_size)
         with self._bar(stat.st_size, f"hashing {self.remote}") as bar:
             hashes = hash_file(self.local, part_size, bar)
+        self._mark("hashed")
         if self.local.stat().st_mtime_ns != stat.st_mtime_ns:
             raise ClientError(f"{self.local} changed while it was being read")
         first = [{"number": n, "sha256": sha} for n, sha in enumerate(hashes.parts[:SIGN_BATCH], start=1)]
@@ -220,7 +228,7 @@ class FileUpload:
     def _await_check(self, state: dict, upload: dict) -> dict:
         deadline = time.monotonic() + self.wait_seconds
         while upload["state"] == "checking" and time.monotonic() < deadline:
-            time.sleep(0.5)
+            time.sleep(0.1)
             upload = self.api.get(self._upload_path(state), what=f"checking {self.remote}")
         if upload["state"] == "failed":
             self.state_store.forget()

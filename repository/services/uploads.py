@@ -8,10 +8,10 @@
   the same way by `part_token`). A client signs again when URLs expired.
 - `upload_received_parts`: what the store holds, so a client resumes days later by sending only the rest.
 - `upload_part_receive`: a local directory only, the application's end of a part URL.
-- `upload_complete`: every part there with its expected size, the upload becomes `checking` and `upload_check`
-  is queued: it assembles the object, reads it back, and adds the file to the draft only if it hashes to the
-  declared SHA-256 (and a notebook validates); otherwise the object is deleted and the upload is `failed` with a
-  message naming the file.
+- `upload_complete`: every part there with its expected size (S3: CompleteMultipartUpload), the upload becomes
+  `checking` and `upload_check` is queued: it reads the object back (a local directory: concatenates the parts
+  first) and adds the file to the draft only if it hashes to the declared SHA-256 (and a notebook validates);
+  otherwise the object is deleted and the upload is `failed` with a message naming the file.
 - `upload_abort`, and `uploads_expire` (the garbage collector): unfinished uploads older than UPLOAD_EXPIRY_DAYS
   are aborted, so their parts stop taking space.
 """
@@ -190,7 +190,11 @@ def upload_part_receive(*, upload_id, number: int, token: str, sha256_b64: str, 
     upload = Upload.objects.filter(upload_id=upload_id).select_related("version").first()
     if upload is None or signed != f"{upload.upload_id.hex}:{number}:{sha256_b64}":
         raise NotFound("No such part URL (or the x-amz-checksum-sha256 header differs from the signed one).")
+    if upload.multipart_id:  # an S3 upload: its parts go to presigned URLs, never here
+        raise NotFound("This upload's parts go to the object store, not to the application.")
     _require_uploading(upload)
+    if not 1 <= number <= upload.part_count:
+        raise NotFound(f"The file has parts 1 to {upload.part_count}.")
     length = upload.part_length(number)
     first = (number - 1) * upload.part_size
     expected_range = f"bytes {first}-{first + length - 1}/{upload.size}"
@@ -222,6 +226,14 @@ def upload_complete(*, upload: Upload, actor) -> Upload:
             [f"parts of the wrong size: {_ranges(wrong)}"] if wrong else [])
         raise InvalidInput(f"The upload of '{upload.path}' is not complete: {'; '.join(problems)}.",
                            field_errors={"parts": problems})
+    if upload.multipart_id:
+        # S3: CompleteMultipartUpload here, so the client's "complete" means what it means to S3. A local directory's
+        # parts are concatenated by the check, in the background: that is the application copying bytes.
+        try:
+            upload_storage.assemble(upload.storage_key, upload.multipart_id,
+                                    [received[n] for n in range(1, upload.part_count + 1)])
+        except STORAGE_ERRORS as exc:
+            raise StorageUnavailable() from exc
     with transaction.atomic():
         changed = Upload.objects.filter(pk=upload.pk, state=Upload.State.UPLOADING).update(
             state=Upload.State.CHECKING, completed_at=timezone.now())

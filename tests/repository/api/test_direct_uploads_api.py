@@ -117,7 +117,8 @@ def test_a_direct_upload_becomes_a_file_once_its_checksum_is_confirmed(api, reco
     done = api.get(upload["links"]["self"]).json()
     assert done["state"] == "ready" and done["md5"] == hashlib.md5(data).hexdigest()
     files = api.get(f"/api/records/{record_id}/draft/files").json()
-    assert [(f["path"], f["size"], f["sha256"]) for f in files] == [("data/big.bin", len(data), sha256_hex(data))]
+    assert [(f["path"], f["size"], f["sha256"], f["state"]) for f in files] == [
+        ("data/big.bin", len(data), sha256_hex(data), "ready")]
     downloaded = api.get(f"/api/records/{record_id}/draft/files/data/big.bin")
     if backend:
         downloaded = requests.get(downloaded["Location"], timeout=30)
@@ -154,6 +155,9 @@ def test_a_declared_sha256_that_does_not_match_deletes_the_object_and_adds_no_fi
     assert failed["message"].startswith("results/table.csv: the bytes stored")
     listed = api.get(f"/api/records/{record_id}/draft/uploads").json()
     assert [(u["path"], u["state"]) for u in listed] == [("results/table.csv", "failed")]
+    draft = api.get(f"/api/records/{record_id}/draft").json()
+    assert [(u["path"], u["state"], u["message"]) for u in draft["uploads"]] == [
+        ("results/table.csv", "failed", failed["message"])]
     assert not VersionFile.objects.exists() and not Blob.objects.exists()
     assert direct_objects(backend, local_blob_storage) == []
     assert AuditEvent.objects.filter(action="draft.upload_failed").count() == 1
