@@ -69,6 +69,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default must work on a fresh checkout: create the folder the SQLite file lives in.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20  # the worker and the web share the file
+    # BEGIN IMMEDIATE: a transaction that reads and then writes (a locked draft, then its new upload) takes the write
+    # lock first and waits its turn. Deferred, two such requests at once fail at once with "database is locked":
+    # SQLite cannot wait when upgrading a read lock would deadlock.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if env.str("NBARCHIVE_TEST_DATABASE_NAME", default=""):
     # Lets concurrent test runs on one PostgreSQL server use separate test databases.
