@@ -3,8 +3,8 @@
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
 
 from repository.errors import NotFound
-from repository.models import AuditEvent, ExecutionRun, Version, VersionFile
-from repository.permissions import can_view_draft, can_view_run
+from repository.models import AuditEvent, ExecutionRun, Upload, Version, VersionFile
+from repository.permissions import can_view_draft, can_view_run, is_owner
 
 
 def draft_get_for_user(*, record_id: str, user) -> Version:
@@ -27,6 +27,7 @@ def draft_with_details(version: Version) -> Version:
             "creators",
             "related_identifiers",
             "data_references",
+            "uploads",
             Prefetch("files", queryset=VersionFile.objects.select_related("blob")),
         )
         .get(pk=version.pk)
@@ -121,3 +122,15 @@ def record_corrections(record) -> list[dict]:
 def changed_fields(before: dict, after: dict) -> list[str]:
     """The metadata fields a correction changed, in the metadata's order."""
     return [field for field in after if before.get(field) != after.get(field)]
+def upload_get_for_user(*, record_id: str, upload_id, user) -> Upload:
+    """A direct upload of the record's draft, if `user` owns the record; NotFound otherwise."""
+    version = draft_get_for_user(record_id=record_id, user=user)
+    upload = version.uploads.select_related("version__record", "created_by").filter(upload_id=upload_id).first()
+    if upload is None or not is_owner(user, version.record):
+        raise NotFound(f"The draft of '{record_id}' has no upload {upload_id} of yours.")
+    return upload
+
+
+def uploads_list_for_draft(*, version: Version) -> list[Upload]:
+    """The draft's direct uploads that are not (yet) files: under way, being checked, or failed."""
+    return list(version.uploads.exclude(state=Upload.State.READY).select_related("version__record"))

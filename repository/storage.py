@@ -46,6 +46,8 @@ from repository.integrations.s3 import STORAGE_ERRORS
 logger = logging.getLogger(__name__)
 
 TEMPORARY_PREFIX = "uploads/tmp/"
+# Direct uploads' objects (repository/upload_storage.py): temporary too, until their blob is promoted.
+DIRECT_PREFIX = "uploads/direct/"
 CONTENT_PREFIX = "blobs/sha256/"
 REHASH_PIECE = 1024 * 1024
 
@@ -75,7 +77,7 @@ def content_key(sha256: str) -> str:
 
 
 def is_temporary_key(key: str) -> bool:
-    return key.startswith(TEMPORARY_PREFIX)
+    return key.startswith((TEMPORARY_PREFIX, DIRECT_PREFIX))
 
 
 def store_stream(stream, *, max_size: int, expected_size: int | None = None, tee=None) -> StoredObject:

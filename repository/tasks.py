@@ -84,6 +84,22 @@ def blob_promote_task(self, blob_pk: int) -> str:
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
 
 
+@shared_task(bind=True, acks_late=True, max_retries=6)
+def upload_check_task(self, upload_pk: int) -> str:
+    """Read a completed direct upload back and add it to its draft if it hashes to what was declared. Storage
+    failing is retried with backoff; the garbage collector queues uploads left checking again."""
+    from repository.errors import StorageUnavailable
+    from repository.services.uploads import upload_check
+    from repository.storage import STORAGE_ERRORS
+
+    try:
+        return upload_check(upload_pk=upload_pk)
+    except (StorageUnavailable, *STORAGE_ERRORS) as exc:
+        if self.request.retries >= self.max_retries:
+            return f"left for the garbage collector: {exc}"
+        raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
+
+
 @shared_task(acks_late=True)
 def blob_gc_task() -> str:
     from datetime import timedelta

@@ -61,18 +61,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    """URL of a moto S3 server on loopback, running for the whole test session."""
+def _moto_server(command: list[str]):
+    """Start moto's S3 server (`command` after the interpreter) on a free loopback port; yield its URL."""
     try:
         import moto.server  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"moto[server] is not installed, so there is no S3 endpoint: {exc}")
     port = _free_port()
     log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
-    )
+    process = subprocess.Popen([sys.executable, *command, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
     deadline = time.monotonic() + 30
     while not _port_open("127.0.0.1", port):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -84,3 +81,16 @@ def s3_endpoint():
     process.terminate()
     process.wait(timeout=10)
     log.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """URL of a moto S3 server on loopback, running for the whole test session."""
+    yield from _moto_server(["-m", "moto.server"])
+
+
+@pytest.fixture(scope="session")
+def s3_checking_endpoint():
+    """Like s3_endpoint, with the check of part checksums that real S3 makes and moto leaves out
+    (tests/fakes/moto_checksums.py): what direct uploads to presigned part URLs need."""
+    yield from _moto_server([os.path.join(os.path.dirname(__file__), "fakes", "moto_checksums.py")])

@@ -28,6 +28,16 @@ def local_blob_storage(settings, tmp_path):
 @pytest.fixture
 def s3_blob_storage(settings, s3_endpoint):
     """Point the "blobs" storage at a fresh bucket on the loopback S3 server; return (boto3 client, bucket)."""
+    return _s3_bucket_as_blobs(settings, s3_endpoint)
+
+
+@pytest.fixture
+def s3_checking_blob_storage(settings, s3_checking_endpoint):
+    """Like s3_blob_storage, on the S3 server that checks each part's SHA-256 as real S3 does."""
+    return _s3_bucket_as_blobs(settings, s3_checking_endpoint)
+
+
+def _s3_bucket_as_blobs(settings, s3_endpoint):
     import boto3
 
     bucket = f"blobs-{uuid.uuid4().hex[:12]}"
@@ -43,6 +53,18 @@ def s3_blob_storage(settings, s3_endpoint):
         },
     }
     return client, bucket
+
+
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks run at once, in the process that queues them (a live server's thread, or the test's), as a
+    worker would run them; no broker."""
+    from repository.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
 
 
 @pytest.fixture

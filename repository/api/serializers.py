@@ -73,11 +73,16 @@ class DraftMetadataInput(serializers.Serializer):
 
 class FileOutput(serializers.Serializer):
     path = serializers.CharField()
+    state = serializers.SerializerMethodField(help_text="Always ready: uploads being sent or checked are listed "
+                                                        "under the draft's uploads until then.")
     size = serializers.IntegerField(source="blob.size")
     sha256 = serializers.CharField(source="blob.sha256")
     md5 = serializers.CharField(source="blob.md5")
     created = serializers.DateTimeField()
     links = serializers.SerializerMethodField()
+
+    def get_state(self, version_file) -> str:
+        return "ready"
 
     def get_links(self, version_file) -> dict:
         request = self.context["request"]
@@ -95,11 +100,17 @@ class DraftOutput(serializers.Serializer):
     updated = serializers.DateTimeField()
     metadata = serializers.SerializerMethodField()
     files = FileOutput(many=True)
+    uploads = serializers.SerializerMethodField(help_text="Direct uploads that are not files yet: uploading, "
+                                                          "checking, or failed (with the reason).")
     missing_for_submission = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
     def get_metadata(self, version: Version) -> dict:
         return version_metadata(version)
+
+    def get_uploads(self, version: Version) -> list[dict]:
+        return [{"id": str(upload.upload_id), "path": upload.path, "size": upload.size, "state": upload.state,
+                 "message": upload.message} for upload in version.uploads.all() if upload.state != "ready"]
 
     def get_missing_for_submission(self, version: Version) -> list[str]:
         from repository.services.submission import draft_missing_for_submission

@@ -1,7 +1,7 @@
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from repository.api import records, views
+from repository.api import records, uploads, views
 
 
 class AnyPathConverter:
@@ -35,6 +35,14 @@ urlpatterns = [
     path("records/<str:record_id>/draft", views.DraftApi.as_view(), name="draft"),
     path("records/<str:record_id>/draft/files", views.DraftFilesApi.as_view(), name="draft_files"),
     path("records/<str:record_id>/draft/files/<anypath:file_path>", views.DraftFileApi.as_view(), name="draft_file"),
+    path("records/<str:record_id>/draft/uploads", uploads.DraftUploadsApi.as_view(), name="draft_uploads"),
+    path("records/<str:record_id>/draft/uploads/<uuid:upload_id>", uploads.DraftUploadApi.as_view(),
+         name="draft_upload"),
+    path("records/<str:record_id>/draft/uploads/<uuid:upload_id>/parts", uploads.DraftUploadPartsApi.as_view(),
+         name="draft_upload_parts"),
+    path("records/<str:record_id>/draft/uploads/<uuid:upload_id>/complete", uploads.DraftUploadCompleteApi.as_view(),
+         name="draft_upload_complete"),
+    path("uploads/<uuid:upload_id>/parts/<int:number>", uploads.UploadPartApi.as_view(), name="upload_part"),
     path("records/<str:record_id>/draft/actions/submit", views.DraftSubmitApi.as_view(), name="draft_submit"),
     path("records/<str:record_id>/draft/runs", views.DraftRunsApi.as_view(), name="draft_runs"),
     path("runs/<uuid:run_id>", views.RunApi.as_view(), name="run"),

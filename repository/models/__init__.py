@@ -7,6 +7,7 @@ from .records import Creator, Record, RelatedIdentifier, ResourceType, Version
 from .references import DataReference
 from .runs import ExecutionRun, Verdict
 from .tokens import AccessToken
+from .uploads import Upload
 
 __all__ = [
     "AccessToken",
@@ -21,6 +22,7 @@ __all__ = [
     "Record",
     "RelatedIdentifier",
     "ResourceType",
+    "Upload",
     "Verdict",
     "Version",
     "VersionFile",

@@ -135,8 +135,10 @@ def blob_gc(*, grace: timedelta, dry_run: bool = False) -> GcReport:
     cutoff = now - grace
     report = GcReport(dry_run=dry_run)
 
-    stragglers = Blob.objects.filter(storage_key__startswith=storage.TEMPORARY_PREFIX,
-                                     created__lt=now - PROMOTE_STRAGGLER_AGE).values_list("pk", flat=True)
+    at_temporary_key = Q(storage_key__startswith=storage.TEMPORARY_PREFIX) | Q(
+        storage_key__startswith=storage.DIRECT_PREFIX)
+    stragglers = Blob.objects.filter(at_temporary_key, created__lt=now - PROMOTE_STRAGGLER_AGE).values_list(
+        "pk", flat=True)
     for pk in list(stragglers):
         if dry_run:
             report.promoted += 1
@@ -161,7 +163,17 @@ def blob_gc(*, grace: timedelta, dry_run: bool = False) -> GcReport:
     report.marked = unused.count() if dry_run else unused.update(unreferenced_since=now)
 
     _sweep_temporary(cutoff, report)
+    _expire_uploads(now, report)
     return report
+
+
+def _expire_uploads(now, report: GcReport) -> None:
+    from repository.services.uploads import uploads_expire
+
+    try:
+        report.uploads_aborted += uploads_expire(now=now, dry_run=report.dry_run)
+    except STORAGE_ERRORS as exc:
+        report.problems.append(f"expired direct uploads not aborted: {exc}")
 
 
 def _delete_unused(pk: int, cutoff, report: GcReport) -> bool:

@@ -14,10 +14,11 @@ import tempfile
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Sum
 
 from repository import storage, validators
 from repository.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
-from repository.models import Blob, Version, VersionFile
+from repository.models import Blob, Upload, Version, VersionFile
 from repository.services.audit import audit_event_append
 from repository.services.blobs import blob_get_or_create
 from repository.services.drafts import draft_lock_for_change, require_owner
@@ -26,7 +27,9 @@ from repository.services.notebooks import notebook_validate
 SPOOL_IN_MEMORY_BYTES = 1024 * 1024
 
 
-def _check_path(version: Version, path: str) -> str:
+def file_path_check(version: Version, path: str, *, upload: Upload | None = None) -> str:
+    """The normalized path, if the draft can take a new file there. `upload` is the direct upload that is
+    adding it (it holds the path meanwhile)."""
     path = validators.normalize_file_path(path)
     try:
         validators.validate_file_path(path)
@@ -48,26 +51,46 @@ def _check_path(version: Version, path: str) -> str:
         if other.startswith(path + "/") or path.startswith(other + "/"):
             raise Conflict(f"'{path}' and the existing '{other}' would be a file and a folder of the same name.",
                            field_errors={"path": ["Conflicts with a folder or file of the same name."]})
+    under_way = Upload.objects.filter(version=version, path=path, state__in=Upload.ACTIVE_STATES)
+    if upload is not None:
+        under_way = under_way.exclude(pk=upload.pk)
+    if under_way.exists():
+        raise Conflict(f"'{path}' is being uploaded by another client; resume or abort that upload first.",
+                       field_errors={"path": ["An upload of this path is under way."]})
     if version.data_references.filter(target_path=path).exists():
         raise Conflict(f"A data reference is staged at '{path}'; choose another path or change the reference.",
                        field_errors={"path": ["A data reference uses this path."]})
     return path
 
 
-def _check_can_add(version: Version, path: str, content_length: int | None) -> None:
+def file_addition_check(version: Version, path: str, content_length: int | None) -> None:
     if not version.is_editable:
         raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; its files cannot change.")
     if version.files.count() >= settings.MAX_FILES_PER_VERSION:
         raise PayloadTooLarge(f"A version may hold at most {settings.MAX_FILES_PER_VERSION} files.")
-    limit = _size_limit(path)
+    limit = size_limit(path)
     if content_length is not None and content_length > limit:
         raise PayloadTooLarge(f"The file is {content_length} bytes; the limit is {limit} bytes"
                               f"{' for a notebook' if limit != settings.MAX_FILE_SIZE else ''}.")
     if content_length == 0:
         raise InvalidInput("The file is empty.", field_errors={"file": ["The file is empty."]})
+    if content_length is not None:
+        used = record_bytes_used(version.record)
+        if used + content_length > settings.MAX_RECORD_SIZE:
+            raise PayloadTooLarge(f"The record holds {used} bytes (uploads under way included); {content_length} more "
+                                  f"would pass its quota of {settings.MAX_RECORD_SIZE} bytes.")
 
 
-def _size_limit(path: str) -> int:
+def record_bytes_used(record) -> int:
+    """The bytes a record's versions hold, each distinct file counted once, plus its drafts' uploads under way."""
+    stored = (Blob.objects.filter(version_files__version__record=record).distinct()
+              .aggregate(total=Sum("size"))["total"] or 0)
+    under_way = (Upload.objects.filter(version__record=record, state__in=Upload.ACTIVE_STATES)
+                 .aggregate(total=Sum("size"))["total"] or 0)
+    return stored + under_way
+
+
+def size_limit(path: str) -> int:
     if path.lower().endswith(".ipynb"):
         return min(settings.MAX_NOTEBOOK_SIZE, settings.MAX_FILE_SIZE)
     return settings.MAX_FILE_SIZE
@@ -76,11 +99,11 @@ def _size_limit(path: str) -> int:
 def draft_file_upload(*, version: Version, actor, path: str, stream, content_length: int | None) -> VersionFile:
     """Store `stream` as the draft's file at `path`. The transfer happens outside any database transaction."""
     require_owner(actor, version)
-    path = _check_path(version, path)
-    _check_can_add(version, path, content_length)
+    path = file_path_check(version, path)
+    file_addition_check(version, path, content_length)
     is_notebook = path.lower().endswith(".ipynb")
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
-        stored = storage.store_stream(stream, max_size=_size_limit(path), expected_size=content_length,
+        stored = storage.store_stream(stream, max_size=size_limit(path), expected_size=content_length,
                                       tee=spool if is_notebook else None)
         try:
             if stored.size == 0:
@@ -88,20 +111,23 @@ def draft_file_upload(*, version: Version, actor, path: str, stream, content_len
             if is_notebook:
                 spool.seek(0)
                 notebook_validate(spool)
-            return _attach(version=version, actor=actor, path=path, stored=stored)
+            return file_attach(version=version, actor=actor, path=path, stored=stored)
         except BaseException:
             storage.delete_quietly(stored.storage_key)
             raise
 
 
-def _attach(*, version: Version, actor, path: str, stored: storage.StoredObject) -> VersionFile:
+def file_attach(*, version: Version, actor, path: str, stored: storage.StoredObject,
+                upload: Upload | None = None) -> VersionFile:
+    """Add stored bytes to the draft at `path` (streamed here, or a direct `upload`, which becomes ready in the
+    same transaction). Deletes `stored` when the same bytes are stored already."""
     # The Blob row and the VersionFile row commit together: a refused attach leaves no Blob pointing at bytes
     # that the caller is about to delete.
     with transaction.atomic():
         # Checked again under the lock: the transfer may have taken minutes.
         version = draft_lock_for_change(version=version, actor=actor)
-        _check_path(version, path)
-        _check_can_add(version, path, None)
+        file_path_check(version, path, upload=upload)
+        file_addition_check(version, path, None)
         blob, created = blob_get_or_create(stored)
         version_file = VersionFile.objects.create(version=version, path=path, blob=blob)
         if blob.unreferenced_since is not None:
@@ -109,6 +135,8 @@ def _attach(*, version: Version, actor, path: str, stored: storage.StoredObject)
         if not version.notebook_path and version_file.is_notebook:
             version.notebook_path = path
             version.save(update_fields=["notebook_path", "updated"])
+        if upload is not None:
+            Upload.objects.filter(pk=upload.pk).update(state=Upload.State.READY, md5=stored.md5)
         audit_event_append(actor=actor, action="draft.file_add", version=version,
                            data={"path": path, "sha256": blob.sha256, "size": blob.size})
     if not created:

@@ -4,7 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from repository.errors import Conflict, InvalidInput
-from repository.models import Version
+from repository.models import Upload, Version
 from repository.services.audit import audit_event_append
 from repository.services.drafts import draft_reference_problems
 from repository.services.runs import run_request
@@ -24,6 +24,9 @@ def draft_missing_for_submission(version: Version) -> list[str]:
         missing.append("a container image pinned by digest")
     if not version.notebook_path:
         missing.append("a notebook (.ipynb) file")
+    under_way = [upload.path for upload in version.uploads.all() if upload.state in Upload.ACTIVE_STATES]
+    if under_way:
+        missing.append("the uploads under way to finish (" + ", ".join(sorted(under_way)[:5]) + ")")
     return missing
 
 

@@ -82,6 +82,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default must work on a fresh checkout: create the folder the SQLite file lives in.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20  # the worker and the web share the file
+    # BEGIN IMMEDIATE: a transaction that reads and then writes (a locked draft, then its new upload) takes the write
+    # lock first and waits its turn. Deferred, two such requests at once fail at once with "database is locked":
+    # SQLite cannot wait when upgrading a read lock would deadlock.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if env.str("NBARCHIVE_TEST_DATABASE_NAME", default=""):
     # Lets concurrent test runs on one PostgreSQL server use separate test databases.
@@ -163,7 +167,7 @@ STORAGES = {
 }
 
 # --- Deposit limits -----------------------------------------------------------------------------------
-MAX_FILE_SIZE = env.int("NBARCHIVE_MAX_FILE_SIZE", default=5 * 1024**3)
+MAX_FILE_SIZE = env.int("NBARCHIVE_MAX_FILE_SIZE", default=50 * 1024**3)
 MAX_FILES_PER_VERSION = env.int("NBARCHIVE_MAX_FILES_PER_VERSION", default=100)
 # A notebook is parsed whole to validate it, so it has a cap of its own, far below MAX_FILE_SIZE.
 MAX_NOTEBOOK_SIZE = env.int("NBARCHIVE_MAX_NOTEBOOK_SIZE", default=200 * 1024**2)
@@ -321,4 +325,5 @@ from .backup import *  # noqa: E402, F403
 from .gitlab import *  # noqa: E402, F403
 from .observability import *  # noqa: E402, F403
 from .security import *  # noqa: E402, F403
+from .uploads import *  # noqa: E402, F403
 from .verification import *  # noqa: E402, F403

@@ -77,6 +77,7 @@ def draft_detail(request, record_id):
         "version": version,
         "record_id": version.record.public_id,
         "files": list(version.files.all()),
+        "uploads": selectors.uploads_list_for_draft(version=version),
         "missing": draft_missing_for_submission(version),
         "described_references": data_references_described(version),
         "can_edit": can_edit_draft(request.user, version),

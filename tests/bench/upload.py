@@ -31,7 +31,11 @@ TransferConfig, and upload_fileobj of a non-seekable reader that hashes (sha256 
 --worker-env passes extra variables to gunicorn only (e.g. MALLOC_MMAP_THRESHOLD_=131072); --pin-moto keeps
 moto on a CPU of its own.
 
-Targets checked: API throughput >= 0.8 x boto3 upload_file throughput; gunicorn worker peak < 200 MiB.
+8. (unless --skip-cli, and first) the `nbarchive` client: a direct upload, parts PUT to presigned moto URLs, then
+   the server's check in a Celery worker; and an upload SIGKILLed once moto holds half of it, then resumed.
+
+Targets checked: API throughput >= 0.8 x boto3 upload_file throughput; gunicorn worker peak < 200 MiB; the client's
+throughput >= 0.95 x boto3's, the app's peak < 150 MiB during it, bytes sent again after the kill < 5% of the file.
 Sizes are in MiB (2**20 bytes); rates in MiB/s.
 """
 
@@ -45,6 +49,7 @@ import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -62,6 +67,8 @@ SECRET_KEY = "bench-secret-key"
 REGION = "us-east-1"
 RATIO_TARGET = 0.8
 WORKER_MEMORY_TARGET_MIB = 200
+CLI_RATIO_TARGET = 0.95
+APP_MEMORY_TARGET_MIB = 150
 
 
 # --- /proc helpers --------------------------------------------------------------------------------------
@@ -253,6 +260,28 @@ ISOLATED_START = (
 )
 
 
+# Runs the nbarchive client (argv[2:]) counting every byte it hands to a socket, written as a little-endian int64
+# to the file argv[1] as it goes: the count survives a SIGKILL. wchar of /proc/<pid>/io would not do: send() on a
+# socket does not go through vfs_write.
+COUNTING_CLIENT = (
+    "import os, socket, struct, sys\n"
+    "counter = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+    "sent = 0\n"
+    "original = socket.socket.sendall\n"
+    "def sendall(self, data, *args):\n"
+    "    global sent\n"
+    "    view = memoryview(data).cast('B')\n"
+    "    for start in range(0, len(view), 262144):\n"
+    "        original(self, view[start:start + 262144], *args)\n"
+    "        sent += len(view[start:start + 262144])\n"
+    "        os.pwrite(counter, struct.pack('<q', sent), 0)\n"
+    "socket.socket.sendall = sendall\n"
+    "sys.argv = ['nbarchive', *sys.argv[2:]]\n"
+    "from nbarchive_client.cli import main\n"
+    "sys.exit(main())\n"
+)
+
+
 def app_python(*target: str) -> list[str]:
     """The command line start for `python <target>` running the app's code from APP_DIR."""
     if APP_DIR == REPO_ROOT:
@@ -428,6 +457,20 @@ def client_main(spec: dict) -> dict:
         # CompleteMultipartUpload and the database work.
         outcome = {"status": response.status_code, "response": payload,
                    "server_tail": elapsed - body.body_done if body.body_done else None}
+    elif spec["kind"] == "cli":
+        # The nbarchive client as a researcher runs it, from the app's checkout (it needs no Django).
+        sys.path.insert(0, str(spec["app_dir"]))
+        os.environ["NBARCHIVE_CACHE_DIR"] = spec["cache"]
+        from nbarchive_client.api import Api
+        from nbarchive_client.transfer import FileUpload
+
+        upload = FileUpload(Api(spec["url"], spec["token"]), spec["record"], Path(spec["file"]), spec["path"],
+                            jobs=spec["jobs"], quiet=True)
+        started = time.monotonic()
+        answer = upload.run()
+        elapsed = time.monotonic() - started
+        outcome = {"state": answer["state"], "sha256": answer["sha256"], "timings": upload.timings,
+                   "sent_bytes": upload.sent_bytes}
     else:
         import boto3
         from boto3.s3.transfer import TransferConfig
@@ -475,6 +518,7 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="nbarchive-bench-"))
         self.moto: subprocess.Popen | None = None
         self.gunicorn: subprocess.Popen | None = None
+        self.celery: subprocess.Popen | None = None
         self.worker_pid: int | None = None
         self.results: list[dict] = []
         self.timeout = args.timeout or (300 + self.size / MIB)  # generous: >= 1 MiB/s plus 5 minutes
@@ -672,12 +716,143 @@ class Bench:
         self.empty_bucket()
         return result
 
+    # the nbarchive client: direct upload to presigned part URLs, and a resume after SIGKILL
+
+    def start_celery(self) -> None:
+        """A Celery worker with the app's settings: it runs each upload's check (reading the object back)."""
+        log = self.tmp / "celery.log"
+        with open(log, "wb") as out:
+            self.celery = subprocess.Popen(
+                [*app_python("-m", "celery"), "-A", "repository", "worker", "--pool", "solo", "-Q", "celery",
+                 "-l", "INFO"], stdout=out, stderr=subprocess.STDOUT,
+                env=self.app_env(debug=self.args.django_debug, gunicorn=True), cwd=APP_DIR)
+        deadline = time.monotonic() + 120
+        while b" ready." not in log.read_bytes():
+            if self.celery.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the celery worker did not start:\n{log_tail(log)}")
+            time.sleep(0.2)
+
+    def cli_spec(self, record: str, tag: str) -> dict:
+        return {"kind": "cli", "app_dir": str(APP_DIR), "url": self.base_url, "token": self.token, "record": record,
+                "path": f"bench/{tag}.bin", "jobs": self.args.cli_jobs, "cache": str(self.tmp / f"cache-{tag}")}
+
+    def warm_up_cli(self) -> None:
+        """One small upload through the client first: the app loads the upload views and its presigning S3 client
+        lazily, once per process, as the API path's own warm-up (create_draft) does for its code."""
+        small = self.tmp / "warm-up.bin"
+        small.write_bytes(os.urandom(MIB))
+        spec = {**self.cli_spec(self.create_draft(), "warm-up"), "file": str(small), "timeout": self.timeout}
+        subprocess.run([sys.executable, __file__, "--client", json.dumps(spec)], capture_output=True, check=True,
+                       timeout=self.timeout, cwd=self.tmp)
+        self.empty_bucket()
+
+    def _measure_cli(self, tag: str) -> dict:
+        record_id = self.create_draft()
+        rss_before = {pid: proc_status_kib(pid, "VmRSS") for pid in (self.worker_pid, self.celery.pid)}
+        for pid in (self.worker_pid, self.celery.pid):
+            reset_high_water_mark(pid)
+        worker_cpu = proc_cpu_seconds(self.worker_pid) + proc_cpu_seconds(self.celery.pid)
+        moto_cpu = proc_cpu_seconds(self.moto.pid)
+        quiet = wait_until_quiet(self.args.quiet_wait)
+        with CpuSampler(None) as sampler:
+            result = self.client(self.cli_spec(record_id, tag))
+        result.update(
+            label=f"nbarchive upload (parts straight to S3, {self.args.cli_jobs} at once; hash + send + check)",
+            machine_busy_cores=sampler.machine_busy_cores, machine_busy_seconds=sampler.machine_busy_seconds,
+            busy_before=quiet, moto_cpu=proc_cpu_seconds(self.moto.pid) - moto_cpu,
+            worker_cpu=proc_cpu_seconds(self.worker_pid) + proc_cpu_seconds(self.celery.pid) - worker_cpu,
+            worker_peak_kib=proc_status_kib(self.worker_pid, "VmHWM"),
+            celery_peak_kib=proc_status_kib(self.celery.pid, "VmHWM"),
+            worker_rss_before_kib=rss_before[self.worker_pid], celery_rss_before_kib=rss_before[self.celery.pid])
+        if result["state"] != "ready" or result["sha256"] != self.sha256:
+            raise RuntimeError(f"the client's upload ended {result['state']} with sha256 {result['sha256']}")
+        self.empty_bucket()
+        return result
+
+    def _upload_progress(self) -> int:
+        """Bytes moto holds of the one direct upload under way (ListParts), asked of moto itself: the app's single
+        sync worker would answer too late to catch the transfer half-way."""
+        uploads = self.s3.list_multipart_uploads(Bucket=BUCKET, Prefix="uploads/direct/").get("Uploads", [])
+        if not uploads:
+            return 0
+        parts = self.s3.list_parts(Bucket=BUCKET, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"])
+        return sum(part["Size"] for part in parts.get("Parts", []))
+
+    def measure_resume(self, number: int) -> dict:
+        """Start the client in a process of its own, SIGKILL it once the store holds about half the file, run it
+        again; what the first run wrote to its sockets beyond the parts the store kept was sent for nothing."""
+        record_id = self.create_draft()
+        spec = self.cli_spec(record_id, f"resume-{number}")
+        env = {**os.environ, "NBARCHIVE_URL": self.base_url, "NBARCHIVE_TOKEN": self.token,
+               "NBARCHIVE_CACHE_DIR": spec["cache"], "PYTHONPATH": str(APP_DIR)}
+        counter = self.tmp / f"sent-{number}"
+        killed = subprocess.Popen([sys.executable, "-c", COUNTING_CLIENT, str(counter), "-q", "upload", record_id,
+                                   str(self.file), "--to", "bench", "--jobs", str(self.args.cli_jobs)],
+                                  env=env, cwd=self.tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + self.timeout
+        while self._upload_progress() < self.size // 2:
+            if killed.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the client to be killed ended first: {killed.stderr.read().decode()[-2000:]}")
+            time.sleep(0.02)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=30)
+        written = struct.unpack("<q", counter.read_bytes()[:8])[0]
+        held = self._upload_progress()
+        spec["path"] = f"bench/{self.file.name}"
+        resumed = self.client(spec)
+        if resumed["state"] != "ready" or resumed["sha256"] != self.sha256:
+            raise RuntimeError(f"the resumed upload ended {resumed['state']}")
+        self.empty_bucket()
+        wasted = written - held
+        print(f"  run {number}: killed at {held / self.size:.0%} held, resumed in {resumed['elapsed']:.2f} s",
+              flush=True)
+        return {"held_at_kill": held, "written_before_kill": written, "resent": wasted,
+                "resumed_sent": resumed["sent_bytes"], "resumed_elapsed": resumed["elapsed"]}
+
+    def report_cli(self, row: dict) -> None:
+        cli, boto = row["cli"], row["boto3"]
+        timings = cli["timings"]
+        send = timings["parts_sent"] - timings["began"]
+        row["cli_ratio"] = cli["mib_per_s"] / boto["mib_per_s"]
+        # From the start request to CompleteMultipartUpload's answer: the transfer boto3 upload_file also does.
+        row["cli_ratio_transfer"] = boto["elapsed"] / (timings["completed"] - timings["hashed"])
+        flag = "  DISTURBED by other processes" if cli["disturbed"] else ""
+        print(f"  {cli['label']:<70} {cli['elapsed']:7.2f} s {cli['mib_per_s']:8.1f} MiB/s{flag}")
+        print(f"      phases: hashing {timings['hashed']:.2f} s, parts {send:.2f} s"
+              f" ({self.size / MIB / send:.1f} MiB/s), complete (CompleteMultipartUpload)"
+              f" {timings['completed'] - timings['parts_sent']:.2f} s,"
+              f" server check (read back, sha256 + md5) {timings['checked'] - timings['completed']:.2f} s;"
+              f" CPU s: client {cli['client_cpu']:.1f}, moto {cli['moto_cpu']:.1f}, app {cli['worker_cpu']:.1f};"
+              f" client peak RSS {mib(cli['client_peak_kib']):.1f} MiB")
+        print(f"  ratio nbarchive client / boto3 upload_file throughput, end to end: {row['cli_ratio']:.2f};"
+              f" from the start request to the completed upload (no hashing pass, no server check):"
+              f" {row['cli_ratio_transfer']:.2f} (target >= {CLI_RATIO_TARGET})")
+        peak = max(mib(cli["worker_peak_kib"]), mib(cli["celery_peak_kib"]))
+        print(f"  app peak RSS during the client's upload: gunicorn worker {mib(cli['worker_peak_kib']):.1f} MiB"
+              f" ({mib(cli['worker_rss_before_kib']):.1f} before), celery worker (the check)"
+              f" {mib(cli['celery_peak_kib']):.1f} MiB ({mib(cli['celery_rss_before_kib']):.1f} before)"
+              f" (target < {APP_MEMORY_TARGET_MIB})"
+              f"  {'OK' if peak < APP_MEMORY_TARGET_MIB else 'ABOVE TARGET'}")
+        resume = row["resume"]
+        share = resume["resent"] / self.size
+        print(f"  killed (SIGKILL) with {resume['held_at_kill'] / MIB:.0f} MiB held"
+              f" ({resume['held_at_kill'] / self.size:.0%}); it had written {resume['written_before_kill'] / MIB:.1f}"
+              f" MiB; resumed, it sent {resume['resumed_sent'] / MIB:.1f} MiB in {resume['resumed_elapsed']:.2f} s;"
+              f" sent again: {resume['resent'] / MIB:.1f} MiB = {share:.1%} of the file (target < 5%)"
+              f"  {'OK' if share < 0.05 else 'ABOVE TARGET'}")
+        row["cli_ok"] = (row["cli_ratio"] >= CLI_RATIO_TARGET and peak < APP_MEMORY_TARGET_MIB and share < 0.05)
+
     def measure(self, name: str, number: int, *args) -> dict:
         """One timed upload; measured again (up to --retries times) when other processes took much CPU meanwhile."""
         attempts = []
         for attempt in range(1 + self.args.retries):
             tag = f"{name}-{number}-{attempt}"
-            result = self._measure_api(tag) if name == "api" else self._measure_boto3(tag, *args)
+            if name == "api":
+                result = self._measure_api(tag)
+            elif name == "cli":
+                result = self._measure_cli(tag)
+            else:
+                result = self._measure_boto3(tag, *args)
             # CPU the machine spent on anything but the client, moto and the worker (other people's processes,
             # kernel threads such as loopback networking and page-cache writeback, which are always a little busy):
             # above 0.3 s plus a quarter of a core on average, the figure is marked disturbed.
@@ -715,10 +890,17 @@ class Bench:
               f" S3_MULTIPART_CONCURRENCY={args.concurrency or 'unset'}"
               f"{', ' + ' '.join(args.worker_env) if args.worker_env else ''}", flush=True)
         self.create_draft()  # warm up: URLconf, DRF, the DB connection, the S3 client are loaded lazily
+        if not args.skip_cli:
+            self.start_celery()
+            self.warm_up_cli()
+            print(f"  celery worker (the uploads' checks) pid {self.celery.pid}", flush=True)
         app_config = self.app_config
         rows = []
         for number in range(1, args.repeat + 1):
             row = {"run": number}
+            if not args.skip_cli:  # first, so the app's memory is not what an earlier upload left behind
+                row["cli"] = self.measure("cli", number)
+                row["resume"] = self.measure_resume(number)
             row["api"] = self.measure("api", number)
             row["boto3"] = self.measure(
                 "boto3", number, "boto3-file", "boto3 upload_file (default TransferConfig)", None)
@@ -736,7 +918,8 @@ class Bench:
                                                    "app_transfer_config": app_config}, indent=2, default=str))
         worst_ratio = min(row["api_ratio"] for row in rows)
         worst_memory = max(mib(row["api"]["worker_peak_kib"]) for row in rows)
-        return 0 if worst_ratio >= RATIO_TARGET and worst_memory < WORKER_MEMORY_TARGET_MIB else 1
+        cli_ok = all(row["cli_ok"] for row in rows if "cli" in row)
+        return 0 if worst_ratio >= RATIO_TARGET and worst_memory < WORKER_MEMORY_TARGET_MIB and cli_ok else 1
 
     def report(self, rows: list[dict], overall_hwm: int | None, app_config: dict) -> None:
         size_mib = self.size / MIB
@@ -797,10 +980,13 @@ class Bench:
                   f" RSS before {mib(api['worker_rss_before_kib']):.1f} MiB,"
                   f" after {mib(api['worker_rss_after_kib']):.1f}"
                   f" MiB; server sha256 matches: {api['sha256_ok']}")
+            if "cli" in row:
+                self.report_cli(row)
         print(f"gunicorn worker peak RSS overall (start-up included, VmHWM at the end): {mib(overall_hwm):.1f} MiB")
         print(f"moto server peak RSS: {mib(proc_status_kib(self.moto.pid, 'VmHWM')):.1f} MiB")
 
     def close(self) -> None:
+        stop(self.celery, "celery worker")
         stop(self.gunicorn, "gunicorn")
         stop(self.moto, "moto server")
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -827,6 +1013,9 @@ def main(argv=None) -> int:
                              "the system under test do not compete for cores (as when S3 is another machine)")
     parser.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                         help="an extra environment variable for gunicorn only, e.g. MALLOC_ARENA_MAX=2 (repeatable)")
+    parser.add_argument("--skip-cli", action="store_true",
+                        help="leave out the nbarchive client's direct upload and its kill-and-resume run")
+    parser.add_argument("--cli-jobs", type=int, default=4, help="parts the nbarchive client sends at once (default 4)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--app-dir", type=Path, default=REPO_ROOT,
                         help="run the app from this checkout, e.g. a `git worktree` with a change to try "

@@ -9,6 +9,8 @@
 - `objects.py`: what repository/storage.py needs of an S3 "blobs" storage beyond the Storage API (a checksummed
   streamed upload, the checksum S3 reports, a copy that never overwrites, a streamed read, old temporary objects
   and unfinished uploads), built on `Bucket`.
+- `multipart.py`: direct multipart uploads whose parts a client sends itself to presigned UploadPart URLs (begin,
+  sign a part for its SHA-256, list the parts received, complete, abort); used by repository/upload_storage.py.
 
 The backup tier's bucket is repository/backup/s3_target.py, also built on `Bucket`. Import what you need from this
 package: `from repository.integrations import s3`, then `s3.upload(...)`, `s3.connect(...)`.

@@ -7,19 +7,14 @@ transfer errors, s3transfer's when a download ran out of retries) leaves as ours
 - ObjectArchived: an object in an archive storage class that is not restored (InvalidObjectState);
 - ObjectExists: a write that must not overwrite found the object there (`Bucket.copy_if_absent`);
 - StorageRefused: any other answer of S3 (AccessDenied, SlowDown, ...);
-- StorageError: S3 did not answer (no connection, a timeout, no credentials, retries spent) or a managed transfer
-  failed.
-The Storage API's own convention stays: S3Storage opening a missing object raises FileNotFoundError, as a directory
-does.
+- StorageError: S3 did not answer (no connection, a timeout, no credentials, retries spent) or a transfer failed.
+The Storage API's convention stays: S3Storage opening a missing object raises FileNotFoundError, as a directory does.
 
-What is here:
-- `S3Storage`, `S3File`: django-storages' classes with that translation on every Storage method and on reading an
-  opened file, configured with plain numbers (`multipart_chunksize`, `max_concurrency`): the settings never import
-  boto3.
-- `Bucket`: one bucket through one client, a method per S3 request or managed transfer; keys in, plain values out.
-  `bucket_of(storage)` is the bucket behind an S3Storage, `connect()` one with a client of its own.
-- What else needs an S3Storage's insides: `is_s3`, `storage_key`/`storage_name` (storage names and S3 keys),
-  `upload_parameters`, `upload_part_size`, `presigned_get_url`.
+What is here: `S3Storage`, `S3File` (django-storages' classes, translating on every Storage method and read,
+configured with plain numbers, `multipart_chunksize` and `max_concurrency`, so the settings never import boto3);
+`Bucket` (one bucket through one client, a method per S3 request or managed transfer; keys in, plain values out),
+`bucket_of(storage)`, `connect()`; what else needs an S3Storage's insides (`is_s3`, `storage_key`/`storage_name`,
+`upload_parameters`, `upload_part_size`, `presigned_url`).
 """
 
 import weakref
@@ -321,6 +316,11 @@ class Bucket:
         with _translated(what or f"aborting the upload of {key}"):
             self._client.abort_multipart_upload(Bucket=self.name, Key=key, UploadId=upload_id)
 
+    def request(self, operation: str, *, what: str, **params) -> dict:
+        """One S3 request on this bucket by the SDK's name (create_multipart_upload, ...), errors translated."""
+        with _translated(what):
+            return getattr(self._client, operation)(Bucket=self.name, **params)
+
 
 def connect(*, bucket: str, part_size: int, concurrency: int, endpoint_url: str | None = None,
             region_name: str | None = None, access_key: str | None = None, secret_key: str | None = None) -> Bucket:
@@ -385,10 +385,16 @@ def _presigning_client(storage: S3Storage):
     return client
 
 
+def presigned_url(storage: S3Storage, operation: str, params: dict, *, ttl: int, what: str) -> str:
+    """A URL for one S3 request (`operation`, the SDK's name, on the storage's bucket) valid `ttl` seconds. Headers
+    among `params` (a part's x-amz-checksum-sha256) are signed: the request must send them with these values."""
+    with _translated(what):
+        return _presigning_client(storage).generate_presigned_url(
+            operation, ExpiresIn=ttl, Params={"Bucket": storage.bucket_name, **params})
+
+
 def presigned_get_url(storage: S3Storage, name: str, *, content_disposition: str, ttl: int) -> str:
     """A GET URL for `name` valid `ttl` seconds, served as a download named by `content_disposition`."""
-    with _translated(f"signing a URL for {name}"):
-        return _presigning_client(storage).generate_presigned_url("get_object", ExpiresIn=ttl, Params={
-            "Bucket": storage.bucket_name, "Key": storage_key(storage, name),
-            "ResponseContentDisposition": content_disposition, "ResponseContentType": "application/octet-stream",
-        })
+    return presigned_url(storage, "get_object", {
+        "Key": storage_key(storage, name), "ResponseContentDisposition": content_disposition,
+        "ResponseContentType": "application/octet-stream"}, ttl=ttl, what=f"signing a URL for {name}")
