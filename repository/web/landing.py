@@ -31,7 +31,6 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
@@ -74,14 +73,10 @@ from repository.services.new_versions import version_new_draft
 from repository.services.published import version_correct_metadata, version_withdraw
 from repository.services.reverification import verification_history
 from repository.web.deposit import DepositForm, deposit_page_context
+from repository.web.reading import reader_context
 from repository.web.references import data_references_described
 
 logger = logging.getLogger(__name__)
-
-# What the citation box offers, as `?format=` values of the API's content negotiation.
-EXPORT_FORMATS = (("bibtex", "BibTeX"), ("ris", "RIS"), ("csl", "CSL-JSON"), ("datacite-json", "DataCite JSON"),
-                  ("datacite-xml", "DataCite XML"))
-
 
 # The representations of a landing page, the HTML first (what `*/*` and browsers get).
 LANDING_MEDIA_TYPES = (HTML, *(media_type for media_type, _ in METADATA_FORMATS))
@@ -197,14 +192,13 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
     context["head"].update(meta=_head_meta(version, files, concept=concept),
                            jsonld=jsonld_script(concept_jsonld(record) if concept else version_jsonld(version)))
     owner = is_owner(request.user, record)
+    reader, reader_status = reader_context(request, version, files, verification.latest)
+    context.update(reader)
     context.update({
         "files": files,
         "described_references": data_references_described(version),
         "run": verification.latest,
         "verification": verification,
-        "exports": [(label, reverse("api:record_version", kwargs={"record_id": record.public_id,
-                                                                  "number": version.number}) + f"?format={fmt}")
-                    for fmt, label in EXPORT_FORMATS],
         "is_owner": owner,
         "can_correct": can_correct_metadata(request.user, record),
         # The version an owner is working on (a draft, in review or being published), if there is one.
@@ -214,7 +208,8 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
         "withdraw_reason": withdraw_reason,
         "withdraw_errors": withdraw_errors or [],
     })
-    response = render(request, "repository/landing.html", context, status=status)
+    response = render(request, "repository/landing.html", context,
+                      status=status if status != 200 else reader_status)
     response["Link"] = link_header(signposts)
     return response
 
