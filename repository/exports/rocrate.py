@@ -1,4 +1,4 @@
-"""The RO-Crate 1.1 metadata of a published version (`ro-crate-metadata.json`), built with the `rocrate` package.
+"""The RO-Crate metadata of a published version (`ro-crate-metadata.json`), built with the `rocrate` package.
 
 The crate is the version as "Download all" zips it: every file of the version at its path (with size, sha256
 and media type), the creators (ORCID iDs as their `@id`, affiliations as organisations), the licence (SPDX URL),
