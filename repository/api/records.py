@@ -25,6 +25,7 @@ from repository.models import Record, Version
 from repository.services.dois import doi_url
 from repository.services.new_versions import version_new_draft
 from repository.services.published import version_correct_metadata, version_withdraw
+from repository.services.usage import usage_counts
 
 
 class PublicVersionOutput(serializers.Serializer):
@@ -39,7 +40,13 @@ class PublicVersionOutput(serializers.Serializer):
     withdrawal_reason = serializers.CharField()
     metadata = serializers.SerializerMethodField()
     files = serializers.SerializerMethodField()
+    stats = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
+
+    def get_stats(self, version) -> dict:
+        """Views and downloads (COUNTER-style: totals after the double-click filter, and unique per visitor and
+        hour), of this version and of the record across its versions."""
+        return usage_counts(version)
 
     def get_doi_url(self, version) -> str:
         return doi_url(version.doi) if version.doi else ""

@@ -7,6 +7,7 @@ from .records import Creator, Record, RelatedIdentifier, ResourceType, Version
 from .references import DataReference
 from .runs import ExecutionRun, Verdict
 from .tokens import AccessToken
+from .usage import UsageCount, UsageEvent
 
 __all__ = [
     "AccessToken",
@@ -21,6 +22,8 @@ __all__ = [
     "Record",
     "RelatedIdentifier",
     "ResourceType",
+    "UsageCount",
+    "UsageEvent",
     "Verdict",
     "Version",
     "VersionFile",

@@ -14,7 +14,8 @@ from zipstream import ZIP_STORED, ZipStream
 from repository import selectors, storage
 from repository.errors import NotFound
 from repository.exports.rocrate import METADATA_NAME, crate_metadata_json
-from repository.models import Version
+from repository.models import UsageEvent, Version
+from repository.services.usage import usage_record
 from repository.web.notebook import PUBLIC_CACHE_CONTROL
 
 CHUNK_SIZE = 1024 * 1024
@@ -54,4 +55,5 @@ def version_crate_download(request, record_id, number):
     response["Content-Disposition"] = f'attachment; filename="{crate_filename(version)}"'
     response["Cache-Control"] = PUBLIC_CACHE_CONTROL
     response["X-Content-Type-Options"] = "nosniff"
+    usage_record(request, version, UsageEvent.Kind.DOWNLOAD, target="zip")
     return response

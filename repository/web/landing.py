@@ -66,12 +66,13 @@ from repository.exports.signposting import (
     linkset_text,
     version_signposts,
 )
-from repository.models import DoiState, LocalDoi, Version, VersionFile
+from repository.models import DoiState, LocalDoi, UsageEvent, Version, VersionFile
 from repository.permissions import can_correct_metadata, is_owner
 from repository.services.dois import doi_url
 from repository.services.new_versions import version_new_draft
 from repository.services.published import version_correct_metadata, version_withdraw
 from repository.services.reverification import verification_history
+from repository.services.usage import usage_record
 from repository.web.deposit import DepositForm, deposit_page_context
 from repository.web.reading import reader_context
 from repository.web.references import data_references_described
@@ -100,6 +101,8 @@ def record_landing(request, record_id, number=None):
     media_type = _negotiate(request, LANDING_FORMATS, LANDING_MEDIA_TYPES) or HTML
     if media_type == HTML:
         response = _render_landing(request, version, versions, concept=number is None)
+        if response.status_code == 200:
+            usage_record(request, version, UsageEvent.Kind.VIEW)
     else:
         response = _metadata_response(version, media_type, concept=number is None)
     patch_vary_headers(response, ["Accept"])
@@ -342,6 +345,8 @@ def published_file(request, record_id, number, file_path):
         raise Http404("No such file in a published version.")
     # S3: a redirect to a short-lived presigned URL; a local directory: streamed here, with Range support.
     response = blob_download_response(request, version_file.blob, filename=file_path.rsplit("/", 1)[-1])
+    if response.status_code in (200, 302) or response.get("Content-Range", "").startswith("bytes 0-"):
+        usage_record(request, version, UsageEvent.Kind.DOWNLOAD, target=file_path)  # not each resumed piece
     response["Digest"] = f"sha-256={version_file.blob.sha256}"
     response["Link"] = collection_link_header(version)  # Signposting: the landing page the file belongs to
     return response

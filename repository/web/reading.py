@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from repository.exports.jsonld import _related_url
 from repository.models import Version, VersionFile
+from repository.services.usage import usage_counts
 from repository.web.badges import badge_snippets
 from repository.web.citing import EXPORTS, STYLE_CHOICES, StyleError, chosen_style, citation_html
 from repository.web.notebook import notebook_panel
@@ -39,6 +40,7 @@ def reader_context(request, version: Version, files: list[VersionFile], run) -> 
         "run_report_url": reverse("repository:run_report", kwargs={"run_id": run.run_id}) if run else "",
         "badge": badge_snippets(request, version),
         "related": related_identifiers(version),
+        "usage": usage_counts(version),
     }, status
 
 
