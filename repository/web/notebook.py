@@ -62,15 +62,20 @@ def version_notebook(request, record_id, number):
 
 
 def notebook_toc(notebook: VersionFile) -> list[Heading]:
-    """The headings of the rendered notebook; empty when it cannot be rendered."""
+    """The headings of the rendered notebook; empty when it cannot be rendered or is not rendered yet.
+
+    The landing page never waits for the render worker: the frame's own request renders the notebook (usually
+    long before, when a moderator opened it: the cache is shared), and the next view of the page has the table.
+    """
     key = f"notebook-toc:v{rendering.RENDERER_VERSION}:{notebook.blob.sha256}"
     cached = cache.get(key)
     if cached is not None:
         return [Heading(*entry) for entry in cached]
-    page = rendering.rendered_page(notebook.blob)
+    page = rendering.cached_page(notebook.blob)
+    if page is None or page.status == 503:
+        return []  # not rendered yet, or a timeout that will be tried again
     entries = headings(page.html) if page.status == 200 else []
-    if page.status != 503:  # a timeout is tried again later; the rest is final for this blob
-        cache.set(key, [(h.level, h.anchor, h.text) for h in entries], TOC_CACHE_SECONDS)
+    cache.set(key, [(h.level, h.anchor, h.text) for h in entries], TOC_CACHE_SECONDS)
     return entries
 
 

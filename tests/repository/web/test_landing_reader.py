@@ -7,6 +7,7 @@ import re
 import nbformat
 import pytest
 from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
@@ -39,6 +40,7 @@ def reader_notebook() -> bytes:
 def isolated(settings, tmp_path):
     settings.VAR_DIR = tmp_path / "var"  # an own render cache
     settings.DOI_PROVIDER = "local"
+    cache.clear()  # and no table of contents or citation remembered from another test
 
 
 @pytest.fixture
@@ -74,24 +76,29 @@ def landing(client, version):
 
 # --- The notebook -------------------------------------------------------------------------------------------
 
+def frame_url(version) -> str:
+    return reverse("repository:version_notebook", kwargs={"record_id": version.record.public_id,
+                                                          "number": version.number})
+
+
 def test_the_landing_page_shows_the_notebook_in_a_sandboxed_frame_with_its_headings(client, published):
+    assert client.get(frame_url(published)).status_code == 200  # rendered once (usually by its moderator)
     html = landing(client, published)
-    frame_url = reverse("repository:version_notebook", kwargs={"record_id": published.record.public_id,
-                                                               "number": 1})
+    url = frame_url(published)
     frame = re.search(r"<iframe[^>]*>", html).group(0)
-    assert f'src="{frame_url}"' in frame
+    assert f'src="{url}"' in frame
     assert re.search(r"\ssandbox(\s|>)", frame)  # no allow-scripts, no allow-same-origin
     assert "allow-" not in frame and 'name="notebook-frame"' in frame
     toc = html[html.index('id="notebook-toc"'):html.index("</nav>", html.index('id="notebook-toc"'))]
     entries = re.findall(r'<li class="toc-level-(\d)"><a href="([^"]*)" target="notebook-frame">([^<]*)</a>', toc)
     assert [(level, text) for level, _, text in entries] == [
         ("1", "Introduction"), ("2", "Method &amp; data"), ("3", "Fit of the slope")]
-    assert all(href.startswith(frame_url + "#") for _, href, _ in entries)
+    assert all(href.startswith(url + "#") for _, href, _ in entries)
     download = reverse("repository:published_file", kwargs={"record_id": published.record.public_id,
                                                             "number": 1, "file_path": "reader.ipynb"})
     assert f'href="{download}" id="notebook-download"' in html
 
-    page = client.get(frame_url)
+    page = client.get(url)
     assert page.status_code == 200
     csp = page["Content-Security-Policy"]
     assert "sandbox" in csp and "default-src 'none'" in csp and "script-src" not in csp
@@ -103,22 +110,29 @@ def test_the_landing_page_shows_the_notebook_in_a_sandboxed_frame_with_its_headi
     assert "<script" not in body and "document.cookie" not in body
 
 
+def test_the_landing_page_never_waits_for_the_renderer(client, published, monkeypatch):
+    from repository.rendering import pages
+
+    monkeypatch.setattr(pages, "run_worker", lambda *a, **k: pytest.fail("the landing page started the worker"))
+    html = landing(client, published)
+    assert 'id="notebook-frame"' in html and 'id="notebook-toc"' not in html  # the frame's request renders it
+
+
 def test_the_rendering_is_cached_and_not_served_for_withdrawn_or_unpublished_versions(client, published, user,
                                                                                       moderator, monkeypatch):
-    frame_url = reverse("repository:version_notebook", kwargs={"record_id": published.record.public_id,
-                                                               "number": 1})
-    first = client.get(frame_url).content
+    url = frame_url(published)
+    first = client.get(url).content
     from repository.rendering import pages
 
     monkeypatch.setattr(pages, "run_worker", lambda *a, **k: pytest.fail("rendered twice"))
-    assert client.get(frame_url).content == first
-    landing(client, published)  # the table of contents comes from the cache as well
+    assert client.get(url).content == first
+    assert 'id="notebook-toc"' in landing(client, published)  # the table of contents comes from the cache
 
     draft = demo_draft(user)
     assert client.get(reverse("repository:version_notebook", kwargs={"record_id": draft.record.public_id,
                                                                      "number": 1})).status_code == 404
     version_withdraw(version=published, actor=moderator, reason="Wrong data.")
-    gone = client.get(frame_url)
+    gone = client.get(url)
     assert gone.status_code == 410 and b"withdrawn" in gone.content
 
 
