@@ -119,7 +119,13 @@ def draft_detail(request, record_id):
 @login_required
 @require_http_methods(["GET", "POST"])
 def draft_edit(request, record_id):
-    version = selectors.draft_with_details(_draft_or_404(request, record_id))
+    try:
+        version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
+    except NotFound as exc:
+        if request.method == "GET" and (published := _published_instead(request, record_id)) is not None:
+            return published
+        raise Http404(exc.detail) from None
+    version = selectors.draft_with_details(version)
     if request.method == "GET":
         return _render_edit(request, version, DepositForm(version))
 

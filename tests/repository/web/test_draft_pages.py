@@ -143,6 +143,7 @@ def test_a_published_versions_old_draft_url_leads_to_its_landing_page(client, us
     landing = reverse("repository:record_landing", kwargs={"record_id": version.record.public_id})
     assert response.redirect_chain == [(landing, 302)]
     assert "This upload has been published; this is its public page." in response.content.decode()
+    assert client.get(draft_url("draft_edit", version)).url == landing
     listing = client.get(reverse("repository:my_uploads")).content.decode()
     assert "Published" in listing and draft_url("draft_detail", version) not in listing
 
