@@ -66,14 +66,20 @@ class PublicVersionOutput(serializers.Serializer):
 
     def get_links(self, version) -> dict:
         request, record_id = self.context["request"], version.record.public_id
-        return {
+        links = {
             "self": request.build_absolute_uri(reverse("api:record_version", kwargs={"record_id": record_id,
                                                                                      "number": version.number})),
             "latest": request.build_absolute_uri(reverse("api:record", kwargs={"record_id": record_id})),
             "versions": request.build_absolute_uri(reverse("api:record_versions", kwargs={"record_id": record_id})),
             "html": request.build_absolute_uri(reverse("repository:version_landing",
                                                        kwargs={"record_id": record_id, "number": version.number})),
+            "badge": request.build_absolute_uri(reverse("repository:version_badge",
+                                                        kwargs={"record_id": record_id, "number": version.number})),
         }
+        if version.state != Version.State.WITHDRAWN:
+            links["archive"] = request.build_absolute_uri(reverse(  # "Download all": one RO-Crate zip
+                "repository:version_crate", kwargs={"record_id": record_id, "number": version.number}))
+        return links
 
 
 class VersionSummaryOutput(serializers.Serializer):

@@ -14,7 +14,7 @@ from rocrate.model.person import Person
 from rocrate.rocrate import ROCrate
 
 from repository.exports import creator_name, doi_url, publication_date, version_landing_url
-from repository.exports.jsonld import SPDX_LICENSE_URL, _related_url, file_media_type
+from repository.exports.jsonld import SPDX_LICENSE_URL, file_media_type, related_url
 from repository.models import DataReference, Version
 from repository.validators import normalize_doi, normalize_ror
 
@@ -102,7 +102,7 @@ def _add_reference(crate: ROCrate, reference: DataReference):
 
 
 def _add_related(crate: ROCrate, related):
-    url = _related_url(related.scheme, related.identifier) or f"#related-{related.position + 1}"
+    url = related_url(related.scheme, related.identifier) or f"#related-{related.position + 1}"
     return crate.add(ContextEntity(crate, url, properties={
         "@type": "CreativeWork", "identifier": related.identifier, "name": related.identifier,
         "additionalType": f"{related.relation} ({related.scheme})"}))

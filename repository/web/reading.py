@@ -6,7 +6,7 @@ import re
 
 from django.urls import reverse
 
-from repository.exports.jsonld import _related_url
+from repository.exports.jsonld import related_url
 from repository.models import Version, VersionFile
 from repository.services.usage import usage_counts
 from repository.web.badges import badge_snippets
@@ -49,5 +49,5 @@ def related_identifiers(version: Version) -> list[dict]:
     scheme has a resolver, a link."""
     return [{"relation": re.sub(r"(?<!^)([A-Z])", lambda m: " " + m.group(1).lower(), related.relation),
              "scheme": related.scheme, "identifier": related.identifier,
-             "url": _related_url(related.scheme, related.identifier)}
+             "url": related_url(related.scheme, related.identifier)}
             for related in version.related_identifiers.all()]

@@ -231,3 +231,10 @@ def test_download_all_of_a_large_version_keeps_memory_flat(client, published, lo
     with zipfile.ZipFile(out) as archive:
         assert archive.getinfo("data/large.bin").file_size == size
         assert archive.testzip() is None
+
+
+def test_the_api_links_to_the_zip_and_the_badge(client, published):
+    links = client.get(reverse("api:record", kwargs={"record_id": published.record.public_id})).json()["links"]
+    assert links["archive"] == "http://testserver" + url("version_crate", published)
+    assert links["badge"] == "http://testserver" + url("version_badge", published)
+    assert client.get(links["badge"]).status_code == 200
