@@ -64,6 +64,8 @@ def landing(client, version, **params):
     ("ris", "ris", "application/x-research-info-systems", "TY  - "),
     ("datacite-json", "json", "application/vnd.datacite.datacite+json", '"titles"'),
     ("datacite-xml", "xml", "application/vnd.datacite.datacite+xml", "<resource"),
+    ("csl", "csl.json", "application/vnd.citationstyles.csl+json", '"DOI"'),
+    ("jsonld", "jsonld", "application/ld+json", '"@context"'),
 ])
 def test_export_links_download_a_file_named_after_the_record_and_version(client, published, fmt, extension,
                                                                          media_type, marker):
