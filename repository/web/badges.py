@@ -9,12 +9,14 @@ README shows a re-verification's result within minutes. An ETag lets GitHub's im
 import hashlib
 import html
 
+from django.conf import settings
 from django.http import HttpResponse, HttpResponseNotModified
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from repository import selectors
 from repository.errors import NotFound
+from repository.exports import record_landing_url
 from repository.models import ExecutionRun, Verdict, Version
 from repository.services.reverification import verification_history
 
@@ -93,12 +95,12 @@ def record_badge(request, record_id, number=None):
     return response
 
 
-def badge_snippets(request, version: Version) -> dict:
+def badge_snippets(version: Version) -> dict:
     """The Markdown and HTML a README embeds: the record's badge (it follows new versions), linking to the
-    record's landing page."""
+    record's landing page; absolute URLs on SITE_URL, as the DOIs resolve to, whatever host served this page."""
     record_id = version.record.public_id
-    image = request.build_absolute_uri(reverse("repository:record_badge", kwargs={"record_id": record_id}))
-    target = request.build_absolute_uri(reverse("repository:record_landing", kwargs={"record_id": record_id}))
+    image = settings.SITE_URL + reverse("repository:record_badge", kwargs={"record_id": record_id})
+    target = record_landing_url(version.record)
     return {
         "image_url": image,
         "markdown": f"[![Reproducibility]({image})]({target})",

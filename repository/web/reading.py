@@ -38,7 +38,7 @@ def reader_context(request, version: Version, files: list[VersionFile], run) -> 
         "download_all_size": sum(f.blob.size for f in files),
         "notebook": notebook_panel(version, files),
         "run_report_url": reverse("repository:run_report", kwargs={"run_id": run.run_id}) if run else "",
-        "badge": badge_snippets(request, version),
+        "badge": badge_snippets(version),
         "related": related_identifiers(version),
         "usage": usage_counts(version),
     }, status

@@ -98,6 +98,11 @@ def test_a_reader_reads_the_notebook_and_its_public_report(browser, live_server,
     screenshot("public-landing-notebook-window", full_page=False)
     browser.execute_script("window.scrollTo(0, 0);")
     screenshot("public-landing")
+    badge = browser.find_element(By.ID, "badge-image")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", badge)
+    WebDriverWait(browser, WAIT_SECONDS).until(lambda d: badge.size["width"] > 100)  # the SVG loaded
+    assert "[![Reproducibility](" in browser.find_element(By.ID, "badge-markdown").get_attribute("value")
+    screenshot("public-landing-badge-window", full_page=False)
 
     # The verdict opens the public report.
     browser.find_element(By.ID, "verdict").click()

@@ -6,7 +6,6 @@ import re
 
 import nbformat
 import pytest
-from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
@@ -16,7 +15,6 @@ from repository.models import ExecutionRun, Verdict, Version
 from repository.selectors import version_metadata
 from repository.services.drafts import draft_update
 from repository.services.published import version_withdraw
-from repository.web.badges import badge_snippets
 from tests.factories import UserFactory, accept, demo_draft, png_base64, sync_pending, upload
 
 pytestmark = pytest.mark.django_db
@@ -210,13 +208,14 @@ def test_the_badge_of_an_unverified_withdrawn_or_unknown_record(client, publishe
     assert unknown.status_code == 404 and unknown["Content-Type"].startswith("image/svg+xml")
 
 
-def test_the_landing_page_shows_the_markdown_and_html_to_embed_the_badge(client, published, rf):
+def test_the_landing_page_shows_the_markdown_and_html_to_embed_the_badge(client, published, settings):
+    settings.SITE_URL = "https://nbarchive.example.org"
     html = landing(client, published)
-    request = rf.get("/")
-    request.user = AnonymousUser()
-    snippets = badge_snippets(request, published)
-    image = f"http://testserver/records/{published.record.public_id}/badge.svg"
-    assert snippets["markdown"] == (f"[![Reproducibility]({image})]"
-                                    f"(http://testserver/records/{published.record.public_id}/)")
-    assert 'id="badge-markdown"' in html and snippets["markdown"] in html
-    assert 'id="badge-html"' in html and f'&lt;img src=&quot;{image}&quot;' in html
+    record_id = published.record.public_id
+    image = f"https://nbarchive.example.org/records/{record_id}/badge.svg"
+    markdown = f"[![Reproducibility]({image})](https://nbarchive.example.org/records/{record_id}/)"
+    assert f'<textarea id="badge-markdown" class="snippet mono" rows="2" readonly>{markdown}</textarea>' in html
+    assert (f'<textarea id="badge-html" class="snippet mono" rows="2" readonly>&lt;a href=&quot;'
+            f'https://nbarchive.example.org/records/{record_id}/&quot;&gt;&lt;img src=&quot;{image}&quot; '
+            'alt=&quot;Reproducibility&quot;&gt;&lt;/a&gt;</textarea>') in html
+    assert f'<img src="/records/{record_id}/badge.svg" alt="Reproducibility badge of this record"' in html
