@@ -71,6 +71,8 @@ def usage_record(request, version: Version, kind: str, target: str = "") -> bool
         return False
     if is_robot(request.META.get("HTTP_USER_AGENT", "")):
         return False
+    if "prefetch" in (request.headers.get("Sec-Purpose", "") + request.headers.get("Purpose", "")).lower():
+        return False  # a browser fetching ahead of a click that may never come
     try:
         UsageEvent.objects.create(record_id=version.record_id, version=version, kind=kind, target=target[:255],
                                   visitor=visitor_id(request), occurred_at=timezone.now())

@@ -76,6 +76,7 @@ def test_a_browser_view_and_download_write_one_event_each_robots_and_metadata_re
     client.get(landing_url(published), headers={"user-agent": "Googlebot/2.1"})
     client.get(landing_url(published))  # no user agent at all
     client.head(landing_url(published), headers={"user-agent": BROWSER})
+    client.get(landing_url(published), headers={"user-agent": BROWSER, "sec-purpose": "prefetch;prerender"})
     client.get(landing_url(published), headers={"user-agent": BROWSER, "accept": "application/ld+json"})
     resumed = client.get(file_url(published, "thermal.ipynb"), headers={"user-agent": BROWSER, "range": "bytes=10-"})
     assert resumed.status_code == 206
