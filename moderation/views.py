@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST, require_safe
 
@@ -16,8 +17,9 @@ from moderation.models import Community, ReviewRequest
 from moderation.permissions import can_comment, can_moderate
 from repository import rendering, storage
 from repository.errors import NbarchiveError, NotFound
-from repository.models import Verdict
+from repository.models import Verdict, Version
 from repository.selectors import version_metadata
+from repository.services.dois import doi_url
 from repository.services.submission import draft_missing_for_submission
 
 ACTION_LABELS = {"accept": "Accept", "request_changes": "Request changes", "decline": "Decline",
@@ -70,6 +72,7 @@ def request_detail(request, request_id):
         "checklist": [(key, label, bool(review.checklist.get(key))) for key, label in services.CHECKLIST_ITEMS.items()],
         "missing": draft_missing_for_submission(version),
         "pending_corrections": _pending_corrections(review),
+        "published": _published_links(version),
     }
     return render(request, "moderation/request_detail.html", context)
 
@@ -101,6 +104,18 @@ def correction_decide(request, request_id, correction_id):
     else:
         messages.success(request, "Correction applied." if decision == "approve" else "Correction declined.")
     return redirect("moderation:request_detail", request_id=review.pk)
+
+
+def _published_links(version: Version) -> dict | None:
+    """Where an accepted request's version is public now: its landing page and DOI; None before acceptance."""
+    if version.state not in Version.ACCEPTED_STATES:
+        return None
+    return {
+        "is_live": version.state == Version.State.PUBLISHED,
+        "landing_url": reverse("repository:version_landing", kwargs={"record_id": version.record.public_id,
+                                                                     "number": version.number}),
+        "doi_url": doi_url(version.doi) if version.doi else "",
+    }
 
 
 @login_required

@@ -23,4 +23,6 @@ app.conf.beat_schedule = {
     # Primary storage: unused blobs are marked, and deleted once marked for BLOB_GC_GRACE_HOURS; crashed uploads'
     # temporary objects go too.
     "blob-gc-daily": {"task": "repository.tasks.blob_gc_task", "schedule": crontab(hour=3, minute=30)},
+    # Views and downloads: the events pages wrote become COUNTER-style counts on the landing page and in the API.
+    "usage-aggregate": {"task": "repository.tasks.usage_aggregate_task", "schedule": 60.0},
 }

@@ -53,8 +53,19 @@ def can_request_run(user, version: Version) -> bool:
     return can_view_draft(user, version) and version.state in Version.UNPUBLISHED_STATES
 
 
+# Versions whose verification is public: accepted and live. A withdrawn version's runs go back to being private
+# with its files (the executed notebook holds their outputs).
+PUBLIC_RUN_STATES = (Version.State.PUBLISHING, Version.State.PUBLISHED)
+
+
+def is_public_run(run: ExecutionRun) -> bool:
+    """The reproducibility report of an accepted version is for everyone, with its executed notebook and logs;
+    runs of drafts and of versions in review stay with the owners and moderators."""
+    return run.status == ExecutionRun.Status.FINISHED and run.version.state in PUBLIC_RUN_STATES
+
+
 def can_view_run(user, run: ExecutionRun) -> bool:
-    return can_view_draft(user, run.version)
+    return is_public_run(run) or can_view_draft(user, run.version)
 
 
 def can_cancel_run(user, run: ExecutionRun) -> bool:

@@ -122,3 +122,11 @@ def run_cancel_remote_task(self, run_pk: int) -> bool:
         if self.request.retries >= self.max_retries:
             return False  # the pipeline still ends at its job timeout
         raise self.retry(exc=exc, countdown=10 * 2**self.request.retries) from exc
+
+
+@shared_task
+def usage_aggregate_task() -> int:
+    """Views and downloads written by requests become counts (COUNTER rules); beat runs it every minute."""
+    from repository.services.usage import usage_aggregate
+
+    return usage_aggregate()

@@ -25,6 +25,7 @@ from repository.models import Record, Version
 from repository.services.dois import doi_url
 from repository.services.new_versions import version_new_draft
 from repository.services.published import version_correct_metadata, version_withdraw
+from repository.services.usage import usage_counts
 
 
 class PublicVersionOutput(serializers.Serializer):
@@ -39,7 +40,13 @@ class PublicVersionOutput(serializers.Serializer):
     withdrawal_reason = serializers.CharField()
     metadata = serializers.SerializerMethodField()
     files = serializers.SerializerMethodField()
+    stats = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
+
+    def get_stats(self, version) -> dict:
+        """Views and downloads (COUNTER-style: totals after the double-click filter, and unique per visitor and
+        hour), of this version and of the record across its versions."""
+        return usage_counts(version)
 
     def get_doi_url(self, version) -> str:
         return doi_url(version.doi) if version.doi else ""
@@ -59,14 +66,20 @@ class PublicVersionOutput(serializers.Serializer):
 
     def get_links(self, version) -> dict:
         request, record_id = self.context["request"], version.record.public_id
-        return {
+        links = {
             "self": request.build_absolute_uri(reverse("api:record_version", kwargs={"record_id": record_id,
                                                                                      "number": version.number})),
             "latest": request.build_absolute_uri(reverse("api:record", kwargs={"record_id": record_id})),
             "versions": request.build_absolute_uri(reverse("api:record_versions", kwargs={"record_id": record_id})),
             "html": request.build_absolute_uri(reverse("repository:version_landing",
                                                        kwargs={"record_id": record_id, "number": version.number})),
+            "badge": request.build_absolute_uri(reverse("repository:version_badge",
+                                                        kwargs={"record_id": record_id, "number": version.number})),
         }
+        if version.state != Version.State.WITHDRAWN:
+            links["archive"] = request.build_absolute_uri(reverse(  # "Download all": one RO-Crate zip
+                "repository:version_crate", kwargs={"record_id": record_id, "number": version.number}))
+        return links
 
 
 class VersionSummaryOutput(serializers.Serializer):

@@ -4,7 +4,9 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.parsers import BaseParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -190,19 +192,35 @@ class DraftRunsApi(APIView):
         return Response(RunOutput(run, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
+def _readable_run(request, run_id):
+    """A run the caller may read: public ones for anyone; others ask anonymous callers to authenticate (401)
+    rather than saying they do not exist, as every private endpoint does."""
+    try:
+        return selectors.run_get_for_user(run_id=run_id, user=request.user)
+    except NotFound:
+        if not request.user.is_authenticated:
+            raise NotAuthenticated() from None
+        raise
+
+
 class RunApi(APIView):
+    # Anyone may ask: the selector answers 404 unless the run is public (an accepted version's) or theirs to see.
+    permission_classes = [AllowAny]
+
     @extend_schema(responses=_with_errors({200: RunDetailOutput}, 404), operation_id="run_get",
                    summary="A verification run with its reproducibility report")
     def get(self, request, run_id):
-        run = selectors.run_get_for_user(run_id=run_id, user=request.user)
+        run = _readable_run(request, run_id)
         return Response(RunDetailOutput(run, context={"request": request}).data)
 
 
 class RunExecutedNotebookApi(APIView):
+    permission_classes = [AllowAny]  # as RunApi: the selector decides
+
     @extend_schema(responses=_with_errors({(200, "application/x-ipynb+json"): OpenApiTypes.BINARY}, 404),
                    operation_id="run_executed_notebook", summary="Download the notebook as the run executed it")
     def get(self, request, run_id):
-        run = selectors.run_get_for_user(run_id=run_id, user=request.user)
+        run = _readable_run(request, run_id)
         if run.executed_notebook is None:
             raise NotFound("This run produced no executed notebook.")
         response = FileResponse(storage.open_blob(run.executed_notebook.storage_key), as_attachment=True,

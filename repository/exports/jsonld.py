@@ -215,10 +215,12 @@ def _version_part(version: Version) -> dict:
 
 def _related(version: Version, relations: tuple[str, ...]) -> list[dict]:
     return [_reference(url) for related in version.related_identifiers.all()
-            if related.relation in relations and (url := _related_url(related.scheme, related.identifier))]
+            if related.relation in relations and (url := related_url(related.scheme, related.identifier))]
 
 
-def _related_url(scheme: str, identifier: str) -> str:
+def related_url(scheme: str, identifier: str) -> str:
+    """Where a related identifier resolves (DOI, arXiv, Handle, or an http(s) URL as such); "" when it has no
+    resolver. Also used by the landing page's list and the RO-Crate."""
     identifier = identifier.strip()
     if scheme == RelatedIdentifier.Scheme.DOI:
         return doi_url(normalize_doi(identifier))

@@ -8,6 +8,7 @@ from .references import DataReference
 from .runs import ExecutionRun, Verdict
 from .tokens import AccessToken
 from .uploads import Upload
+from .usage import UsageCount, UsageEvent
 
 __all__ = [
     "AccessToken",
@@ -23,6 +24,8 @@ __all__ = [
     "RelatedIdentifier",
     "ResourceType",
     "Upload",
+    "UsageCount",
+    "UsageEvent",
     "Verdict",
     "Version",
     "VersionFile",

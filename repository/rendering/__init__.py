@@ -32,7 +32,7 @@ What is where:
 
 from repository.rendering.errors import NotebookRenderError
 from repository.rendering.html import error_page, render_notebook_html
-from repository.rendering.pages import RENDERER_VERSION, RESPONSE_HEADERS, RenderedPage, rendered_page
+from repository.rendering.pages import RENDERER_VERSION, RESPONSE_HEADERS, RenderedPage, cached_page, rendered_page
 
-__all__ = ["RENDERER_VERSION", "RESPONSE_HEADERS", "NotebookRenderError", "RenderedPage", "error_page",
+__all__ = ["RENDERER_VERSION", "RESPONSE_HEADERS", "NotebookRenderError", "RenderedPage", "cached_page", "error_page",
            "render_notebook_html", "rendered_page"]

@@ -104,6 +104,10 @@ def _render_lock(sha256: str, *, wait_seconds: float):
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+def cached_page(blob) -> RenderedPage | None:
+    """The page of a notebook blob if it was rendered already, without ever starting the worker: for pages
+    that must not wait for a rendering (the landing page's table of contents)."""
+    return _cache_read(blob.sha256)
 
 
 def _cache_paths(sha256: str) -> dict[int, Path]:

@@ -96,6 +96,11 @@ if env.str("NBARCHIVE_TEST_DATABASE_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": _test_name}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Cache --------------------------------------------------------------------------------------------
+# Formatted citations and notebooks' tables of contents (repository/web/citing.py, notebook.py): per process
+# unless CACHE_URL names a shared cache (redis://host:6379/2).
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

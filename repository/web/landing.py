@@ -31,9 +31,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from repository import exports, selectors
@@ -46,7 +44,6 @@ from repository.exports import (
     record_landing_url,
     version_landing_url,
 )
-from repository.exports.citation import version_citation
 from repository.exports.datacite import concept_datacite_metadata, datacite_xml, version_datacite_metadata
 from repository.exports.dublincore import version_dublin_core
 from repository.exports.jsonld import concept_jsonld, file_download_url, jsonld_script, version_jsonld
@@ -67,21 +64,19 @@ from repository.exports.signposting import (
     linkset_text,
     version_signposts,
 )
-from repository.models import DoiState, LocalDoi, Version, VersionFile
+from repository.models import DoiState, LocalDoi, UsageEvent, Version, VersionFile
 from repository.permissions import can_correct_metadata, is_owner
 from repository.services.dois import doi_url
 from repository.services.new_versions import version_new_draft
 from repository.services.published import version_correct_metadata, version_withdraw
 from repository.services.reverification import verification_history
+from repository.services.usage import usage_record
+from repository.web.citing import DEFAULT_STYLE, citation_html
 from repository.web.deposit import DepositForm, deposit_page_context
+from repository.web.reading import reader_context
 from repository.web.references import data_references_described
 
 logger = logging.getLogger(__name__)
-
-# What the citation box offers, as `?format=` values of the API's content negotiation.
-EXPORT_FORMATS = (("bibtex", "BibTeX"), ("ris", "RIS"), ("csl", "CSL-JSON"), ("datacite-json", "DataCite JSON"),
-                  ("datacite-xml", "DataCite XML"))
-
 
 # The representations of a landing page, the HTML first (what `*/*` and browsers get).
 LANDING_MEDIA_TYPES = (HTML, *(media_type for media_type, _ in METADATA_FORMATS))
@@ -105,6 +100,8 @@ def record_landing(request, record_id, number=None):
     media_type = _negotiate(request, LANDING_FORMATS, LANDING_MEDIA_TYPES) or HTML
     if media_type == HTML:
         response = _render_landing(request, version, versions, concept=number is None)
+        if response.status_code == 200:
+            usage_record(request, version, UsageEvent.Kind.VIEW)
     else:
         response = _metadata_response(version, media_type, concept=number is None)
     patch_vary_headers(response, ["Accept"])
@@ -197,14 +194,13 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
     context["head"].update(meta=_head_meta(version, files, concept=concept),
                            jsonld=jsonld_script(concept_jsonld(record) if concept else version_jsonld(version)))
     owner = is_owner(request.user, record)
+    reader, reader_status = reader_context(request, version, files, verification.latest)
+    context.update(reader)
     context.update({
         "files": files,
         "described_references": data_references_described(version),
         "run": verification.latest,
         "verification": verification,
-        "exports": [(label, reverse("api:record_version", kwargs={"record_id": record.public_id,
-                                                                  "number": version.number}) + f"?format={fmt}")
-                    for fmt, label in EXPORT_FORMATS],
         "is_owner": owner,
         "can_correct": can_correct_metadata(request.user, record),
         "corrections": selectors.record_corrections(record),
@@ -215,7 +211,8 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
         "withdraw_reason": withdraw_reason,
         "withdraw_errors": withdraw_errors or [],
     })
-    response = render(request, "repository/landing.html", context, status=status)
+    response = render(request, "repository/landing.html", context,
+                      status=status if status != 200 else reader_status)
     response["Link"] = link_header(signposts)
     return response
 
@@ -253,13 +250,9 @@ def _head_meta(version: Version, files: list[VersionFile], *, concept: bool) -> 
 
 
 def _citation_html(version: Version):
-    """The APA citation as safe HTML (every value is escaped by version_citation), or "" when it cannot be
+    """The APA citation as safe HTML, cached per version (repository.web.citing), or "" when it cannot be
     formatted: a landing page, and above all a tombstone, must answer even if the citation does not."""
-    try:
-        return mark_safe(version_citation(version, "apa", fmt="html"))  # escaped by version_citation
-    except Exception:
-        logger.exception("Could not format the citation of %s", version)
-        return ""
+    return citation_html(version, DEFAULT_STYLE)
 
 
 @login_required
@@ -351,6 +344,8 @@ def published_file(request, record_id, number, file_path):
         raise Http404("No such file in a published version.")
     # S3: a redirect to a short-lived presigned URL; a local directory: streamed here, with Range support.
     response = blob_download_response(request, version_file.blob, filename=file_path.rsplit("/", 1)[-1])
+    if response.status_code in (200, 302) or response.get("Content-Range", "").startswith("bytes 0-"):
+        usage_record(request, version, UsageEvent.Kind.DOWNLOAD, target=file_path)  # not each resumed piece
     response["Digest"] = f"sha-256={version_file.blob.sha256}"
     response["Link"] = collection_link_header(version)  # Signposting: the landing page the file belongs to
     return response

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from repository.web import landing, run_data, seo, views
+from repository.web import badges, citing, crate, landing, notebook, run_data, seo, views
 
 app_name = "repository"
 
@@ -20,6 +20,15 @@ urlpatterns = [
     path("runs/<uuid:run_id>/data/<path:target_path>", run_data.run_data_download, name="run_data"),
     path("records/<str:record_id>/", landing.record_landing, name="record_landing"),
     path("records/<str:record_id>/linkset", landing.record_linkset, name="record_linkset"),
+    path("records/<str:record_id>/badge.svg", badges.record_badge, name="record_badge"),
+    path("records/<str:record_id>/versions/<int:number>/badge.svg", badges.record_badge, name="version_badge"),
+    # The rendered notebook, for the landing page's <iframe sandbox> (served with a `sandbox` CSP).
+    path("records/<str:record_id>/versions/<int:number>/notebook/", notebook.version_notebook,
+         name="version_notebook"),
+    path("records/<str:record_id>/versions/<int:number>/export/<str:fmt>", citing.version_export,
+         name="version_export"),
+    path("records/<str:record_id>/versions/<int:number>/download-all.zip", crate.version_crate_download,
+         name="version_crate"),
     path("records/<str:record_id>/versions/new/", landing.version_new, name="version_new"),
     path("records/<str:record_id>/versions/<int:number>/", landing.record_landing, name="version_landing"),
     path("records/<str:record_id>/versions/<int:number>/linkset", landing.record_linkset, name="version_linkset"),

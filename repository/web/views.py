@@ -8,6 +8,7 @@ large uploads stream to storage instead of going through Django's form upload ha
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.db.models import F
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from repository import hooks, selectors
 from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied, TooManyRequests
 from repository.models import AccessToken, Version
-from repository.permissions import can_edit_draft, can_request_run, is_owner
+from repository.permissions import can_edit_draft, can_request_run, can_view_draft, is_owner
 from repository.services import drafts, files
 from repository.services import tokens as token_services
 from repository.services.new_versions import draft_discard
@@ -68,9 +69,26 @@ def _draft_or_404(request, record_id: str) -> Version:
         raise Http404(exc.detail) from None
 
 
+def _published_instead(request, record_id: str):
+    """A redirect to the landing page when the record has no draft any more but is public: the submitter's
+    bookmarked draft URL after publication. None otherwise (the caller answers 404 as before)."""
+    if Version.objects.filter(record__public_id=record_id, state__in=Version.UNPUBLISHED_STATES).exists():
+        return None
+    if not Version.objects.filter(record__public_id=record_id, state__in=Version.ACCEPTED_STATES).exists():
+        return None
+    messages.info(request, "This upload has been published; this is its public page.")
+    return redirect("repository:record_landing", record_id=record_id)
+
+
 @login_required
 def draft_detail(request, record_id):
-    version = selectors.draft_with_details(_draft_or_404(request, record_id))
+    try:
+        version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
+    except NotFound as exc:
+        if (published := _published_instead(request, record_id)) is not None:
+            return published
+        raise Http404(exc.detail) from None
+    version = selectors.draft_with_details(version)
     runs = list(selectors.runs_list_for_version(version=version)[:10])
     owner = is_owner(request.user, version.record)
     context = {
@@ -102,7 +120,13 @@ def draft_detail(request, record_id):
 @login_required
 @require_http_methods(["GET", "POST"])
 def draft_edit(request, record_id):
-    version = selectors.draft_with_details(_draft_or_404(request, record_id))
+    try:
+        version = selectors.draft_get_for_user(record_id=record_id, user=request.user)
+    except NotFound as exc:
+        if request.method == "GET" and (published := _published_instead(request, record_id)) is not None:
+            return published
+        raise Http404(exc.detail) from None
+    version = selectors.draft_with_details(version)
     if request.method == "GET":
         return _render_edit(request, version, DepositForm(version))
 
@@ -208,11 +232,14 @@ STATUS_LABELS = {
 }
 
 
-@login_required
 def run_report(request, run_id):
+    """The reproducibility report: public for an accepted version's finished runs (the landing page's verdict
+    links here), otherwise for the owners and moderators, who are sent to sign in first."""
     try:
         run = selectors.run_get_for_user(run_id=run_id, user=request.user)
     except NotFound as exc:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
         raise Http404(exc.detail) from None
     report = run.report or {}
     for cell in report.get("cells", []):
@@ -223,6 +250,8 @@ def run_report(request, run_id):
     context = {
         "run": run,
         "version": run.version,
+        # Readers reach a public report from the landing page; only those who may see the draft go back to it.
+        "can_view_draft": can_view_draft(request.user, run.version),
         "record_id": run.version.record.public_id,
         "report": report,
         "cells": report.get("cells", []),

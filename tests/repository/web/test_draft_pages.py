@@ -134,14 +134,26 @@ def test_a_draft_in_review_is_shown_read_only(client, user):
     assert draft_url("draft_detail", version) in listing
 
 
-def test_a_published_version_has_no_draft_page(client, user):
+def test_a_published_versions_old_draft_url_leads_to_its_landing_page(client, user):
     version = record_create(owner=user, metadata={"title": "Published"})
     Version.objects.filter(pk=version.pk).update(state=Version.State.PUBLISHED)
     client.force_login(user)
 
-    assert client.get(draft_url("draft_detail", version)).status_code == 404
+    response = client.get(draft_url("draft_detail", version), follow=True)
+    landing = reverse("repository:record_landing", kwargs={"record_id": version.record.public_id})
+    assert response.redirect_chain == [(landing, 302)]
+    assert "This upload has been published; this is its public page." in response.content.decode()
+    assert client.get(draft_url("draft_edit", version)).url == landing
     listing = client.get(reverse("repository:my_uploads")).content.decode()
     assert "Published" in listing and draft_url("draft_detail", version) not in listing
+
+
+def test_a_draft_never_published_is_still_a_plain_404_for_others(client, user, other_user):
+    version = record_create(owner=user, metadata={"title": "Secret"})
+    client.force_login(other_user)
+    assert client.get(draft_url("draft_detail", version)).status_code == 404
+    client.logout()
+    assert client.get(reverse("repository:draft_detail", kwargs={"record_id": "no-such-record"})).status_code == 302
 
 
 def test_draft_page_shows_files_missing_items_and_the_upload_widget(client, user):

@@ -111,8 +111,10 @@ def test_the_landing_page_shows_the_dois_the_citation_and_the_export_formats(cli
     assert f'href="{doi_url(record.concept_doi)}"' in text and "Cite all versions" in text
     assert "Doe, J." in text and "<i>Thermal expansion of copper</i> (Version 1)" in text
     for fmt, label in EXPORTS.items():
-        export = reverse("api:record_version", kwargs={"record_id": record.public_id, "number": 1}) + f"?format={fmt}"
-        assert f'href="{export}"' in text and label in text
+        # Downloads with a file name (repository.web.citing), not the API's content negotiation.
+        export = reverse("repository:version_export", kwargs={"record_id": record.public_id, "number": 1,
+                                                              "fmt": fmt})
+        assert f'href="{export}" download' in text and label in text
     bibtex = client.get(reverse("api:record_version", kwargs={"record_id": record.public_id, "number": 1}),
                         {"format": "bibtex"})
     assert bibtex.status_code == 200 and published.doi in bibtex.content.decode()
