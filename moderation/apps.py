@@ -8,9 +8,15 @@ class ModerationConfig(AppConfig):
     def ready(self) -> None:
         # The core asks moderation through its hooks; it never imports this app (see repository/hooks.py).
         from moderation.permissions import version_moderated_by
-        from moderation.selectors import moderators_of_version, request_latest_for_version
+        from moderation.selectors import (
+            community_names,
+            community_of_versions,
+            moderators_of_version,
+            request_latest_for_version,
+        )
         from moderation.services import review_submit_by_slug
         from repository import hooks
 
         hooks.register(submit_for_review=review_submit_by_slug, moderates_version=version_moderated_by,
-                       review_of=request_latest_for_version, moderators_of=moderators_of_version)
+                       review_of=request_latest_for_version, moderators_of=moderators_of_version,
+                       communities_of=community_of_versions, community_names=community_names)

@@ -102,3 +102,13 @@ def community_slugs_accepting(version_ids: Collection[int]) -> dict[int, set[str
     for version_id, slug in accepted.order_by().values_list("version_id", "community__slug"):
         slugs[version_id].add(slug)
     return slugs
+
+
+def community_of_versions(version_ids: Collection[int]) -> dict[int, str]:
+    """{version id: the slug of the community that accepted it}, for the search index (one per version; the
+    first by slug should two ever have accepted the same version)."""
+    return {pk: sorted(slugs)[0] for pk, slugs in community_slugs_accepting(version_ids).items()} if version_ids else {}
+
+
+def community_names(slugs: Collection[str]) -> dict[str, str]:
+    return dict(Community.objects.filter(slug__in=list(slugs)).values_list("slug", "name")) if slugs else {}

@@ -7,3 +7,9 @@ class RepositoryConfig(AppConfig):
 
     def ready(self) -> None:
         from repository import checks  # noqa: F401  (registers the system checks)
+        from repository import hooks
+        from repository.search.indexing import version_listener
+
+        # The search index follows every change of what readers see (repository/search/indexing.py).
+        hooks.listen(version_published=version_listener, version_corrected=version_listener,
+                     version_withdrawn=version_listener)

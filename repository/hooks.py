@@ -10,6 +10,8 @@ core needs something only they know, it asks here, and each app fills its hooks 
 | `review_of(version)` | moderation | the review request a draft page shows |
 | `moderators_of(version)` | moderation | whom to tell, besides the global moderators (community moderators) |
 | `external_metadata_for_dois(dois)` | harvest | what harvested records say of DOIs (data references) |
+| `communities_of(version_pks)` | moderation | the community each accepted version was published in (search) |
+| `community_names(slugs)` | moderation | the names of communities, for search facets |
 
 Events are the other direction: the core tells whoever listens (`listen(version_published=...)`), e.g. the
 GitLab app mirrors a version when it is published. Listeners run inside the caller's transaction; side effects
@@ -17,7 +19,9 @@ go to `transaction.on_commit`, as everywhere.
 
 | event | sent by | listeners |
 |---|---|---|
-| `version_published(version)` | services/versions.py `version_publish` | the GitLab mirror |
+| `version_published(version)` | services/versions.py `version_publish` | the GitLab mirror, the search index |
+| `version_corrected(version)` | services/published.py `version_correct_metadata` | the search index |
+| `version_withdrawn(version)` | services/published.py `version_withdraw` | the search index |
 
 An unfilled hook answers as the core alone would: nobody but the global moderators moderates, nothing is
 harvested, and submitting is refused with a message (there is no review without moderation). Call a hook
@@ -47,6 +51,14 @@ def _no_one(version) -> list:
     return []
 
 
+def _no_communities(version_pks: Iterable[int]) -> dict[int, str]:
+    return {}
+
+
+def _no_names(slugs: Iterable[str]) -> dict[str, str]:
+    return {}
+
+
 def _nothing_harvested(dois: Iterable[str]) -> dict[str, Any]:
     return {}
 
@@ -56,6 +68,8 @@ moderates_version: Callable[[Any, Any], bool] = _nobody_else
 review_of: Callable[[Any], Any] = _no_review
 moderators_of: Callable[[Any], list] = _no_one
 external_metadata_for_dois: Callable[[Iterable[str]], dict[str, Any]] = _nothing_harvested
+communities_of: Callable[[Iterable[int]], dict[int, str]] = _no_communities
+community_names: Callable[[Iterable[str]], dict[str, str]] = _no_names
 
 
 def register(**hooks: Callable) -> None:
@@ -67,9 +81,9 @@ def register(**hooks: Callable) -> None:
 
 
 _HOOK_NAMES = frozenset({"submit_for_review", "moderates_version", "review_of", "moderators_of",
-                         "external_metadata_for_dois"})
+                         "external_metadata_for_dois", "communities_of", "community_names"})
 
-_listeners: dict[str, list[Callable]] = {"version_published": []}
+_listeners: dict[str, list[Callable]] = {"version_published": [], "version_corrected": [], "version_withdrawn": []}
 
 
 def listen(**listeners: Callable) -> None:

@@ -4,6 +4,7 @@ withdrawal by an admin (a tombstone; the DOI stays registered and resolves to it
 from django.db import transaction
 from django.utils import timezone
 
+from repository import hooks
 from repository.errors import Conflict, InvalidInput, PermissionDenied
 from repository.models import Version
 from repository.permissions import is_owner
@@ -45,6 +46,7 @@ def version_correct_metadata(*, version: Version, actor, metadata: dict, reason:
     audit_event_append(actor=actor, action="version.correct", version=version,
                        data={"reason": reason[:MAX_REASON_LENGTH], "before": before, "after": after})
     doi_metadata_changed(version)
+    hooks.send("version_corrected", version=version)  # e.g. the search index
     return version
 
 
@@ -69,5 +71,6 @@ def version_withdraw(*, version: Version, actor, reason: str) -> Version:
     version.withdrawal_reason = reason
     version.save(update_fields=["state", "withdrawn_at", "withdrawal_reason", "public_changed_at", "updated"])
     doi_withdraw_version(version)
+    hooks.send("version_withdrawn", version=version)  # e.g. the search index
     audit_event_append(actor=actor, action="version.withdraw", version=version, data={"reason": reason})
     return version
