@@ -6,8 +6,10 @@ class RepositoryConfig(AppConfig):
     verbose_name = "Repository"
 
     def ready(self) -> None:
-        from repository import checks  # noqa: F401  (registers the system checks)
-        from repository import hooks
+        from repository import (
+            checks,  # noqa: F401  (registers the system checks)
+            hooks,
+        )
         from repository.search.indexing import version_listener
 
         # The search index follows every change of what readers see (repository/search/indexing.py).

@@ -132,7 +132,8 @@ def _filters_condition(filters: dict[str, list[str]], *, leave_out: str | None =
         elif name == "creator":
             orcids = [o for o in map(normalise_orcid, values) if o]
             names = [v.lower() for v in values if not normalise_orcid(v)]
-            terms = (SearchTerm.objects.filter(Q(field="orcid", value__in=orcids) | Q(field="creator", value__in=names)))
+            terms = SearchTerm.objects.filter(Q(field="orcid", value__in=orcids)
+                                              | Q(field="creator", value__in=names))
             condition &= Q(pk__in=terms.values("document_id"))
         elif name in TERM_FACETS:
             terms = SearchTerm.objects.filter(field=TERM_FACETS[name], value__in=[v.lower() for v in values])

@@ -276,5 +276,5 @@ BLOB_GC_GRACE_HOURS = env.float("BLOB_GC_GRACE_HOURS", default=72.0)
 # Subsystems keep their settings in modules of their own, read from the environment the same way.
 from .backup import *  # noqa: E402, F403
 from .gitlab import *  # noqa: E402, F403
-from .verification import *  # noqa: E402, F403
 from .search import *  # noqa: E402, F403
+from .verification import *  # noqa: E402, F403

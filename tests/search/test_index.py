@@ -4,10 +4,10 @@ import pytest
 from django.core.management import call_command
 
 from repository.models import SearchDocument, Version
+from repository.selectors import version_metadata
+from repository.services.drafts import draft_update
 from repository.services.new_versions import version_new_draft
 from repository.services.published import version_correct_metadata, version_withdraw
-from repository.services.drafts import draft_update
-from repository.selectors import version_metadata
 from tests.factories import UserFactory, accept, sync_pending
 from tests.search.conftest import found
 
