@@ -16,8 +16,11 @@ FTS_TABLE = "repository_searchdocument_fts"
 
 # ts_rank's weights for D, C, B and A: a title hit outweighs any number of notebook hits.
 _PG_WEIGHTS = "{0.02, 0.1, 0.3, 1.0}"
-# bm25's weights for the FTS5 columns, in their order: title, creators, keywords, description, notebook.
-_SQLITE_WEIGHTS = "20.0, 5.0, 5.0, 2.0, 0.5"
+# FTS5's bm25 adds up a column's weighted hits before it saturates them, so weights alone let thirty notebook
+# hits beat one in the title. Each tier is scored on its own instead (a single tier's score stays within about a
+# factor of ten) and the tiers are scaled apart: title, creators and keywords, description, notebook (columns in
+# the FTS5 table's order).
+_SQLITE_TIERS = ((400.0, "1, 0, 0, 0, 0"), (20.0, "0, 1, 1, 0, 0"), (1.0, "0, 0, 0, 1, 0"), (0.05, "0, 0, 0, 0, 1"))
 
 
 class _SqlOnDocument(Func):
@@ -79,7 +82,8 @@ class SqliteBackend:
     def rank(self, terms: list[Term]) -> Func:
         expression = " OR ".join(self._expression(t) for t in terms)
         # bm25 is lower for better matches; negated so that higher is better, as on PostgreSQL.
-        return _SqlOnDocument(f"COALESCE((SELECT -bm25({FTS_TABLE}, {_SQLITE_WEIGHTS}) FROM {FTS_TABLE} "
+        score = " + ".join(f"{scale} * bm25({FTS_TABLE}, {weights})" for scale, weights in _SQLITE_TIERS)
+        return _SqlOnDocument(f"COALESCE((SELECT -({score}) FROM {FTS_TABLE} "
                               f"WHERE {FTS_TABLE} MATCH %s AND rowid = {{table}}.version_id), 0)", [expression],
                               FloatField())
 
