@@ -9,6 +9,7 @@ class ModerationConfig(AppConfig):
         # The core asks moderation through its hooks; it never imports this app (see repository/hooks.py).
         from moderation.permissions import version_moderated_by
         from moderation.selectors import (
+            communities_listed,
             community_names,
             community_of_versions,
             moderators_of_version,
@@ -19,4 +20,5 @@ class ModerationConfig(AppConfig):
 
         hooks.register(submit_for_review=review_submit_by_slug, moderates_version=version_moderated_by,
                        review_of=request_latest_for_version, moderators_of=moderators_of_version,
-                       communities_of=community_of_versions, community_names=community_names)
+                       communities_of=community_of_versions, community_names=community_names,
+                       communities_listed=communities_listed)

@@ -4,13 +4,13 @@ from collections import defaultdict
 from collections.abc import Collection
 from datetime import timedelta
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from moderation.models import Community, ReviewEvent, ReviewRequest
 from moderation.permissions import can_view_request, is_global_moderator
 from repository.errors import NotFound
-from repository.models import ExecutionRun
+from repository.models import ExecutionRun, SearchDocument
 from repository.querying import AnyOf
 
 
@@ -112,3 +112,32 @@ def community_of_versions(version_ids: Collection[int]) -> dict[int, str]:
 
 def community_names(slugs: Collection[str]) -> dict[str, str]:
     return dict(Community.objects.filter(slug__in=list(slugs)).values_list("slug", "name")) if slugs else {}
+
+
+# --- communities, as readers see them (public pages, GET /api/communities) ----------------------------------
+
+def communities_public() -> list[Community]:
+    """Every community with its moderators and `record_count` (records whose latest public version it accepted)."""
+    counts = dict(SearchDocument.objects.filter(is_latest=True).exclude(community="").values("community")
+                  .annotate(n=Count("pk")).values_list("community", "n"))
+    communities = list(Community.objects.prefetch_related("moderators").order_by("name"))
+    for community in communities:
+        community.record_count = counts.get(community.slug, 0)
+    return communities
+
+
+def community_get_public(slug: str) -> Community:
+    community = Community.objects.prefetch_related("moderators").filter(slug=slug).first()
+    if community is None:
+        raise NotFound(f"No community '{slug}'.")
+    return community
+
+
+def communities_listed() -> list[dict]:
+    """The home page's list (repository.hooks.communities_listed)."""
+    return [{"slug": c.slug, "name": c.name, "description": c.description, "url": c.get_absolute_url()}
+            for c in Community.objects.order_by("name")]
+
+
+def moderator_public_name(user) -> str:
+    return user.get_full_name() or user.get_username()

@@ -12,6 +12,7 @@ core needs something only they know, it asks here, and each app fills its hooks 
 | `external_metadata_for_dois(dois)` | harvest | what harvested records say of DOIs (data references) |
 | `communities_of(version_pks)` | moderation | the community each accepted version was published in (search) |
 | `community_names(slugs)` | moderation | the names of communities, for search facets |
+| `communities_listed()` | moderation | the communities the home page lists: dicts of slug, name, url |
 
 Events are the other direction: the core tells whoever listens (`listen(version_published=...)`), e.g. the
 GitLab app mirrors a version when it is published. Listeners run inside the caller's transaction; side effects
@@ -59,6 +60,10 @@ def _no_names(slugs: Iterable[str]) -> dict[str, str]:
     return {}
 
 
+def _no_list() -> list:
+    return []
+
+
 def _nothing_harvested(dois: Iterable[str]) -> dict[str, Any]:
     return {}
 
@@ -70,6 +75,7 @@ moderators_of: Callable[[Any], list] = _no_one
 external_metadata_for_dois: Callable[[Iterable[str]], dict[str, Any]] = _nothing_harvested
 communities_of: Callable[[Iterable[int]], dict[int, str]] = _no_communities
 community_names: Callable[[Iterable[str]], dict[str, str]] = _no_names
+communities_listed: Callable[[], list] = _no_list
 
 
 def register(**hooks: Callable) -> None:
@@ -81,7 +87,8 @@ def register(**hooks: Callable) -> None:
 
 
 _HOOK_NAMES = frozenset({"submit_for_review", "moderates_version", "review_of", "moderators_of",
-                         "external_metadata_for_dois", "communities_of", "community_names"})
+                         "external_metadata_for_dois", "communities_of", "community_names",
+                         "communities_listed"})
 
 _listeners: dict[str, list[Callable]] = {"version_published": [], "version_corrected": [], "version_withdrawn": []}
 

@@ -6,7 +6,8 @@
 PostgreSQL full-text search in production, SQLite FTS5 on the embedded default; backends.py hides which.
 """
 
-from repository.search.engine import FACETS, SORTS, SearchParams, SearchResult, search_run
+from repository.search.engine import FACETS, SORTS, SearchParams, SearchResult, search_params_from_query, search_run
 from repository.search.indexing import search_index_version, search_reindex
 
-__all__ = ["FACETS", "SORTS", "SearchParams", "SearchResult", "search_index_version", "search_reindex", "search_run"]
+__all__ = ["FACETS", "SORTS", "SearchParams", "SearchResult", "search_index_version", "search_params_from_query",
+           "search_reindex", "search_run"]

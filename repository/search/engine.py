@@ -169,3 +169,29 @@ def _community_labels(buckets: list[dict]) -> None:
     names = hooks.community_names([b["key"] for b in buckets])
     for bucket in buckets:
         bucket["label"] = names.get(bucket["key"], bucket["key"])
+
+
+def search_params_from_query(query) -> SearchParams:
+    """SearchParams from a request's query string (a QueryDict: facet filters repeat, `license=MIT&license=CC0-1.0`);
+    InvalidInput naming the parameter when a number is not one."""
+    errors = {}
+
+    def number(name: str, default: int) -> int:
+        raw = (query.get(name) or "").strip()
+        if not raw:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            errors[name] = ["A whole number."]
+            return default
+
+    params = SearchParams(
+        q=query.get("q", ""), sort=(query.get("sort") or "").strip(), page=number("page", 1),
+        size=number("size", 10),
+        filters={name: [v for v in query.getlist(name) if v.strip()] for name in FACETS if query.getlist(name)},
+        all_versions=(query.get("all_versions") or "").lower() in ("true", "1", "yes", "on"),
+    )
+    if errors:
+        raise InvalidInput("Some search parameters are not valid.", field_errors=errors)
+    return params
