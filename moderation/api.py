@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from moderation import selectors, services, workflow
-from repository.api.serializers import with_problem_responses
+from repository.api.serializers import ProblemOutput, with_problem_responses
 
 ACTION_NAMES = {"accept": "accept", "decline": "decline", "request-changes": "request_changes", "cancel": "cancel",
                 "resubmit": "resubmit"}
@@ -153,7 +153,7 @@ class CommunityOutput(serializers.Serializer):
 class CommunityListApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: CommunityOutput(many=True)}, auth=[], summary="List the communities",
+    @extend_schema(responses={200: CommunityOutput(many=True)}, summary="List the communities",
                    operation_id="communities_list")
     def get(self, request):
         communities = selectors.communities_public()
@@ -164,7 +164,8 @@ class CommunityListApi(APIView):
 class CommunityApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=_with_errors({200: CommunityOutput}, 404), auth=[], summary="Show a community",
+    @extend_schema(responses={200: CommunityOutput, (404, "application/problem+json"): ProblemOutput},
+                   summary="Show a community",
                    operation_id="community_get")
     def get(self, request, slug):
         community = selectors.community_get_public(slug)

@@ -6,6 +6,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from repository.api.serializers import ProblemOutput
 from repository.models import ResourceType, Verdict
 from repository.search import SORTS, SearchResult, search_params_from_query, search_run
 from repository.search.engine import MAX_PAGE_SIZE
@@ -109,7 +110,9 @@ SEARCH_PARAMETERS = [
 
 
 def search_schema(view_function):
-    return extend_schema(parameters=SEARCH_PARAMETERS, responses={200: SearchOutput}, auth=[],
+    # Anyone may search: no 401, and the schema's security lists "no authentication" ({}).
+    responses = {200: SearchOutput, (400, "application/problem+json"): ProblemOutput}
+    return extend_schema(parameters=SEARCH_PARAMETERS, responses=responses,
                          summary="Search the published records", operation_id="records_search")(view_function)
 
 

@@ -7,7 +7,7 @@ PostgreSQL full-text search in production, SQLite FTS5 on the embedded default; 
 """
 
 from repository.search.engine import FACETS, SORTS, SearchParams, SearchResult, search_params_from_query, search_run
-from repository.search.indexing import search_index_version, search_reindex
+from repository.search.indexing import search_index_version, search_reindex, search_verdict_refresh
 
 __all__ = ["FACETS", "SORTS", "SearchParams", "SearchResult", "search_index_version", "search_params_from_query",
-           "search_reindex", "search_run"]
+           "search_reindex", "search_run", "search_verdict_refresh"]

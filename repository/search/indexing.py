@@ -48,6 +48,12 @@ def search_reindex(*, batch_size: int = 2000, progress: Callable[[int], None] | 
     return len(pks)
 
 
+def search_verdict_refresh(*, version_pk: int) -> None:
+    """A run of the version finished (a re-verification, months later): the verdict facet follows. Nothing
+    happens for a version that is not indexed."""
+    SearchDocument.objects.filter(pk=version_pk).update(verdict=_verdicts([version_pk]).get(version_pk, ""))
+
+
 def version_listener(version: Version) -> None:
     """The listener of version_published, version_corrected and version_withdrawn."""
     search_index_version(version=version)

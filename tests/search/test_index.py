@@ -77,3 +77,15 @@ def test_reindex_rebuilds_the_same_index(publish, user, moderator):
     assert sorted(SearchDocument.objects.values_list("pk", "is_latest", "title", "notebook_text")) == before
     assert found("soil") == ["Soil moisture retrieval v2"]
     assert found("keyword:\"remote sensing\"") == ["Soil moisture retrieval v2"]
+
+
+def test_a_re_verification_moves_the_version_in_the_verdict_facet(publish, no_queue):
+    from repository.services.runs import _finish, run_request
+
+    version = publish(title="Re-verified months later")
+    for verdict in ("reproduced", "execution_failed"):
+        run = run_request(version=version, requested_by=None, purpose="reverification")
+        run.claim = ""
+        _finish(run, verdict=verdict, message="")
+        assert found(filters={"verdict": [verdict]}) == ["Re-verified months later"]
+    assert found(filters={"verdict": ["reproduced"]}) == []
