@@ -5,7 +5,6 @@ reason on the page."""
 from django.http import QueryDict
 from django.shortcuts import redirect, render
 
-from repository import hooks
 from repository.errors import InvalidInput
 from repository.models import ResourceType, Verdict
 from repository.search import SORTS, SearchParams, search_params_from_query, search_run
@@ -61,13 +60,12 @@ def _hit(document) -> dict:
 
 
 def _facets(query: QueryDict, aggregations: dict, hidden: tuple[str, ...]) -> list[dict]:
-    names = hooks.community_names([b["key"] for b in aggregations.get("community", [])])
     facets = []
     for name, buckets in aggregations.items():
         if name in hidden or not buckets:
             continue
         facets.append({"name": name, "title": FACET_TITLES[name], "buckets": [
-            {"key": b["key"], "label": names.get(b["key"], b["label"]) if name == "community" else b["label"],
+            {"key": b["key"], "label": b["label"],
              "count": b["doc_count"], "selected": b["is_selected"], "url": _toggle_url(query, name, b["key"])}
             for b in buckets]})
     return facets
