@@ -206,10 +206,14 @@ def search_params_from_query(query) -> SearchParams:
             errors[name] = ["A whole number."]
             return default
 
+    def text(value: str) -> str:
+        return value.replace("\x00", "")  # PostgreSQL refuses NUL in text; nobody searches for one
+
     params = SearchParams(
-        q=query.get("q", ""), sort=(query.get("sort") or "").strip(), page=number("page", 1),
+        q=text(query.get("q", "")), sort=(query.get("sort") or "").strip(), page=number("page", 1),
         size=number("size", 10),
-        filters={name: [v for v in query.getlist(name) if v.strip()] for name in FACETS if query.getlist(name)},
+        filters={name: [text(v) for v in query.getlist(name) if text(v).strip()]
+                 for name in FACETS if query.getlist(name)},
         all_versions=(query.get("all_versions") or "").lower() in ("true", "1", "yes", "on"),
     )
     if errors:

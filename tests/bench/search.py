@@ -163,6 +163,8 @@ def main() -> None:
 
     database = urlsplit(args.database_url)
     print()
+    print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+          + f" on {os.cpu_count()} CPUs (a shared machine inflates every figure)")
     print(f"database {database.hostname}:{database.port}{database.path}: {accepted} accepted versions, "
           f"{indexed} indexed (public); gunicorn, {args.workers} sync workers; every answer counts all 7 facets")
     report("one client:", single, totals)

@@ -68,8 +68,9 @@ def test_bad_searches_get_a_400_naming_the_parameter(db, anonymous, params, fiel
 
 
 def test_lenient_queries_answer_200(db, anonymous):
-    for q in ['"unbalanced', "a OR", "-", "(((", "title:", "'; drop table x"]:
+    for q in ['"unbalanced', "a OR", "-", "(((", "title:", "'; drop table x", "nul\x00byte", "ü" * 900]:
         assert anonymous.get("/api/records", {"q": q}).status_code == 200, q
+    assert anonymous.get("/api/records", {"license": "MIT\x00", "keyword": "\x00"}).status_code == 200
 
 
 def test_the_search_page_filters_by_facet_and_links_to_the_landing_page(publish, client):
