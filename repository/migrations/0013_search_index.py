@@ -4,6 +4,59 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+# The full-text part differs by database; repository/search/backends.py is the only code that reads it.
+POSTGRES_FORWARD = [
+    # Generated columns keep themselves right on every insert and update; to_tsvector with a fixed
+    # configuration is immutable, as a generated column needs.
+    """ALTER TABLE repository_searchdocument ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (
+        setweight(to_tsvector('english'::regconfig, title), 'A')
+        || setweight(to_tsvector('english'::regconfig, creators_text || ' ' || keywords_text), 'B')
+        || setweight(to_tsvector('english'::regconfig, description), 'C')
+        || setweight(to_tsvector('english'::regconfig, notebook_text), 'D')) STORED""",
+    # Names are matched without stemming ('simple'): "Rossi" must not find "Ross".
+    """ALTER TABLE repository_searchdocument ADD COLUMN creators_vector tsvector GENERATED ALWAYS AS (
+        to_tsvector('simple'::regconfig, creators_text)) STORED""",
+    "CREATE INDEX searchdoc_vector ON repository_searchdocument USING GIN (search_vector)",
+    "CREATE INDEX searchdoc_creators_vector ON repository_searchdocument USING GIN (creators_vector)",
+]
+POSTGRES_BACKWARD = [
+    "ALTER TABLE repository_searchdocument DROP COLUMN search_vector",
+    "ALTER TABLE repository_searchdocument DROP COLUMN creators_vector",
+]
+_FTS_COLUMNS = "title, creators_text, keywords_text, description, notebook_text"
+_OLD = ", ".join(f"old.{c}" for c in _FTS_COLUMNS.split(", "))
+_NEW = ", ".join(f"new.{c}" for c in _FTS_COLUMNS.split(", "))
+SQLITE_FORWARD = [
+    # External content: the text lives once, in repository_searchdocument; the triggers keep the index in step.
+    f"""CREATE VIRTUAL TABLE repository_searchdocument_fts USING fts5({_FTS_COLUMNS},
+        content='repository_searchdocument', content_rowid='version_id',
+        tokenize='porter unicode61 remove_diacritics 2')""",
+    f"""CREATE TRIGGER repository_searchdocument_fts_insert AFTER INSERT ON repository_searchdocument BEGIN
+        INSERT INTO repository_searchdocument_fts(rowid, {_FTS_COLUMNS}) VALUES (new.version_id, {_NEW}); END""",
+    f"""CREATE TRIGGER repository_searchdocument_fts_delete AFTER DELETE ON repository_searchdocument BEGIN
+        INSERT INTO repository_searchdocument_fts(repository_searchdocument_fts, rowid, {_FTS_COLUMNS})
+        VALUES ('delete', old.version_id, {_OLD}); END""",
+    f"""CREATE TRIGGER repository_searchdocument_fts_update AFTER UPDATE OF {_FTS_COLUMNS}
+        ON repository_searchdocument BEGIN
+        INSERT INTO repository_searchdocument_fts(repository_searchdocument_fts, rowid, {_FTS_COLUMNS})
+        VALUES ('delete', old.version_id, {_OLD});
+        INSERT INTO repository_searchdocument_fts(rowid, {_FTS_COLUMNS}) VALUES (new.version_id, {_NEW}); END""",
+]
+SQLITE_BACKWARD = [
+    "DROP TRIGGER repository_searchdocument_fts_update",
+    "DROP TRIGGER repository_searchdocument_fts_delete",
+    "DROP TRIGGER repository_searchdocument_fts_insert",
+    "DROP TABLE repository_searchdocument_fts",
+]
+
+
+def _run_for_vendor(statements_by_vendor):
+    def run(apps, schema_editor):
+        for statement in statements_by_vendor.get(schema_editor.connection.vendor, []):
+            schema_editor.execute(statement)
+    return run
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -65,63 +118,8 @@ class Migration(migrations.Migration):
             model_name='searchterm',
             index=models.Index(fields=['field', 'value', 'document'], name='searchterm_field_value'),
         ),
+        migrations.RunPython(
+            _run_for_vendor({"postgresql": POSTGRES_FORWARD, "sqlite": SQLITE_FORWARD}),
+            _run_for_vendor({"postgresql": POSTGRES_BACKWARD, "sqlite": SQLITE_BACKWARD}),
+        ),
     ]
-
-
-# The full-text part differs by database; repository/search/backends.py is the only code that reads it.
-POSTGRES_FORWARD = [
-    # Generated columns keep themselves right on every insert and update; to_tsvector with a fixed
-    # configuration is immutable, as a generated column needs.
-    """ALTER TABLE repository_searchdocument ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (
-        setweight(to_tsvector('english'::regconfig, title), 'A')
-        || setweight(to_tsvector('english'::regconfig, creators_text || ' ' || keywords_text), 'B')
-        || setweight(to_tsvector('english'::regconfig, description), 'C')
-        || setweight(to_tsvector('english'::regconfig, notebook_text), 'D')) STORED""",
-    # Names are matched without stemming ('simple'): "Rossi" must not find "Ross".
-    """ALTER TABLE repository_searchdocument ADD COLUMN creators_vector tsvector GENERATED ALWAYS AS (
-        to_tsvector('simple'::regconfig, creators_text)) STORED""",
-    "CREATE INDEX searchdoc_vector ON repository_searchdocument USING GIN (search_vector)",
-    "CREATE INDEX searchdoc_creators_vector ON repository_searchdocument USING GIN (creators_vector)",
-]
-POSTGRES_BACKWARD = [
-    "ALTER TABLE repository_searchdocument DROP COLUMN search_vector",
-    "ALTER TABLE repository_searchdocument DROP COLUMN creators_vector",
-]
-_FTS_COLUMNS = "title, creators_text, keywords_text, description, notebook_text"
-_OLD = ", ".join(f"old.{c}" for c in _FTS_COLUMNS.split(", "))
-_NEW = ", ".join(f"new.{c}" for c in _FTS_COLUMNS.split(", "))
-SQLITE_FORWARD = [
-    # External content: the text lives once, in repository_searchdocument; the triggers keep the index in step.
-    f"""CREATE VIRTUAL TABLE repository_searchdocument_fts USING fts5({_FTS_COLUMNS},
-        content='repository_searchdocument', content_rowid='version_id',
-        tokenize='porter unicode61 remove_diacritics 2')""",
-    f"""CREATE TRIGGER repository_searchdocument_fts_insert AFTER INSERT ON repository_searchdocument BEGIN
-        INSERT INTO repository_searchdocument_fts(rowid, {_FTS_COLUMNS}) VALUES (new.version_id, {_NEW}); END""",
-    f"""CREATE TRIGGER repository_searchdocument_fts_delete AFTER DELETE ON repository_searchdocument BEGIN
-        INSERT INTO repository_searchdocument_fts(repository_searchdocument_fts, rowid, {_FTS_COLUMNS})
-        VALUES ('delete', old.version_id, {_OLD}); END""",
-    f"""CREATE TRIGGER repository_searchdocument_fts_update AFTER UPDATE OF {_FTS_COLUMNS}
-        ON repository_searchdocument BEGIN
-        INSERT INTO repository_searchdocument_fts(repository_searchdocument_fts, rowid, {_FTS_COLUMNS})
-        VALUES ('delete', old.version_id, {_OLD});
-        INSERT INTO repository_searchdocument_fts(rowid, {_FTS_COLUMNS}) VALUES (new.version_id, {_NEW}); END""",
-]
-SQLITE_BACKWARD = [
-    "DROP TRIGGER repository_searchdocument_fts_update",
-    "DROP TRIGGER repository_searchdocument_fts_delete",
-    "DROP TRIGGER repository_searchdocument_fts_insert",
-    "DROP TABLE repository_searchdocument_fts",
-]
-
-
-def _run_for_vendor(statements_by_vendor):
-    def run(apps, schema_editor):
-        for statement in statements_by_vendor.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(statement)
-    return run
-
-
-Migration.operations.append(migrations.RunPython(
-    _run_for_vendor({"postgresql": POSTGRES_FORWARD, "sqlite": SQLITE_FORWARD}),
-    _run_for_vendor({"postgresql": POSTGRES_BACKWARD, "sqlite": SQLITE_BACKWARD}),
-))
