@@ -58,7 +58,8 @@ def test_a_doi_or_an_orcid_typed_alone_finds_its_record(publish):
 
 @pytest.mark.parametrize("q", ['"unbalanced quote', 'copper OR', "OR copper", "- -- ---", '""', "***", "copper)",
                                "title:", "https://example.org/a:b", "'; DROP TABLE x; --", "NOT AND OR", "copper*",
-                               "{title}: x", "NEAR(copper ocean)", "^copper"])
+                               "{title}: x", "NEAR(copper ocean)", "^copper", "_", "__init__", "日本語", "🙂x",
+                               "title:_", "creator:-", "x" * 300, "copper AND ocean", "c++ OR c#"])
 def test_odd_queries_are_read_leniently(publish, q):
     publish(title="Thermal expansion of copper")
     search_run(SearchParams(q=q))  # no error
