@@ -42,7 +42,16 @@ def _condition(sql: str, params: list) -> Q:
     return Q(_SqlOnDocument(sql, params, BooleanField()))
 
 
+# How a facet of many values per version reads them from the matched rows' JSON (keywords, creators' names).
+JSON_COLUMNS = {"keyword": "keywords", "creator": "creators"}
+
+
 class PostgresBackend:
+    _UNNEST = {"keyword": ("CROSS JOIN LATERAL jsonb_array_elements_text(matched.keywords) AS item(value)",
+                           "item.value"),
+               "creator": ("CROSS JOIN LATERAL jsonb_array_elements(matched.creators) AS item(value)",
+                           "item.value ->> 'name'")}
+
     def _tsquery(self, term: Term, config: str) -> tuple[str, list]:
         function = "phraseto_tsquery" if term.phrase else "plainto_tsquery"
         return f"{function}('{config}'::regconfig, %s)", [term.text]
@@ -68,6 +77,8 @@ class PostgresBackend:
 
 
 class SqliteBackend:
+    _UNNEST = {"keyword": (", json_each(matched.keywords) AS item", "item.value"),
+               "creator": (", json_each(matched.creators) AS item", "json_extract(item.value, '$.name')")}
     _COLUMNS = {None: "", "title": "{title} : ", "creator": "{creators_text} : "}
 
     def _expression(self, term: Term) -> str:
@@ -86,6 +97,15 @@ class SqliteBackend:
         return _SqlOnDocument(f"COALESCE((SELECT -({score}) FROM {FTS_TABLE} "
                               f"WHERE {FTS_TABLE} MATCH %s AND rowid = {{table}}.version_id), 0)", [expression],
                               FloatField())
+
+
+def term_facet_sql(engine, name: str, documents_sql: str, limit: int) -> str:
+    """SQL counting the values of facet `name` (keyword, creator) over the rows `documents_sql` selects (it must
+    select the facet's JSON column): rows of (label, count), most frequent first, case-insensitively grouped.
+    Read from the matched rows themselves, so the cost follows the matches, not the size of the archive."""
+    lateral, label = engine._UNNEST[name]
+    return (f"SELECT MIN({label}), COUNT(*) FROM ({documents_sql}) AS matched {lateral} "
+            f"GROUP BY LOWER({label}) ORDER BY 2 DESC, 1 LIMIT {int(limit)}")
 
 
 def backend():

@@ -7,12 +7,13 @@ result instead of emptying the other licences' counts (what InvenioRDM's post-fi
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Min, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
 
 from repository import hooks
 from repository.errors import InvalidInput
 from repository.models import ResourceType, SearchDocument, SearchTerm, Verdict
-from repository.search.backends import backend
+from repository.search.backends import JSON_COLUMNS, backend, term_facet_sql
 from repository.search.query import ParsedQuery, Term, normalise_orcid, parse_query
 
 SORTS = ("bestmatch", "newest", "mostviewed")
@@ -169,10 +170,7 @@ def _aggregations(base: QuerySet, filters: dict[str, list[str]]) -> tuple[dict[s
             rows = documents.values(column).annotate(n=Count("pk")).order_by()
             counts[name].update({row[column]: row["n"] for row in rows})
         else:
-            rows = (SearchTerm.objects.filter(field=TERM_FACETS[name], document__in=documents.values("pk"))
-                    .values("value").annotate(n=Count("document_id"), label=Min("label"))
-                    .order_by("-n", "value")[:FACET_SIZE])
-            counts[name].update({row["label"]: row["n"] for row in rows})
+            counts[name].update(dict(_term_counts(documents, name)))
 
     aggregations = {}
     for name in FACETS:
@@ -183,6 +181,13 @@ def _aggregations(base: QuerySet, filters: dict[str, list[str]]) -> tuple[dict[s
                                "is_selected": key.lower() in selected} for key, n in top]
     _community_labels(aggregations["community"])
     return aggregations, total
+
+
+def _term_counts(documents: QuerySet, name: str) -> list[tuple[str, int]]:
+    sql, params = documents.values(JSON_COLUMNS[name]).order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(term_facet_sql(backend(), name, sql, FACET_SIZE), params)
+        return cursor.fetchall()
 
 
 def _community_labels(buckets: list[dict]) -> None:
