@@ -169,5 +169,4 @@ class CommunityApi(APIView):
                    operation_id="community_get")
     def get(self, request, slug):
         community = selectors.community_get_public(slug)
-        community.record_count = next(c.record_count for c in selectors.communities_public() if c.pk == community.pk)
         return Response(CommunityOutput(community, context={"request": request}).data)

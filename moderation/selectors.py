@@ -116,21 +116,26 @@ def community_names(slugs: Collection[str]) -> dict[str, str]:
 
 # --- communities, as readers see them (public pages, GET /api/communities) ----------------------------------
 
-def communities_public() -> list[Community]:
-    """Every community with its moderators and `record_count` (records whose latest public version it accepted)."""
-    counts = dict(SearchDocument.objects.filter(is_latest=True).exclude(community="").values("community")
-                  .annotate(n=Count("pk")).values_list("community", "n"))
-    communities = list(Community.objects.prefetch_related("moderators").order_by("name"))
+def _record_counts(communities: list[Community]) -> list[Community]:
+    """Set `record_count` on each: the records whose latest public version the community accepted."""
+    counts = dict(SearchDocument.objects.filter(is_latest=True, community__in=[c.slug for c in communities])
+                  .values("community").annotate(n=Count("pk")).values_list("community", "n"))
     for community in communities:
         community.record_count = counts.get(community.slug, 0)
     return communities
 
 
+def communities_public() -> list[Community]:
+    """Every community, with its moderators and `record_count`."""
+    return _record_counts(list(Community.objects.prefetch_related("moderators").order_by("name")))
+
+
 def community_get_public(slug: str) -> Community:
+    """One community, with its moderators and `record_count`; NotFound when there is none."""
     community = Community.objects.prefetch_related("moderators").filter(slug=slug).first()
     if community is None:
         raise NotFound(f"No community '{slug}'.")
-    return community
+    return _record_counts([community])[0]
 
 
 def communities_listed() -> list[dict]:

@@ -139,7 +139,9 @@ def test_communities_pages_and_api(user, moderator, community, client, anonymous
     records = anonymous.get(geo["links"]["records"]).json()
     assert [h["title"] for h in records["hits"]["hits"]] == ["Seismic tomography of Iceland"]
     assert records["aggregations"]["community"]["buckets"][0]["label"] == "Geophysics"
-    assert anonymous.get("/api/communities/geo").json()["curation_policy"].startswith("Notebooks")
+    one = anonymous.get("/api/communities/geo").json()
+    assert one["curation_policy"].startswith("Notebooks") and one["record_count"] == 1
+    assert anonymous.get("/api/communities/nope").status_code == 404
 
 
 def test_the_home_page_has_a_search_box_the_newest_records_and_the_communities(user, moderator, community, client,
