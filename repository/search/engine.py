@@ -119,7 +119,8 @@ def _term_condition(term: Term, engine) -> Q:
     if term.is_text:
         match = engine.match(term)
     elif term.field == "doi":
-        match = Q(doi=term.text) | Q(concept_doi=term.text)
+        # A version DOI names that version (even an old one); a concept DOI the record, i.e. its latest.
+        match = Q(doi=term.text) | Q(concept_doi=term.text, is_latest=True)
     else:  # orcid, keyword: exact values
         match = Q(pk__in=SearchTerm.objects.filter(field=term.field, value=term.text).values("document_id"))
     return ~match if term.negated else match

@@ -61,6 +61,10 @@ def test_a_new_version_supersedes_the_one_before(publish, user, moderator):
     second = _second_version(first, user, moderator, title="Galaxy rotation curves, revised")
     assert found("galaxy") == ["Galaxy rotation curves, revised"]
     assert sorted(found("galaxy", all_versions=True)) == ["Galaxy rotation curves", "Galaxy rotation curves, revised"]
+    # A version DOI finds that version, old or not; the concept DOI finds the record's latest.
+    assert found(first.doi) == ["Galaxy rotation curves"]
+    assert found(second.doi) == ["Galaxy rotation curves, revised"]
+    assert found(first.record.concept_doi) == ["Galaxy rotation curves, revised"]
 
     # The new version withdrawn: the one before is the record's latest again.
     version_withdraw(version=second, actor=UserFactory(is_superuser=True), reason="Wrong file.")
