@@ -3,11 +3,12 @@
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from moderation import selectors, services, workflow
-from repository.api.serializers import with_problem_responses
+from repository.api.serializers import ProblemOutput, with_problem_responses
 
 ACTION_NAMES = {"accept": "accept", "decline": "decline", "request-changes": "request_changes", "cancel": "cancel",
                 "resubmit": "resubmit"}
@@ -129,3 +130,43 @@ class ActionApi(APIView):
                                      comment=serializer.validated_data.get("comment", ""))
         review = selectors.request_get_for_user(request_id=review.pk, user=request.user)
         return Response(RequestOutput(review, context={"request": request}).data)
+
+
+class CommunityOutput(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    curation_policy = serializers.CharField()
+    moderators = serializers.SerializerMethodField()
+    record_count = serializers.IntegerField(help_text="Records whose latest public version it accepted.")
+    links = serializers.SerializerMethodField()
+
+    def get_moderators(self, community) -> list[str]:
+        return sorted(selectors.moderator_public_name(u) for u in community.moderators.all())
+
+    def get_links(self, community) -> dict[str, str]:
+        request = self.context["request"]
+        return {"self_html": request.build_absolute_uri(community.get_absolute_url()),
+                "records": request.build_absolute_uri(reverse("api:records") + f"?community={community.slug}")}
+
+
+class CommunityListApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: CommunityOutput(many=True)}, summary="List the communities",
+                   operation_id="communities_list")
+    def get(self, request):
+        communities = selectors.communities_public()
+        return Response({"hits": {"hits": CommunityOutput(communities, many=True, context={"request": request}).data,
+                                  "total": len(communities)}})
+
+
+class CommunityApi(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: CommunityOutput, (404, "application/problem+json"): ProblemOutput},
+                   summary="Show a community",
+                   operation_id="community_get")
+    def get(self, request, slug):
+        community = selectors.community_get_public(slug)
+        return Response(CommunityOutput(community, context={"request": request}).data)

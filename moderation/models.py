@@ -13,6 +13,8 @@ class Community(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    curation_policy = models.TextField(blank=True, help_text="What the community accepts and how it reviews; "
+                                       "shown on its public page.")
     moderators = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="moderated_communities")
     review_corrections = models.BooleanField(
         default=False, help_text="Owners' corrections of the published metadata of versions accepted here wait for "
@@ -25,6 +27,9 @@ class Community(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("communities:detail", kwargs={"slug": self.slug})
 
 
 class ReviewRequest(models.Model):

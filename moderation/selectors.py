@@ -4,13 +4,13 @@ from collections import defaultdict
 from collections.abc import Collection
 from datetime import timedelta
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from moderation.models import Community, ReviewEvent, ReviewRequest
 from moderation.permissions import can_view_request, is_global_moderator
 from repository.errors import NotFound
-from repository.models import AuditEvent, ExecutionRun
+from repository.models import AuditEvent, ExecutionRun, SearchDocument
 from repository.querying import AnyOf
 from repository.selectors import changed_fields
 
@@ -117,3 +117,47 @@ def community_slugs_accepting(version_ids: Collection[int]) -> dict[int, set[str
     for version_id, slug in accepted.order_by().values_list("version_id", "community__slug"):
         slugs[version_id].add(slug)
     return slugs
+
+
+def community_of_versions(version_ids: Collection[int]) -> dict[int, str]:
+    """{version id: the slug of the community that accepted it}, for the search index (one per version; the
+    first by slug should two ever have accepted the same version)."""
+    return {pk: sorted(slugs)[0] for pk, slugs in community_slugs_accepting(version_ids).items()} if version_ids else {}
+
+
+def community_names(slugs: Collection[str]) -> dict[str, str]:
+    return dict(Community.objects.filter(slug__in=list(slugs)).values_list("slug", "name")) if slugs else {}
+
+
+# --- communities, as readers see them (public pages, GET /api/communities) ----------------------------------
+
+def _record_counts(communities: list[Community]) -> list[Community]:
+    """Set `record_count` on each: the records whose latest public version the community accepted."""
+    counts = dict(SearchDocument.objects.filter(is_latest=True, community__in=[c.slug for c in communities])
+                  .values("community").annotate(n=Count("pk")).values_list("community", "n"))
+    for community in communities:
+        community.record_count = counts.get(community.slug, 0)
+    return communities
+
+
+def communities_public() -> list[Community]:
+    """Every community, with its moderators and `record_count`."""
+    return _record_counts(list(Community.objects.prefetch_related("moderators").order_by("name")))
+
+
+def community_get_public(slug: str) -> Community:
+    """One community, with its moderators and `record_count`; NotFound when there is none."""
+    community = Community.objects.prefetch_related("moderators").filter(slug=slug).first()
+    if community is None:
+        raise NotFound(f"No community '{slug}'.")
+    return _record_counts([community])[0]
+
+
+def communities_listed() -> list[dict]:
+    """The home page's list (repository.hooks.communities_listed)."""
+    return [{"slug": c.slug, "name": c.name, "description": c.description, "url": c.get_absolute_url()}
+            for c in Community.objects.order_by("name")]
+
+
+def moderator_public_name(user) -> str:
+    return user.get_full_name() or user.get_username()

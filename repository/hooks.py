@@ -12,6 +12,9 @@ core needs something only they know, it asks here, and each app fills its hooks 
 | `corrections_reviewed(version, actor)` | moderation | whether `actor`'s correction must wait for review |
 | `hold_correction(version=, actor=, metadata=, fields=, reason=)` | moderation | to keep it for the moderators |
 | `external_metadata_for_dois(dois)` | harvest | what harvested records say of DOIs (data references) |
+| `communities_of(version_pks)` | moderation | the community each accepted version was published in (search) |
+| `community_names(slugs)` | moderation | the names of communities, for search facets |
+| `communities_listed()` | moderation | the communities the home page lists: dicts of slug, name, url |
 
 Events are the other direction: the core tells whoever listens (`listen(version_published=...)`), e.g. the
 GitLab app mirrors a version when it is published. Listeners run inside the caller's transaction; side effects
@@ -19,8 +22,9 @@ go to `transaction.on_commit`, as everywhere.
 
 | event | sent by | listeners |
 |---|---|---|
-| `version_published(version)` | services/versions.py `version_publish` | the GitLab mirror |
-| `version_corrected(version, actor, fields, reason)` | services/published.py | moderation: e-mail to its moderators |
+| `version_published(version)` | services/versions.py `version_publish` | the GitLab mirror, the search index |
+| `version_corrected(version, actor, fields, reason)` | services/published.py | moderation (e-mail), the search index |
+| `version_withdrawn(version)` | services/published.py `version_withdraw` | the search index |
 
 An unfilled hook answers as the core alone would: nobody but the global moderators moderates, nothing is
 harvested, and submitting is refused with a message (there is no review without moderation). Call a hook
@@ -54,6 +58,18 @@ def _hold_unavailable(*, version, actor, metadata, fields, reason):
     raise Conflict("Holding a correction for review needs the moderation app, which is not installed.")
 
 
+def _no_communities(version_pks: Iterable[int]) -> dict[int, str]:
+    return {}
+
+
+def _no_names(slugs: Iterable[str]) -> dict[str, str]:
+    return {}
+
+
+def _no_list() -> list:
+    return []
+
+
 def _nothing_harvested(dois: Iterable[str]) -> dict[str, Any]:
     return {}
 
@@ -65,6 +81,9 @@ moderators_of: Callable[[Any], list] = _no_one
 corrections_reviewed: Callable[[Any, Any], bool] = _nobody_else
 hold_correction: Callable[..., Any] = _hold_unavailable
 external_metadata_for_dois: Callable[[Iterable[str]], dict[str, Any]] = _nothing_harvested
+communities_of: Callable[[Iterable[int]], dict[int, str]] = _no_communities
+community_names: Callable[[Iterable[str]], dict[str, str]] = _no_names
+communities_listed: Callable[[], list] = _no_list
 
 
 def register(**hooks: Callable) -> None:
@@ -76,9 +95,10 @@ def register(**hooks: Callable) -> None:
 
 
 _HOOK_NAMES = frozenset({"submit_for_review", "moderates_version", "review_of", "moderators_of",
-                         "corrections_reviewed", "hold_correction", "external_metadata_for_dois"})
+                         "corrections_reviewed", "hold_correction", "external_metadata_for_dois",
+                         "communities_of", "community_names", "communities_listed"})
 
-_listeners: dict[str, list[Callable]] = {"version_published": [], "version_corrected": []}
+_listeners: dict[str, list[Callable]] = {"version_published": [], "version_corrected": [], "version_withdrawn": []}
 
 
 def listen(**listeners: Callable) -> None:

@@ -7,6 +7,7 @@ urlpatterns = [
     path("api/", include("repository.api.urls")),
     path("api/", include("moderation.api_urls")),
     path("requests/", include("moderation.urls")),
+    path("communities/", include("moderation.community_urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("oai", include("harvest.urls")),

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from repository import hooks, selectors, storage
+from repository.api.search import search_response, search_schema
 from repository.api.serializers import (
     DraftMetadataInput,
     DraftOutput,
@@ -54,6 +55,17 @@ def _draft_response(request, version, status_code=status.HTTP_200_OK) -> Respons
 
 
 class RecordCreateApi(APIView):
+    """GET searches the published records (anyone); POST creates a record with a draft (a signed-in user)."""
+
+    def get_permissions(self):
+        if self.request.method in ("GET", "HEAD", "OPTIONS"):
+            return [AllowAny()]
+        return super().get_permissions()
+
+    @search_schema
+    def get(self, request):
+        return search_response(request)
+
     @extend_schema(request=DraftMetadataInput, responses=_with_errors({201: DraftOutput}, 400, 413),
                    summary="Create a record with a new draft", operation_id="records_create")
     def post(self, request):

@@ -6,6 +6,7 @@ from .files import Blob, VersionFile
 from .records import Creator, Record, RelatedIdentifier, ResourceType, Version
 from .references import DataReference
 from .runs import ExecutionRun, Verdict
+from .search import SearchDocument, SearchTerm
 from .tokens import AccessToken
 from .uploads import Upload
 from .usage import UsageCount, UsageEvent
@@ -23,6 +24,8 @@ __all__ = [
     "Record",
     "RelatedIdentifier",
     "ResourceType",
+    "SearchDocument",
+    "SearchTerm",
     "Upload",
     "UsageCount",
     "UsageEvent",

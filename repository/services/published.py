@@ -103,5 +103,6 @@ def version_withdraw(*, version: Version, actor, reason: str) -> Version:
     version.withdrawal_reason = reason
     version.save(update_fields=["state", "withdrawn_at", "withdrawal_reason", "public_changed_at", "updated"])
     doi_withdraw_version(version)
+    hooks.send("version_withdrawn", version=version)  # e.g. the search index
     audit_event_append(actor=actor, action="version.withdraw", version=version, data={"reason": reason})
     return version

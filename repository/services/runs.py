@@ -36,6 +36,7 @@ from repository.runners.staging import (
     policy_from_settings,
     stage_inputs,
 )
+from repository.search import search_verdict_refresh
 from repository.services.audit import audit_event_append
 from repository.services.blobs import blob_get_or_create, blob_promote
 from repository.services.reverification import reverification_recorded
@@ -349,4 +350,5 @@ def _finish(run: ExecutionRun, **fields) -> ExecutionRun:
                            data={"run": str(run.run_id), "verdict": run.verdict})
         if run.purpose == ExecutionRun.Purpose.REVERIFICATION:
             reverification_recorded(run)
+        search_verdict_refresh(version_pk=run.version_id)  # the search's verdict facet
     return run

@@ -329,6 +329,7 @@ BLOB_GC_GRACE_HOURS = env.float("BLOB_GC_GRACE_HOURS", default=72.0)
 from .backup import *  # noqa: E402, F403
 from .gitlab import *  # noqa: E402, F403
 from .observability import *  # noqa: E402, F403
+from .search import *  # noqa: E402, F403
 from .security import *  # noqa: E402, F403
 from .uploads import *  # noqa: E402, F403
 from .verification import *  # noqa: E402, F403

@@ -1,11 +1,14 @@
 from django.urls import path
 
-from repository.web import badges, citing, crate, landing, notebook, run_data, seo, views
+from repository.web import badges, citing, crate, landing, notebook, run_data, search, seo, views
 
 app_name = "repository"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("search", search.search_page, name="search"),
+    path("search/", search.search_page),
+    path("records/", search.records_index, name="records_index"),
     path("uploads/", views.my_uploads, name="my_uploads"),
     path("uploads/new/", views.draft_new, name="draft_new"),
     path("uploads/<str:record_id>/", views.draft_detail, name="draft_detail"),

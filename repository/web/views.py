@@ -24,13 +24,15 @@ from repository.services import tokens as token_services
 from repository.services.new_versions import draft_discard
 from repository.services.runs import run_cancel, run_request
 from repository.services.submission import draft_missing_for_submission
+from repository.web import search
 from repository.web.deposit import DepositForm, deposit_page_context
 from repository.web.forms import NewUploadForm, TokenCreateForm
 from repository.web.references import data_references_described
 
 
 def home(request):
-    return render(request, "repository/home.html")
+    return render(request, "repository/home.html", {"newest": search.newest_records(),
+                                                    "communities": hooks.communities_listed()})
 
 
 @login_required

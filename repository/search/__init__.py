@@ -1,0 +1,13 @@
+"""Search over the public versions: one module for the web page, the API and the index's upkeep.
+
+- `search_run(SearchParams(...))` -> SearchResult (hits, total, facets); query syntax in query.py.
+- `search_index_version(version=...)` keeps one version's entry right (called on publish, correct, withdraw);
+  `search_reindex()` rebuilds all.
+PostgreSQL full-text search in production, SQLite FTS5 on the embedded default; backends.py hides which.
+"""
+
+from repository.search.engine import FACETS, SORTS, SearchParams, SearchResult, search_params_from_query, search_run
+from repository.search.indexing import search_index_version, search_reindex, search_verdict_refresh
+
+__all__ = ["FACETS", "SORTS", "SearchParams", "SearchResult", "search_index_version", "search_params_from_query",
+           "search_reindex", "search_run", "search_verdict_refresh"]

@@ -1,0 +1,227 @@
+"""Running a search: the query, the filters, the facets with their counts, the order and the page.
+
+Each facet is counted with every filter applied except its own, so that ticking a second licence widens the
+result instead of emptying the other licences' counts (what InvenioRDM's post-filters do).
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
+
+from repository import hooks
+from repository.errors import InvalidInput
+from repository.models import ResourceType, SearchDocument, SearchTerm, Verdict
+from repository.search.backends import JSON_COLUMNS, backend, term_facet_sql
+from repository.search.query import ParsedQuery, Term, normalise_orcid, parse_query
+
+SORTS = ("bestmatch", "newest", "mostviewed")
+MAX_PAGE_SIZE = 100
+# Deep pages cost as much as all the pages before them; harvesters have OAI-PMH for walking everything.
+MAX_RESULT_WINDOW = 10_000
+MAX_FILTER_VALUES = 20
+FACET_SIZE = 10
+
+# facet name -> the SearchDocument column it counts, or the SearchTerm field
+COLUMN_FACETS = {"community": "community", "resource_type": "resource_type", "verdict": "verdict",
+                 "license": "license", "year": "publication_year"}
+TERM_FACETS = {"keyword": "keyword", "creator": "creator"}
+FACETS = (*COLUMN_FACETS, *TERM_FACETS)
+_CHOICES = {"resource_type": dict(ResourceType.choices), "verdict": dict(Verdict.choices)}
+
+
+@dataclass
+class SearchParams:
+    q: str = ""
+    sort: str = ""  # empty: bestmatch with a query, newest without
+    page: int = 1
+    size: int = 10
+    filters: dict[str, list[str]] = field(default_factory=dict)
+    all_versions: bool = False
+
+
+@dataclass
+class SearchResult:
+    params: SearchParams
+    sort: str
+    total: int
+    hits: list[SearchDocument]
+    aggregations: dict[str, list[dict]]
+
+    @property
+    def has_next(self) -> bool:
+        return self.params.page * self.params.size < min(self.total, MAX_RESULT_WINDOW)
+
+
+def search_params_check(params: SearchParams) -> None:
+    """InvalidInput, with a message per parameter, for what cannot be searched."""
+    errors: dict[str, list[str]] = {}
+    if params.sort and params.sort not in SORTS:
+        errors["sort"] = [f"One of {', '.join(SORTS)}."]
+    if params.page < 1:
+        errors["page"] = ["Pages are numbered from 1."]
+    if not 1 <= params.size <= MAX_PAGE_SIZE:
+        errors["size"] = [f"Between 1 and {MAX_PAGE_SIZE}."]
+    elif params.page >= 1 and (params.page - 1) * params.size >= MAX_RESULT_WINDOW:
+        errors["page"] = [f"Only the first {MAX_RESULT_WINDOW} results can be paged through; narrow the search."]
+    for name, values in params.filters.items():
+        if len(values) > MAX_FILTER_VALUES:
+            errors[name] = [f"At most {MAX_FILTER_VALUES} values."]
+        elif name == "year" and not all(v.isdigit() and len(v) == 4 for v in values):
+            errors[name] = ["A year, such as 2024."]
+        elif name in _CHOICES and not all(v in _CHOICES[name] for v in values):
+            errors[name] = [f"One of {', '.join(_CHOICES[name])}."]
+    if errors:
+        raise InvalidInput("Some search parameters are not valid.", field_errors=errors)
+
+
+def search_run(params: SearchParams, *, within: Q | None = None) -> SearchResult:
+    """The page of hits, the total and the facets for `params`; `within` narrows the whole search (a community
+    page searches only its records). InvalidInput for a bad query or parameter."""
+    search_params_check(params)
+    parsed = parse_query(params.q)
+    engine = backend()
+    base = SearchDocument.objects.all()
+    if within is not None:
+        base = base.filter(within)
+    if not params.all_versions and not parsed.names_a_doi:
+        base = base.filter(is_latest=True)
+    base = base.filter(_query_condition(parsed, engine))
+
+    filtered = base.filter(_filters_condition(params.filters))
+    sort = params.sort or ("bestmatch" if parsed.ranking_terms else "newest")
+    ordered = filtered.select_related("record")
+    if sort == "bestmatch" and parsed.ranking_terms:
+        ordered = ordered.annotate(rank=engine.rank(parsed.ranking_terms)).order_by("-rank", "-published_at", "-pk")
+    else:
+        # "mostviewed" sorts as "newest" until usage counts exist.
+        ordered = ordered.order_by("-published_at", "-pk")
+    start = (params.page - 1) * params.size
+    hits = list(ordered[start:start + params.size])
+    aggregations, total = _aggregations(base, params.filters)
+    if total is None:
+        total = filtered.count()
+    return SearchResult(params=params, sort=sort, total=total, hits=hits, aggregations=aggregations)
+
+
+def _query_condition(parsed: ParsedQuery, engine) -> Q:
+    condition = Q()
+    for group in parsed.groups:
+        alternatives = Q()
+        for term in group:
+            alternatives |= _term_condition(term, engine)
+        condition &= alternatives
+    return condition
+
+
+def _term_condition(term: Term, engine) -> Q:
+    if term.is_text:
+        match = engine.match(term)
+    elif term.field == "doi":
+        # A version DOI names that version (even an old one); a concept DOI the record, i.e. its latest.
+        match = Q(doi=term.text) | Q(concept_doi=term.text, is_latest=True)
+    else:  # orcid, keyword: exact values
+        match = Q(pk__in=SearchTerm.objects.filter(field=term.field, value=term.text).values("document_id"))
+    return ~match if term.negated else match
+
+
+def _filters_condition(filters: dict[str, list[str]], *, leave_out: str | None = None) -> Q:
+    condition = Q()
+    for name, values in filters.items():
+        if name == leave_out or not values:
+            continue
+        if name in COLUMN_FACETS:
+            condition &= Q(**{f"{COLUMN_FACETS[name]}__in": values})
+        elif name == "creator":
+            orcids = [o for o in map(normalise_orcid, values) if o]
+            names = [v.lower() for v in values if not normalise_orcid(v)]
+            terms = SearchTerm.objects.filter(Q(field="orcid", value__in=orcids)
+                                              | Q(field="creator", value__in=names))
+            condition &= Q(pk__in=terms.values("document_id"))
+        elif name in TERM_FACETS:
+            terms = SearchTerm.objects.filter(field=TERM_FACETS[name], value__in=[v.lower() for v in values])
+            condition &= Q(pk__in=terms.values("document_id"))
+    return condition
+
+
+def _aggregations(base: QuerySet, filters: dict[str, list[str]]) -> tuple[dict[str, list[dict]], int | None]:
+    """The facets' buckets, and the total when it came for free (None otherwise).
+
+    The column facets without a filter of their own are all counted over the filtered documents in one scan
+    (GROUP BY all their columns, summed up here; the rows add up to the total); a facet with a filter of its own
+    is counted without it, in a query of its own."""
+    active = {name for name, values in filters.items() if values}
+    filtered = base.filter(_filters_condition(filters))
+    counts: dict[str, Counter] = {name: Counter() for name in FACETS}
+    shared = [name for name in COLUMN_FACETS if name not in active]
+    total = None
+    if shared:
+        total = 0
+        for row in filtered.values(*(COLUMN_FACETS[n] for n in shared)).annotate(n=Count("pk")).order_by():
+            total += row["n"]
+            for name in shared:
+                counts[name][row[COLUMN_FACETS[name]]] += row["n"]
+    for name in FACETS:
+        if name in shared:
+            continue
+        documents = filtered if name not in active else base.filter(_filters_condition(filters, leave_out=name))
+        if name in COLUMN_FACETS:
+            column = COLUMN_FACETS[name]
+            rows = documents.values(column).annotate(n=Count("pk")).order_by()
+            counts[name].update({row[column]: row["n"] for row in rows})
+        else:
+            counts[name].update(dict(_term_counts(documents, name)))
+
+    aggregations = {}
+    for name in FACETS:
+        selected = {v.lower() for v in filters.get(name, [])}
+        top = sorted(((str(k), n) for k, n in counts[name].items() if k not in ("", None)),
+                     key=lambda item: (-item[1], item[0]))[:FACET_SIZE]
+        aggregations[name] = [{"key": key, "doc_count": n, "label": _CHOICES.get(name, {}).get(key, key),
+                               "is_selected": key.lower() in selected} for key, n in top]
+    _community_labels(aggregations["community"])
+    return aggregations, total
+
+
+def _term_counts(documents: QuerySet, name: str) -> list[tuple[str, int]]:
+    sql, params = documents.values(JSON_COLUMNS[name]).order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(term_facet_sql(backend(), name, sql, FACET_SIZE), params)
+        return cursor.fetchall()
+
+
+def _community_labels(buckets: list[dict]) -> None:
+    names = hooks.community_names([b["key"] for b in buckets])
+    for bucket in buckets:
+        bucket["label"] = names.get(bucket["key"], bucket["key"])
+
+
+def search_params_from_query(query) -> SearchParams:
+    """SearchParams from a request's query string (a QueryDict: facet filters repeat, `license=MIT&license=CC0-1.0`);
+    InvalidInput naming the parameter when a number is not one."""
+    errors = {}
+
+    def number(name: str, default: int) -> int:
+        raw = (query.get(name) or "").strip()
+        if not raw:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            errors[name] = ["A whole number."]
+            return default
+
+    def text(value: str) -> str:
+        return value.replace("\x00", "")  # PostgreSQL refuses NUL in text; nobody searches for one
+
+    params = SearchParams(
+        q=text(query.get("q", "")), sort=(query.get("sort") or "").strip(), page=number("page", 1),
+        size=number("size", 10),
+        filters={name: [text(v) for v in query.getlist(name) if text(v).strip()]
+                 for name in FACETS if query.getlist(name)},
+        all_versions=(query.get("all_versions") or "").lower() in ("true", "1", "yes", "on"),
+    )
+    if errors:
+        raise InvalidInput("Some search parameters are not valid.", field_errors=errors)
+    return params
