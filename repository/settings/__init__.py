@@ -42,6 +42,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A database outage in a view: 503 with Retry-After (problem+json, plain text for OAI-PMH, HTML).
+    "repository.web.errors.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -64,11 +66,21 @@ TEMPLATES = [{
 }]
 
 # --- Database -----------------------------------------------------------------------------------------
+# SQLite, which the web server and the Celery worker share, under concurrent writes: WAL lets readers go on while
+# one connection writes, and IMMEDIATE transactions take the write lock when they begin, so a transaction that
+# read first waits (up to the busy timeout) instead of failing at once with "database is locked" when it writes.
+SQLITE_OPTIONS = {
+    "timeout": env.float("SQLITE_BUSY_TIMEOUT", default=20.0),
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL",  # synchronous stays FULL: a commit survives a power cut
+}
+# Seconds a client is told to wait (Retry-After of the 503) when the database refuses or is busy.
+DATABASE_RETRY_AFTER = env.int("DATABASE_RETRY_AFTER", default=10)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'nbarchive.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default must work on a fresh checkout: create the folder the SQLite file lives in.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20  # the worker and the web share the file
+    DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if env.str("NBARCHIVE_TEST_DATABASE_NAME", default=""):
     # Lets concurrent test runs on one PostgreSQL server use separate test databases.
