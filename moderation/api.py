@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from moderation import selectors, services, workflow
-from repository.api.serializers import with_problem_responses
+from repository.api.serializers import StrictInput, with_problem_responses
 
 ACTION_NAMES = {"accept": "accept", "decline": "decline", "request-changes": "request_changes", "cancel": "cancel",
                 "resubmit": "resubmit"}
@@ -16,7 +16,7 @@ ACTION_NAMES = {"accept": "accept", "decline": "decline", "request-changes": "re
 _with_errors = with_problem_responses
 
 
-class CommentInput(serializers.Serializer):
+class CommentInput(StrictInput):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=20_000, trim_whitespace=True)
 
 

@@ -19,7 +19,13 @@ from rest_framework.views import APIView
 
 from repository import selectors
 from repository.api.renderers import CITATION_RENDERERS, render_export
-from repository.api.serializers import DraftMetadataInput, DraftOutput, ProblemOutput, with_problem_responses
+from repository.api.serializers import (
+    DraftMetadataInput,
+    DraftOutput,
+    ProblemOutput,
+    StrictInput,
+    with_problem_responses,
+)
 from repository.errors import NotFound
 from repository.models import Record, Version
 from repository.services.dois import doi_url
@@ -78,11 +84,19 @@ class VersionSummaryOutput(serializers.Serializer):
 
 
 class CorrectionInput(DraftMetadataInput):
+    """A published version's metadata, flat or as GET answers it (with `reason` beside `metadata`). What was
+    verified (container_image, notebook_path, comparison_tolerance, data_references, resource_type) may be sent
+    unchanged but not changed."""
+
+    envelope_read_only = frozenset({"id", "version", "state", "doi", "doi_url", "concept_doi", "published_at",
+                                    "withdrawn_at", "withdrawal_reason", "files", "links"})
+    envelope_kept = frozenset({"reason"})
+
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000,
                                    help_text="Why the metadata is corrected; kept in the audit trail.")
 
 
-class WithdrawInput(serializers.Serializer):
+class WithdrawInput(StrictInput):
     reason = serializers.CharField(max_length=2000, help_text="Shown to readers on the tombstone page.")
 
 
