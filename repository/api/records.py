@@ -160,7 +160,9 @@ class RecordVersionsApi(APIView):
                    operation_id="record_versions_create")
     def post(self, request, record_id):
         record = Record.objects.filter(public_id=record_id).first()
-        if record is None or not record.versions.filter(state=Version.State.PUBLISHED).exists():
+        # Publishing versions count: their landing page is public, and the service answers 409 while the DOI is
+        # being registered.
+        if record is None or not record.versions.filter(state__in=Version.ACCEPTED_STATES).exists():
             raise NotFound(f"No published version of record '{record_id}'.")
         draft = version_new_draft(record=record, actor=request.user)
         draft = selectors.draft_with_details(draft)
