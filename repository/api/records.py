@@ -107,8 +107,16 @@ FORMAT_PARAMETERS = [
 ]
 
 
-PUBLIC_RESPONSES = {200: PublicVersionOutput, 410: PublicVersionOutput,
-                    (404, "application/problem+json"): ProblemOutput}
+# Our JSON is described field by field; the exports are the standards' own documents (DataCite, CSL-JSON,
+# schema.org JSON-LD as objects, the others as text), in the media type that was negotiated. A withdrawn version
+# answers 410 with the same representations.
+EXPORT_BODIES = {renderer.media_type: OpenApiTypes.OBJECT if renderer.media_type.endswith("json") else OpenApiTypes.STR
+                 for renderer in CITATION_RENDERERS if renderer.media_type != "application/json"}
+PUBLIC_RESPONSES = {
+    **{(status_code, "application/json"): PublicVersionOutput for status_code in (200, 410)},
+    **{(status_code, media_type): body for status_code in (200, 410) for media_type, body in EXPORT_BODIES.items()},
+    **{(status_code, "application/problem+json"): ProblemOutput for status_code in (400, 404, 406)},
+}
 
 
 def _version_response(request, version: Version) -> Response:

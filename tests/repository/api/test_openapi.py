@@ -61,3 +61,14 @@ def test_the_schema_types_what_the_services_accept(components):
     assert reference["query"]["type"] == "object" and "archive_query only" in reference["query"]["description"]
     assert "uploaded" in components["DraftMetadataInput"]["properties"]["notebook_path"]["description"]
     assert "the metadata under `metadata`" in components["DraftMetadataInput"]["description"]
+
+
+@pytest.mark.django_db
+def test_the_export_formats_are_described_in_their_own_media_types(client):
+    document = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    for path in ("/api/records/{record_id}", "/api/records/{record_id}/versions/{number}"):
+        ok = document["paths"][path]["get"]["responses"]["200"]["content"]
+        assert ok["application/json"]["schema"]["$ref"].endswith("/PublicVersionOutput")
+        assert ok["application/x-bibtex"]["schema"]["type"] == "string"
+        assert ok["application/vnd.citationstyles.csl+json"]["schema"]["type"] == "object"

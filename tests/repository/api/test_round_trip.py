@@ -88,3 +88,15 @@ def test_other_inputs_refuse_unknown_fields_too(api, user):
 
     assert response.status_code == 400
     assert "comunity" in errors_by_field(response)
+
+
+def test_a_correction_cannot_empty_what_the_citation_needs(api, user):
+    published = published_version(user, UserFactory())
+    url = f"/api/records/{published.record.public_id}/versions/1/metadata"
+
+    response = api.put(url, {"reason": "oops"}, format="json")
+
+    assert response.status_code == 400, response.content
+    assert {"title", "description", "creators", "license"} <= set(errors_by_field(response))
+    published.refresh_from_db()
+    assert published.title == "Thermal expansion" and published.creators.exists()
