@@ -93,3 +93,36 @@ def test_deep_json_in_a_web_query_field_is_a_form_error(client, user):
 
     assert response.status_code == 200
     assert "nested more than" in " ".join(response.context["formsets"]["data_references"].forms[0].errors["query"])
+
+
+@pytest.mark.parametrize("size", [2**63, 10**30])
+def test_a_size_past_any_database_integer_is_a_field_error(api, size):
+    reference = {"kind": "url", "identifier": "https://data.example.org/x.csv", "target_path": "data/x.csv",
+                 "sha256": "b" * 64, "size": size}
+
+    response = api.post("/api/records", {"title": "Big", "data_references": [reference]}, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["field"] == "data_references[0].size"
+
+
+def test_a_size_past_any_database_integer_is_a_form_error_on_the_web(client, user):
+    version = record_create(owner=user, metadata={"title": "Web"})
+    client.force_login(user)
+    url = reverse("repository:draft_edit", kwargs={"record_id": version.record.public_id})
+    reference = {"kind": "url", "identifier": "https://data.example.org/x.csv", "target_path": "data/x.csv",
+                 "sha256": "b" * 64, "size": str(10**30)}
+
+    response = client.post(url, deposit_post({"title": "Changed"}, data_references=[reference]))
+
+    assert response.status_code == 200
+    assert response.context["formsets"]["data_references"].forms[0].errors["size"]
+
+
+@pytest.mark.parametrize("body", [{"project": [1]}, {"project": "x"}, {"project_id": 10**30}, [1, 2], "text",
+                                  {"project_id": True, "object_kind": ["tag_push"]}])
+def test_the_anonymous_gitlab_hook_answers_any_shape_of_json_without_a_500(body):
+    response = APIClient().post("/api/hooks/gitlab", data=json.dumps(body), content_type="application/json",
+                                HTTP_X_GITLAB_TOKEN="wrong", HTTP_X_GITLAB_EVENT="Tag Push Hook")
+
+    assert response.status_code == 403, response.content
