@@ -185,3 +185,39 @@ def test_concurrent_writers_on_the_sqlite_default_all_succeed(sqlite_file_alias)
     assert rows == WRITERS * TRANSACTIONS_PER_WRITER
     assert distinct_seen == rows  # serialised: every transaction saw all the ones before it
     assert journal_mode == "wal"
+
+
+def test_concurrent_api_writes_to_a_live_server_all_succeed(live_server, transactional_db):
+    """Many clients creating drafts at once through a live (threaded) server: each gets its 201, none a 500 or a
+    503, on SQLite as on PostgreSQL."""
+    import requests
+
+    from repository.models import Record
+    from repository.services.tokens import token_create
+    from tests.factories import UserFactory
+
+    tokens = [token_create(user=UserFactory(), name="concurrent")[1] for _ in range(WRITERS)]
+    statuses, start = [], threading.Barrier(WRITERS)
+
+    def client(token: str):
+        start.wait()
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Bearer {token}"
+            for number in range(3):
+                created = session.post(f"{live_server.url}/api/records", json={"title": f"Concurrent {number}"},
+                                       timeout=60)
+                statuses.append(created.status_code)
+                if created.status_code == 201:
+                    # A PUT reads the draft, then replaces its rows: the read-then-write of every service.
+                    edited = session.put(created.json()["links"]["self"], timeout=60, json={
+                        "title": "Edited", "keywords": ["a", "b"], "creators": [{"name": "Doe, Jane"}]})
+                    statuses.append(edited.status_code)
+
+    threads = [threading.Thread(target=client, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert sorted(statuses) == [200] * (WRITERS * 3) + [201] * (WRITERS * 3)
+    assert Record.objects.count() == WRITERS * 3
