@@ -101,6 +101,14 @@ def test_with_the_database_down_every_kind_of_client_gets_a_503_with_retry_after
         assert b"<html" not in oai.content and b"database" in oai.content
 
 
+def test_the_503_page_renders_even_before_collectstatic(signed_in, database_down, settings, tmp_path):
+    settings.STATIC_ROOT = tmp_path / "never-collected"
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"}}
+
+    _assert_503(signed_in.get("/uploads/"), "text/html")  # who is signed in is asked first
+
+
 @pytest.mark.skipif(project_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3",
                     reason="SQLite's write lock")
 def test_a_write_that_waits_past_sqlites_busy_timeout_is_a_503(transactional_db, retry_after, token):
