@@ -300,5 +300,6 @@ def strict_inputs_in_schema(result, generator, request, public):
 
 
 def with_problem_responses(success: dict, *codes: int) -> dict:
-    """An extend_schema `responses` dict: the success response plus the problem+json answers (always 401)."""
-    return {**success, **{(code, "application/problem+json"): ProblemOutput for code in (401, *codes)}}
+    """An extend_schema `responses` dict: the success response plus the problem+json answers (always 401, and 503
+    with Retry-After while the database is unavailable: repository/web/errors.py)."""
+    return {**success, **{(code, "application/problem+json"): ProblemOutput for code in (401, *codes, 503)}}

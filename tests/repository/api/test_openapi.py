@@ -25,6 +25,7 @@ def test_every_operation_documents_its_problem_responses(client):
                     assert "application/problem+json" in operation["responses"]["404"]["content"], (method, path)
                 else:
                     assert "401" in operation["responses"], (method, path)
+                    assert "503" in operation["responses"], (method, path)  # the database unavailable
 
 
 @pytest.fixture
