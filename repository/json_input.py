@@ -19,8 +19,10 @@ from rest_framework.utils import json as drf_json
 # archive queries themselves are a few levels deep. 64 leaves room for any honest document.
 MAX_JSON_DEPTH = 64
 
-# A JSON string (escapes included), to be skipped: brackets inside strings are not nesting.
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string (escapes included), to be skipped: brackets inside strings are not nesting. The closing quote is
+# optional so that an unterminated string ends the scan in one pass: required, every later quote would start a new
+# attempt to the end of the text (quadratic time on '"' followed by many escaped quotes).
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]+")
 
 
