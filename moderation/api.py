@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from moderation import selectors, services, workflow
-from repository.api.serializers import ProblemOutput, with_problem_responses
+from repository.api.serializers import ProblemOutput, StrictInput, with_problem_responses
 
 ACTION_NAMES = {"accept": "accept", "decline": "decline", "request-changes": "request_changes", "cancel": "cancel",
                 "resubmit": "resubmit"}
@@ -17,11 +17,7 @@ ACTION_NAMES = {"accept": "accept", "decline": "decline", "request-changes": "re
 _with_errors = with_problem_responses
 
 
-def _positive_int(value) -> int | None:
-    return int(value) if value and str(value).isdigit() else None
-
-
-class CommentInput(serializers.Serializer):
+class CommentInput(StrictInput):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=20_000, trim_whitespace=True)
 
 
@@ -75,17 +71,18 @@ class TimelineEntryOutput(serializers.Serializer):
 class RequestListApi(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("state", str), OpenApiParameter("community", str),
-                    OpenApiParameter("verdict", str), OpenApiParameter("older_than", int, description="days"),
-                    OpenApiParameter("order", str, enum=["created", "-created",
-                                                                                           "updated", "-updated"])],
-        responses=_with_errors({200: RequestOutput(many=True)}), operation_id="requests_list",
+                    OpenApiParameter("verdict", str),
+                    OpenApiParameter("older_than", int, description="Only requests waiting at least this many days "
+                                     f"(0 to {selectors.MAX_OLDER_THAN_DAYS})."),
+                    OpenApiParameter("order", str, enum=["created", "-created", "updated", "-updated"])],
+        responses=_with_errors({200: RequestOutput(many=True)}, 400), operation_id="requests_list",
         summary="Review requests: moderators see their communities' open requests, authors their own")
     def get(self, request):
         params = request.query_params
         queue = selectors.request_queue(user=request.user, state=params.get("state") or None,
                                         community=params.get("community") or None,
                                         verdict=params.get("verdict") or None,
-                                        older_than_days=_positive_int(params.get("older_than")),
+                                        older_than_days=selectors.older_than_days_parse(params.get("older_than")),
                                         order=params.get("order") or "-created")
         return Response(RequestOutput(queue[:500], many=True, context={"request": request}).data)
 

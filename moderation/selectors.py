@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from moderation.models import Community, ReviewEvent, ReviewRequest
 from moderation.permissions import can_view_request, is_global_moderator
-from repository.errors import NotFound
+from repository.errors import InvalidInput, NotFound
 from repository.models import AuditEvent, ExecutionRun, SearchDocument
 from repository.querying import AnyOf
 from repository.selectors import changed_fields
@@ -21,6 +21,22 @@ def requests_visible_to(user) -> QuerySet[ReviewRequest]:
     if is_global_moderator(user):
         return requests
     return requests.filter(Q(community__moderators=user) | Q(version__record__owners=user)).distinct()
+
+
+# A queue filter older than a century is no filter at all; the bound keeps now - older_than inside the calendar
+# (99999999999 days is an OverflowError).
+MAX_OLDER_THAN_DAYS = 36_500
+
+
+def older_than_days_parse(value: str | None) -> int | None:
+    """The queue's `older_than` filter (whole days); None when absent. Raises InvalidInput naming the field."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 6 or int(value) > MAX_OLDER_THAN_DAYS:
+        raise InvalidInput(f"older_than must be a whole number of days from 0 to {MAX_OLDER_THAN_DAYS}.",
+                           field_errors={"older_than": [f"A whole number of days from 0 to {MAX_OLDER_THAN_DAYS}."]})
+    return int(value)
 
 
 def request_queue(*, user, state: str | None = None, community: str | None = None, verdict: str | None = None,

@@ -16,7 +16,7 @@ from moderation.diff import version_diff
 from moderation.models import Community, ReviewRequest
 from moderation.permissions import can_comment, can_moderate
 from repository import rendering, storage
-from repository.errors import NbarchiveError, NotFound
+from repository.errors import InvalidInput, NbarchiveError, NotFound
 from repository.models import Verdict, Version
 from repository.selectors import version_metadata
 from repository.services.dois import doi_url
@@ -37,10 +37,13 @@ def _request_or_404(request, request_id) -> ReviewRequest:
 def queue(request):
     params = request.GET
     state = params.get("state") or None
-    older_than = params.get("older_than", "")
+    try:
+        older_than_days = selectors.older_than_days_parse(params.get("older_than"))
+        filter_error = ""
+    except InvalidInput as exc:  # a hand-edited URL: show the queue without that filter, and say why
+        older_than_days, filter_error = None, exc.detail
     requests = selectors.request_queue(user=request.user, state=state, community=params.get("community") or None,
-                                       verdict=params.get("verdict") or None,
-                                       older_than_days=int(older_than) if older_than.isdigit() else None,
+                                       verdict=params.get("verdict") or None, older_than_days=older_than_days,
                                        order=params.get("order") or "-created")
     context = {
         "requests": list(requests[:200]),
@@ -49,6 +52,7 @@ def queue(request):
         "communities": Community.objects.all(),
         "age_choices": [("1", "Waiting over a day"), ("7", "Over a week"), ("30", "Over a month")],
         "filters": {key: params.get(key, "") for key in ("state", "community", "verdict", "older_than", "order")},
+        "filter_error": filter_error,
     }
     return render(request, "moderation/queue.html", context)
 

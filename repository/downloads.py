@@ -16,6 +16,8 @@ from repository import storage
 from repository.models import Blob
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# Past any file's size; also keeps int() away from digit strings longer than Python converts (4,300 digits).
+_FAR_BEYOND = 10**18
 
 
 class _Unsatisfiable(Exception):
@@ -53,6 +55,11 @@ def blob_download_response(request, blob: Blob, *, filename: str) -> HttpRespons
     return response
 
 
+def _position(digits: str) -> str:
+    """A byte position as the header gave it, or one far past any file when it has more digits than a size can."""
+    return str(_FAR_BEYOND) if len(digits) > len(str(_FAR_BEYOND)) else digits
+
+
 def _requested_range(request, *, size: int, etag: str) -> tuple[int, int] | None:
     """(first, last) byte of a single satisfiable range; None for the whole file; raises _Unsatisfiable."""
     header = request.META.get("HTTP_RANGE", "").strip()
@@ -64,7 +71,7 @@ def _requested_range(request, *, size: int, etag: str) -> tuple[int, int] | None
     match = _RANGE.match(header.replace(" ", ""))
     if match is None:  # several ranges, another unit, or nonsense
         return None
-    first, last = match.groups()
+    first, last = (_position(text) for text in match.groups())
     if not first and not last:
         return None
     if not first:  # the last N bytes

@@ -95,7 +95,10 @@ def parse_interval(from_: str | None, until: str | None) -> tuple[datetime.datet
             raise OAIError("badArgument", f"until='{until[:100]}' is not a date (YYYY-MM-DD) or a UTC time "
                                           "(YYYY-MM-DDThh:mm:ssZ).")
         # Datestamps are shown to the second (or the day), so `until` includes the whole second (or day).
-        before = parsed_until[0] + parsed_until[1]
+        try:
+            before = parsed_until[0] + parsed_until[1]
+        except OverflowError:  # until=9999-12-31: the last day there is, so no upper bound at all
+            before = None
     if parsed_from and parsed_until:
         if parsed_from[1] != parsed_until[1]:
             raise OAIError("badArgument", "from and until must have the same granularity.")

@@ -19,7 +19,13 @@ from rest_framework.views import APIView
 
 from repository import selectors
 from repository.api.renderers import CITATION_RENDERERS, render_export
-from repository.api.serializers import DraftMetadataInput, DraftOutput, ProblemOutput, with_problem_responses
+from repository.api.serializers import (
+    DraftMetadataInput,
+    DraftOutput,
+    ProblemOutput,
+    StrictInput,
+    with_problem_responses,
+)
 from repository.errors import NotFound
 from repository.models import Record, Version
 from repository.services.dois import doi_url
@@ -91,11 +97,19 @@ class VersionSummaryOutput(serializers.Serializer):
 
 
 class CorrectionInput(DraftMetadataInput):
+    """A published version's metadata, flat or as GET answers it (with `reason` beside `metadata`). What was
+    verified (container_image, notebook_path, comparison_tolerance, data_references, resource_type) may be sent
+    unchanged but not changed."""
+
+    envelope_read_only = frozenset({"id", "version", "state", "doi", "doi_url", "concept_doi", "published_at",
+                                    "withdrawn_at", "withdrawal_reason", "files", "links"})
+    envelope_kept = frozenset({"reason"})
+
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000,
                                    help_text="Why the metadata is corrected; kept in the audit trail.")
 
 
-class WithdrawInput(serializers.Serializer):
+class WithdrawInput(StrictInput):
     reason = serializers.CharField(max_length=2000, help_text="Shown to readers on the tombstone page.")
 
 
@@ -106,8 +120,16 @@ FORMAT_PARAMETERS = [
 ]
 
 
-PUBLIC_RESPONSES = {200: PublicVersionOutput, 410: PublicVersionOutput,
-                    (404, "application/problem+json"): ProblemOutput}
+# Our JSON is described field by field; the exports are the standards' own documents (DataCite, CSL-JSON,
+# schema.org JSON-LD as objects, the others as text), in the media type that was negotiated. A withdrawn version
+# answers 410 with the same representations.
+EXPORT_BODIES = {renderer.media_type: OpenApiTypes.OBJECT if renderer.media_type.endswith("json") else OpenApiTypes.STR
+                 for renderer in CITATION_RENDERERS if renderer.media_type != "application/json"}
+PUBLIC_RESPONSES = {
+    **{(status_code, "application/json"): PublicVersionOutput for status_code in (200, 410)},
+    **{(status_code, media_type): body for status_code in (200, 410) for media_type, body in EXPORT_BODIES.items()},
+    **{(status_code, "application/problem+json"): ProblemOutput for status_code in (400, 404, 406)},
+}
 
 
 def _version_response(request, version: Version) -> Response:
@@ -159,7 +181,9 @@ class RecordVersionsApi(APIView):
                    operation_id="record_versions_create")
     def post(self, request, record_id):
         record = Record.objects.filter(public_id=record_id).first()
-        if record is None or not record.versions.filter(state=Version.State.PUBLISHED).exists():
+        # Publishing versions count: their landing page is public, and the service answers 409 while the DOI is
+        # being registered.
+        if record is None or not record.versions.filter(state__in=Version.ACCEPTED_STATES).exists():
             raise NotFound(f"No published version of record '{record_id}'.")
         draft = version_new_draft(record=record, actor=request.user)
         draft = selectors.draft_with_details(draft)

@@ -4,7 +4,10 @@ Semantic validation (ORCID check digits, SPDX ids, pinned images, paths) happens
 web forms and the API refuse the same things with the same messages.
 """
 
+from collections.abc import Mapping
+
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from repository.models import DataReference, RelatedIdentifier, ResourceType, Version
@@ -15,43 +18,133 @@ def _text(**kwargs):
     return serializers.CharField(required=False, allow_blank=True, trim_whitespace=True, **kwargs)
 
 
-class CreatorInput(serializers.Serializer):
+# An input object that refuses fields it does not know, naming them, instead of dropping them silently: a misspelt
+# or misplaced field would otherwise be answered 2xx while nothing it said was saved. The schema says so
+# (additionalProperties: false, by `strict_inputs_in_schema`). No docstring: the schema would show it on every input.
+class StrictInput(serializers.Serializer):
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(str(name) for name in data if name not in self.fields)
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [f"Unknown field; the fields are {', '.join(self.fields)}."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+# The shapes the services accept (repository/validators.py), as OpenAPI patterns (a blank value is allowed beside
+# them). Only the schema carries them: the services check the values, with the same messages for the web form and
+# the API.
+ORCID_PATTERN = r"^((https?://)?orcid\.org/)?[0-9]{4}-[0-9]{4}-[0-9]{4}-[0-9]{3}[0-9Xx]$"
+ROR_PATTERN = r"^((https?://)?ror\.org/)?0[a-hj-km-np-tv-z0-9]{6}[0-9]{2}$"
+
+
+@extend_schema_field({"type": "string", "pattern": ORCID_PATTERN})
+class OrcidField(serializers.CharField):
+    pass
+
+
+@extend_schema_field({"type": "string", "pattern": ROR_PATTERN})
+class RorField(serializers.CharField):
+    pass
+
+
+class CreatorInput(StrictInput):
     name = serializers.CharField(help_text="'Family, Given' for a person, or an organisation's name.")
     given_name = _text()
     family_name = _text()
-    orcid = _text(help_text="0000-0002-1825-0097 or https://orcid.org/0000-0002-1825-0097")
+    orcid = OrcidField(required=False, allow_blank=True, help_text="0000-0002-1825-0097 or "
+                       "https://orcid.org/0000-0002-1825-0097; the check digit is verified.")
     affiliation = _text()
-    affiliation_ror = _text(help_text="https://ror.org/02mhbdp94 or 02mhbdp94")
+    affiliation_ror = RorField(required=False, allow_blank=True, help_text="https://ror.org/02mhbdp94 or 02mhbdp94; "
+                               "the checksum is verified.")
 
 
-class RelatedIdentifierInput(serializers.Serializer):
+class RelatedIdentifierInput(StrictInput):
     identifier = serializers.CharField()
     scheme = serializers.ChoiceField(choices=RelatedIdentifier.Scheme.choices)
     relation = serializers.ChoiceField(choices=RelatedIdentifier.Relation.choices)
 
 
-class FundingInput(serializers.Serializer):
+class FundingInput(StrictInput):
     funder_name = serializers.CharField()
     funder_identifier = _text()
     award_number = _text()
     award_title = _text()
 
 
-class DataReferenceInput(serializers.Serializer):
+@extend_schema_field({"type": "object", "additionalProperties": True, "nullable": True})
+class QueryField(serializers.JSONField):
+    """An archive query document; the service checks that it is a non-empty object, and only on archive queries."""
+
+
+class DataReferenceInput(StrictInput):
     kind = serializers.ChoiceField(choices=DataReference.Kind.choices)
     identifier = serializers.CharField(
         help_text="doi: a DOI; url: an https URL; repository_file: <record id>/[v<n>/]<path>; "
         "archive_query: the https URL of the archive's API endpoint."
     )
-    query = serializers.JSONField(required=False, allow_null=True, help_text="archive_query only.")
+    query = QueryField(required=False, allow_null=True, help_text="archive_query only, and required there (refused "
+                       "on the other kinds): the query document sent to the archive's API, a non-empty JSON object.")
     target_path = serializers.CharField(help_text="Where the notebook reads the data, relative to the notebook.")
-    sha256 = _text(help_text="Required except for repository_file, where it is taken from the file.")
-    size = serializers.IntegerField(required=False, min_value=0, allow_null=True)
+    sha256 = _text(help_text="64 hex digits. Required except for repository_file, where it is taken from the file.")
+    size = serializers.IntegerField(required=False, min_value=0, allow_null=True,
+                                    help_text="Bytes. Required except for repository_file.")
     title = _text()
 
 
-class DraftMetadataInput(serializers.Serializer):
-    """The whole metadata of a draft. PUT replaces it: fields left out are cleared."""
+TOLERANCE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "rtol": {"type": "number", "minimum": 0, "description": "Relative tolerance for numbers."},
+        "atol": {"type": "number", "minimum": 0, "description": "Absolute tolerance for numbers."},
+        "pixel_tolerance": {"type": "integer", "minimum": 0, "maximum": 255,
+                            "description": "Per-channel difference up to which two pixels count as equal."},
+        "max_differing_pixels": {"type": "number", "minimum": 0, "maximum": 1,
+                                 "description": "Fraction of an image's pixels allowed to differ."},
+    },
+    "example": {"rtol": 1e-6},
+}
+
+
+@extend_schema_field(TOLERANCE_SCHEMA)
+class ToleranceField(serializers.JSONField):
+    """An object of tolerance overrides; the service checks the keys and values (runners/compare/numeric.py)."""
+
+
+class MetadataEnvelopeInput(StrictInput):
+    """Metadata sent flat, or as GET answers it: the object around `metadata` (id, state, files, links...) with its
+    read-only fields ignored, so that a client may PUT back what it read. Anything else around it is refused."""
+
+    envelope_read_only: frozenset[str] = frozenset()
+    envelope_kept: frozenset[str] = frozenset()  # fields of this input that the envelope holds beside `metadata`
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping) and isinstance(data.get("metadata"), Mapping):
+            data = self._unwrapped(data)
+        return super().to_internal_value(data)
+
+    def _unwrapped(self, envelope: Mapping) -> dict:
+        inner = envelope["metadata"]
+        twice = sorted(str(name) for name in envelope if name in self.fields and name not in self.envelope_kept)
+        twice += sorted(str(name) for name in self.envelope_kept if name in envelope and name in inner)
+        if twice:
+            raise serializers.ValidationError({name: ["Sent both inside `metadata` and beside it; send the metadata "
+                                                      "either flat or as GET answers it."] for name in twice})
+        unknown = sorted(str(name) for name in envelope if name != "metadata" and name not in self.envelope_kept
+                         and name not in self.envelope_read_only)
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return {**inner, **{name: envelope[name] for name in self.envelope_kept if name in envelope}}
+
+
+class DraftMetadataInput(MetadataEnvelopeInput):
+    """The whole metadata of a draft. PUT replaces it: fields left out are cleared. It may also be sent as GET
+    answers a draft (the metadata under `metadata`; id, state, files and links are ignored). Unknown fields are
+    refused."""
+
+    envelope_read_only = frozenset({"id", "version", "state", "doi", "created", "updated", "files",
+                                    "missing_for_submission", "links"})
 
     title = _text(max_length=500)
     description = _text()
@@ -63,11 +156,12 @@ class DraftMetadataInput(serializers.Serializer):
     related_identifiers = RelatedIdentifierInput(many=True, required=False)
     funding = FundingInput(many=True, required=False)
     container_image = _text(help_text="registry/name@sha256:<64 hex>; a tag alone is refused.")
-    notebook_path = _text(help_text="The uploaded notebook to re-execute; defaults to the first one uploaded.")
+    notebook_path = _text(help_text="The path of a notebook (.ipynb) uploaded to this draft, to re-execute; "
+                          "defaults to the first one uploaded. A path that names no uploaded notebook is refused.")
     data_references = DataReferenceInput(many=True, required=False)
-    comparison_tolerance = serializers.JSONField(
-        required=False, help_text="Overrides of the output comparison tolerance: rtol, atol, pixel_tolerance, "
-        "max_differing_pixels, e.g. {\"rtol\": 1e-6}."
+    comparison_tolerance = ToleranceField(
+        required=False, help_text="Overrides of the output comparison tolerance, e.g. {\"rtol\": 1e-6} for a notebook "
+        "computing in single precision; keys left out keep the archive's defaults."
     )
 
 
@@ -194,10 +288,29 @@ class RunDetailOutput(RunOutput):
     staged_references = serializers.JSONField()
 
 
-class SubmitInput(serializers.Serializer):
+class SubmitInput(StrictInput):
     community = serializers.SlugField(required=False, help_text="The community to submit to; the default if absent.")
 
 
+def _subclasses(cls) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
+
+
+def strict_inputs_in_schema(result, generator, request, public):
+    """drf-spectacular postprocessing hook: the components of StrictInput serializers refuse other properties.
+    Not DraftMetadataInput and its subclasses, which also take the envelope GET answers (said in their text)."""
+    components = result.get("components", {}).get("schemas", {})
+    for serializer in _subclasses(StrictInput):
+        if issubclass(serializer, MetadataEnvelopeInput):
+            continue
+        name = serializer.__name__.removesuffix("Serializer")
+        for component in (name, f"{name}Request"):
+            if component in components and "properties" in components[component]:
+                components[component]["additionalProperties"] = False
+    return result
+
+
 def with_problem_responses(success: dict, *codes: int) -> dict:
-    """An extend_schema `responses` dict: the success response plus the problem+json answers (always 401)."""
-    return {**success, **{(code, "application/problem+json"): ProblemOutput for code in (401, *codes)}}
+    """An extend_schema `responses` dict: the success response plus the problem+json answers (always 401, and 503
+    with Retry-After while the database is unavailable: repository/web/errors.py)."""
+    return {**success, **{(code, "application/problem+json"): ProblemOutput for code in (401, *codes, 503)}}

@@ -16,7 +16,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from repository.api.serializers import ProblemOutput, with_problem_responses
+from repository.api.serializers import ProblemOutput, StrictInput, with_problem_responses
 from repository.errors import NotFound
 from repository.gitlab.models import GitLabImport, GitLabLink
 from repository.gitlab.services.imports import (
@@ -31,11 +31,11 @@ from repository.permissions import is_owner
 IMPORTS_LISTED = 20
 
 
-class GitLabLinkInput(serializers.Serializer):
+class GitLabLinkInput(StrictInput):
     project = serializers.CharField(max_length=255, help_text="namespace/project, or the project's numeric id")
 
 
-class GitLabImportInput(serializers.Serializer):
+class GitLabImportInput(StrictInput):
     ref = serializers.CharField(max_length=255, help_text="The tag (or branch, or commit) to import")
     project = serializers.CharField(max_length=255, required=False, help_text="The linked project (optional)")
 

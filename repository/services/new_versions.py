@@ -22,10 +22,16 @@ def version_new_draft(*, record: Record, actor) -> Version:
     """A draft of the next version, prefilled from the latest published one. The version label is left for the
     author to set, as Zenodo does."""
     record = Record.objects.select_for_update().get(pk=record.pk)
-    latest = record.versions.filter(state=Version.State.PUBLISHED).order_by("-number").first()
+    latest = (record.versions.filter(state__in=(Version.State.PUBLISHING, Version.State.PUBLISHED))
+              .order_by("-number").first())
     if latest is None:
         raise Conflict("This record has no published version to start a new version from.")
     require_owner(actor, latest)
+    if latest.state == Version.State.PUBLISHING:
+        # Its DOI, which the new version's metadata cites as the version it follows, is not registered yet; and
+        # starting from the version before it would silently drop what was just accepted.
+        raise Conflict(f"Version {latest.number} was accepted and its DOI is being registered; start the new version "
+                       "once it is published (usually within minutes).")
     unpublished = record.versions.filter(state__in=Version.UNPUBLISHED_STATES).first()
     if unpublished is not None:
         raise Conflict(f"Version {unpublished.number} is still {unpublished.get_state_display().lower()}; "

@@ -12,23 +12,30 @@ from collections import Counter
 from nbformat import validator
 
 from repository.errors import InvalidNotebook
+from repository.json_input import JSONTooDeep, json_loads_bounded
 
 SUPPORTED_MAJOR = 4
+# Deeper than any real notebook's outputs or metadata, and shallow enough that nbformat's schema validation
+# (several Python frames per level) stays far from the recursion limit.
+MAX_NOTEBOOK_DEPTH = 100
 
 
 def notebook_validate(fileobj) -> dict:
     """Parse and validate a notebook; return it as a dict or raise InvalidNotebook with the first problem."""
     try:
         # Notebooks are UTF-8 (nbformat's rule); json.load would otherwise guess UTF-16/32 from the first bytes.
-        document = json.load(io.TextIOWrapper(fileobj, encoding="utf-8-sig", errors="strict"))
+        text = io.TextIOWrapper(fileobj, encoding="utf-8-sig", errors="strict").read()
+        document = json_loads_bounded(text, max_depth=MAX_NOTEBOOK_DEPTH)
     except UnicodeDecodeError:
         raise InvalidNotebook("The notebook is not UTF-8 text.") from None
     except json.JSONDecodeError as exc:
         raise InvalidNotebook(
             f"The notebook is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
         ) from None
-    except RecursionError:
-        raise InvalidNotebook("The notebook's JSON is nested too deeply.") from None
+    except JSONTooDeep:
+        raise InvalidNotebook(
+            f"The notebook's JSON is nested too deeply (more than {MAX_NOTEBOOK_DEPTH} levels)."
+        ) from None
     if not isinstance(document, dict):
         raise InvalidNotebook("The notebook must be a JSON object with 'cells', 'metadata' and 'nbformat'.")
     major = document.get("nbformat")

@@ -16,6 +16,9 @@ from repository.services.drafts import metadata_write
 # What a correction may not touch: they decide what was verified and accepted.
 FROZEN_FIELDS = ("container_image", "notebook_path", "comparison_tolerance", "data_references", "resource_type")
 MAX_REASON_LENGTH = 2000
+# What submission requires for the citation (services/submission.py): a correction may change them, never empty them.
+KEPT_ON_CORRECTION = (("title", "a title"), ("description", "a description"), ("creators", "at least one creator"),
+                      ("license", "a license"))
 
 
 def _locked_public(version: Version) -> Version:
@@ -41,6 +44,12 @@ def version_correct_metadata(*, version: Version, actor, metadata: dict, reason:
         raise Conflict(f"Version {version.number} is {version.get_state_display().lower()}; only published "
                        "versions are corrected this way (drafts are simply edited).")
     before = version_metadata(version)
+    # PUT replaces the metadata, so a body that leaves these out would clear them: a citation without a title or
+    # creators, which DataCite refuses (the DOI would stay out of date) and readers could no longer cite.
+    emptied = {field: [f"A published version keeps {what}; it can be corrected, not removed."]
+               for field, what in KEPT_ON_CORRECTION if not metadata.get(field)}
+    if emptied:
+        raise InvalidInput("A correction cannot remove what a published version is cited by.", field_errors=emptied)
     changed_frozen = [f for f in FROZEN_FIELDS if f in metadata and metadata[f] != before[f]]
     if changed_frozen:
         raise InvalidInput("A published version's files and what was verified cannot change; start a new version.",

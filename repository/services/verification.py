@@ -5,17 +5,17 @@
 """
 
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 
 from repository.errors import InvalidNotebook
+from repository.json_input import json_loads_bounded
 from repository.models import Verdict
 from repository.runners.base import InputFile, Outcome, Runner, RunObserver, RunResult, RunSpec, SandboxLimits
 from repository.runners.compare import Tolerance, compare_notebooks
-from repository.services.notebooks import never_executed, notebook_validate
+from repository.services.notebooks import MAX_NOTEBOOK_DEPTH, never_executed, notebook_validate
 
 SUPPORTED_LANGUAGES = ("python",)
 NEVER_EXECUTED_MESSAGE = ("The notebook was never executed: no code cell has an output or an execution count, so "
@@ -122,8 +122,8 @@ def _parse_executed(data: bytes | None) -> dict | None:
         return notebook_validate(io.BytesIO(data))
     except InvalidNotebook:
         try:
-            document = json.loads(data)
-        except ValueError:
+            document = json_loads_bounded(data, max_depth=MAX_NOTEBOOK_DEPTH)
+        except ValueError:  # not JSON, or nested too deeply to walk (JSONTooDeep)
             return None
         return document if isinstance(document, dict) and isinstance(document.get("cells"), list) else None
 

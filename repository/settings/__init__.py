@@ -55,6 +55,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # settings/security.py
     "repository.web.security_headers.PermissionsPolicyMiddleware",
+    # A database outage in a view: 503 with Retry-After (problem+json, plain text for OAI-PMH, HTML).
+    "repository.web.errors.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -77,15 +79,21 @@ TEMPLATES = [{
 }]
 
 # --- Database -----------------------------------------------------------------------------------------
+# SQLite, which the web server and the Celery worker share, under concurrent writes: WAL lets readers go on while
+# one connection writes, and IMMEDIATE transactions take the write lock when they begin, so a transaction that
+# read first waits (up to the busy timeout) instead of failing at once with "database is locked" when it writes.
+SQLITE_OPTIONS = {
+    "timeout": env.float("SQLITE_BUSY_TIMEOUT", default=20.0),
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL",  # synchronous stays FULL: a commit survives a power cut
+}
+# Seconds a client is told to wait (Retry-After of the 503) when the database refuses or is busy.
+DATABASE_RETRY_AFTER = env.int("DATABASE_RETRY_AFTER", default=10)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'nbarchive.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default must work on a fresh checkout: create the folder the SQLite file lives in.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20  # the worker and the web share the file
-    # BEGIN IMMEDIATE: a transaction that reads and then writes (a locked draft, then its new upload) takes the write
-    # lock first and waits its turn. Deferred, two such requests at once fail at once with "database is locked":
-    # SQLite cannot wait when upgrading a read lock would deadlock.
-    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+    DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if env.str("NBARCHIVE_TEST_DATABASE_NAME", default=""):
     # Lets concurrent test runs on one PostgreSQL server use separate test databases.
@@ -259,7 +267,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "repository.api.exception_handler.problem_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Bounded nesting depth: JSON nested 100,000 levels deep is a 400, not a RecursionError (repository/json_input.py).
+    "DEFAULT_PARSER_CLASSES": ["repository.json_input.BoundedJSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -270,6 +279,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "repository.api.serializers.strict_inputs_in_schema"],
 }
 
 # Logs (repository/observability/logs.py): one JSON object per line in production (LOG_FORMAT=json, the default

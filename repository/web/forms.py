@@ -5,11 +5,10 @@ an image reference is acceptable is decided by the services, so the web form and
 things with the same words. Every field is optional here for the same reason: the service says what is missing.
 """
 
-import json
-
 from django import forms
 from django.core.exceptions import ValidationError
 
+from repository.json_input import json_loads_bounded
 from repository.models import DataReference, RelatedIdentifier, ResourceType
 from repository.services.published import FROZEN_FIELDS, MAX_REASON_LENGTH
 
@@ -76,7 +75,7 @@ class DraftMetadataForm(forms.Form):
         if not text:
             return {}
         try:
-            return json.loads(text)
+            return json_loads_bounded(text)
         except ValueError as exc:
             raise ValidationError(f"This is not valid JSON: {exc}.") from None
 
@@ -146,7 +145,7 @@ class DataReferenceForm(forms.Form):
         if not text:
             return None
         try:
-            return json.loads(text)
+            return json_loads_bounded(text)
         except ValueError as exc:
             raise ValidationError(f"This is not valid JSON: {exc}.") from None
 

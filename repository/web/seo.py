@@ -27,6 +27,8 @@ from django.views.decorators.http import require_safe
 from repository.models import Record, Version
 
 SITEMAP_PAGE_SIZE = 10_000
+# Primary keys are BigAutoField: a signed 64-bit integer in PostgreSQL and SQLite alike.
+LARGEST_PRIMARY_KEY = 2**63 - 1
 SITEMAP_NAMESPACE = "http://www.sitemaps.org/schemas/sitemap/0.9"
 # Crawlers fetch these often; the lists change at the pace of moderation, so an hour's delay is harmless.
 SITEMAP_MAX_AGE = 3600
@@ -82,6 +84,8 @@ def sitemap_versions(request, page: int):
 def _key_range(page: int) -> tuple[int, int]:
     if page < 1:
         raise Http404("Sitemap pages are numbered from 1.")
+    if (page - 1) * SITEMAP_PAGE_SIZE >= LARGEST_PRIMARY_KEY:  # past any key: no rows, and no int the database takes
+        raise Http404("There is no sitemap page this far.")
     return (page - 1) * SITEMAP_PAGE_SIZE + 1, page * SITEMAP_PAGE_SIZE
 
 

@@ -96,7 +96,8 @@ def gitlab_webhook_receive(*, token: str, event: str, payload: dict) -> tuple[st
     """A GitLab webhook delivery. Returns ("queued" | "known" | "ignored", the import). PermissionDenied when the
     token is wrong (the same answer whether or not the project is linked)."""
     payload = payload if isinstance(payload, dict) else {}
-    project_id = payload.get("project_id") or (payload.get("project") or {}).get("id")
+    project = payload.get("project")  # anyone may post here: no shape is assumed
+    project_id = payload.get("project_id") or (project.get("id") if isinstance(project, dict) else None)
     link = None
     if isinstance(project_id, int):
         link = GitLabLink.objects.select_related("record").filter(project_id=project_id).first()

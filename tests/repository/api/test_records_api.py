@@ -156,3 +156,33 @@ def test_an_accepted_version_is_public_while_its_doi_is_being_registered(anonymo
 
     assert response.status_code == 200  # the DOI, once registered, never points at a missing page
     assert (response.json()["state"], response.json()["doi"]) == ("publishing", version.doi)
+
+
+def test_a_new_version_while_the_latest_is_still_publishing_is_a_409_that_says_why(api, user, moderator):
+    from tests.factories import accept, demo_draft
+
+    first = accept(demo_draft(user), moderator)  # accepted; its DOI not registered yet
+    assert first.state == Version.State.PUBLISHING
+    url = f"/api/records/{first.record.public_id}/versions"
+
+    response = api.post(url)
+
+    assert response.status_code == 409, response.content
+    assert "DOI is being registered" in response.json()["detail"]
+    sync_pending()
+    assert api.post(url).status_code == 201  # once published, it may start
+
+
+def test_a_new_version_while_a_second_version_is_publishing_does_not_start_from_the_first(api, user, published,
+                                                                                         moderator):
+    from tests.factories import accept
+
+    record_id = published.record.public_id
+    second = Version.objects.get(record=published.record, number=api.post(
+        f"/api/records/{record_id}/versions").json()["version"])
+    accept(second, moderator)
+
+    response = api.post(f"/api/records/{record_id}/versions")
+
+    assert response.status_code == 409
+    assert "Version 2 was accepted and its DOI is being registered" in response.json()["detail"]

@@ -104,6 +104,8 @@ def test_a_local_download_is_streamed_whole_and_says_it_takes_ranges(client, use
     ("bytes=-5", 1019, 1023),
     ("bytes=1020-5000", 1020, 1023),
     ("bytes=-5000", 0, 1023),
+    ("bytes=0-" + "9" * 5000, 0, 1023),  # more digits than int() converts: past the end
+    ("bytes=-" + "9" * 5000, 0, 1023),
 ])
 def test_a_single_range_is_206_with_exactly_those_bytes(client, user, header, first, last):
     version = published(user)
@@ -117,7 +119,8 @@ def test_a_single_range_is_206_with_exactly_those_bytes(client, user, header, fi
     assert response["Content-Disposition"].startswith("attachment")
 
 
-@pytest.mark.parametrize("header", ["bytes=1024-", "bytes=5000-6000", "bytes=-0"])
+@pytest.mark.parametrize("header", ["bytes=1024-", "bytes=5000-6000", "bytes=-0", "bytes=" + "9" * 5000 + "-",
+                                    "bytes=99999999999999999999999-99999999999999999999999"])
 def test_a_range_beyond_the_end_is_416(client, user, header):
     version = published(user)
 
