@@ -102,7 +102,7 @@ class CorrectionInput(DraftMetadataInput):
     unchanged but not changed."""
 
     envelope_read_only = frozenset({"id", "version", "state", "doi", "doi_url", "concept_doi", "published_at",
-                                    "withdrawn_at", "withdrawal_reason", "files", "links"})
+                                    "withdrawn_at", "withdrawal_reason", "files", "stats", "links"})
     envelope_kept = frozenset({"reason"})
 
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000,

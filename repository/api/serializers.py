@@ -144,7 +144,7 @@ class DraftMetadataInput(MetadataEnvelopeInput):
     refused."""
 
     envelope_read_only = frozenset({"id", "version", "state", "doi", "created", "updated", "files",
-                                    "missing_for_submission", "links"})
+                                    "missing_for_submission", "uploads", "links"})
 
     title = _text(max_length=500)
     description = _text()
