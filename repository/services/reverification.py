@@ -120,6 +120,10 @@ class VerificationHistory:
     previous_result: ExecutionRun | None = None  # the one before it
 
     @property
+    def latest_label(self) -> str:
+        return result_label(self.latest_result) if self.latest_result else ""
+
+    @property
     def entries(self) -> list[dict]:
         """The history as the report lists it."""
         return [{"run": run, "label": result_label(run), "day": _day(run.finished_at), "reason": _reason(run),
