@@ -74,3 +74,8 @@ def test_an_image_gone_from_the_registry_shows_on_the_last_report(client, publis
     assert "(this report is of an earlier run)" in html
     assert (f"Reproduced on {days_ago(100)}; not reproducible since {today}: the image is no longer in its "
             "registry.") in html
+
+    landing = client.get(f"/records/{published.record.public_id}/").content.decode()
+    assert 'Latest re-verification on <time datetime="' in landing
+    assert f"{today}</time>: could not be re-run." in landing
+    assert "not reproducible since" in landing and "the image is no longer in its registry" in landing
