@@ -79,3 +79,5 @@ def test_an_image_gone_from_the_registry_shows_on_the_last_report(client, publis
     assert 'Latest re-verification on <time datetime="' in landing
     assert f"{today}</time>: could not be re-run." in landing
     assert "not reproducible since" in landing and "the image is no longer in its registry" in landing
+    badge = client.get(reverse("repository:record_badge", kwargs={"record_id": published.record.public_id}))
+    assert f"not reproducible {today}" in badge.content.decode()
