@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from repository.services.runs import InfrastructureError, run_execute, run_mark_error
+from repository.services.runs import InfrastructureError, error_code_of, run_execute, run_mark_error
 
 # The task must outlive the sandbox's own wall clock plus staging; past this Celery stops it. With RUNNER=gitlab it
 # waits for the pipeline instead: the pending deadline plus the job's timeout and a grace period
@@ -22,7 +22,7 @@ def run_verification_task(self, run_pk: int) -> None:
         run = run_execute(run_pk=run_pk)
     except InfrastructureError as exc:
         if self.request.retries >= self.max_retries:
-            run_mark_error(run_pk=run_pk, message=str(exc))
+            run_mark_error(run_pk=run_pk, message=str(exc), code=error_code_of(exc))
             return
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
     if run is None and run_held_elsewhere(run_pk=run_pk) and self.request.retries < self.max_retries:

@@ -281,8 +281,22 @@ class RunOutput(serializers.Serializer):
         return links
 
 
+class PullProgressOutput(serializers.Serializer):
+    done_bytes = serializers.IntegerField()
+    total_bytes = serializers.IntegerField()
+
+
 class RunDetailOutput(RunOutput):
+    pull = serializers.SerializerMethodField(help_text="While the run pulls its image (RUNNER=image): bytes done and "
+                                             "in all, updated about once a second; null otherwise.")
     environment = serializers.JSONField()
+
+    @extend_schema_field(PullProgressOutput(allow_null=True))
+    def get_pull(self, run) -> dict | None:
+        pull = (run.environment or {}).get("pull") if run.status == run.Status.RUNNING else None
+        if not isinstance(pull, dict):
+            return None
+        return {"done_bytes": int(pull.get("done_bytes") or 0), "total_bytes": int(pull.get("total_bytes") or 0)}
     report = serializers.JSONField()
     logs = serializers.CharField()
     staged_references = serializers.JSONField()

@@ -46,6 +46,9 @@ class ExecutionRun(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     verdict = models.CharField(max_length=32, choices=Verdict.choices, blank=True)
     message = models.TextField(blank=True)
+    # For a run that ended `error`: the failure's code (e.g. image_not_found), so re-verification can tell an image
+    # gone from its registry (news about the paper) from an operator's passing trouble (registry down).
+    error_code = models.CharField(max_length=40, blank=True)
     environment = models.JSONField(default=dict, blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -4,8 +4,15 @@ A notebook that reproduced at publication can stop reproducing later: a data ref
 a registry drops the image, a checksum changes. The beat job (`reverify_due_task`, hourly) queues runs of the
 published versions whose last result is older than REVERIFY_INTERVAL_DAYS, oldest first, at most
 REVERIFY_PER_DAY a day. Each run is an ordinary ExecutionRun (purpose `reverification`), so a version keeps its
-whole history. When the result changes between reproducible (reproduced, with or without differences) and not,
-the owners and the moderators get an e-mail, and the landing page says what changed and since when.
+whole history. When the verdict changes (reproduced -> reproduced with differences, -> execution failed, ...) the
+owners and the moderators get an e-mail, and the landing page and the public report say what changed and since when.
+
+A re-verification run that ends `error` (after the task's retries) is an attempt too: it is kept in the history and
+the version is not due again for REVERIFY_ERROR_RETRY_DAYS, so a version that cannot be re-run does not take the
+day's whole budget every hour. Whether it changes the public result depends on why it failed: the image gone from
+its registry (or served with other bytes under its digest) is news about the paper ("not reproducible since ...:
+the image is no longer in its registry"); an operator's passing trouble (registry down, worker lost) is not, and
+the last real result stands.
 """
 
 from dataclasses import dataclass
@@ -15,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef, Q
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from repository import hooks
@@ -25,23 +32,64 @@ from repository.models import ExecutionRun, Verdict, Version
 from repository.permissions import MODERATORS_GROUP
 
 REPRODUCIBLE = {Verdict.REPRODUCED, Verdict.REPRODUCED_WITH_DIFFERENCES}
+# Run errors that say the version can no longer be re-run as published, with what the public page says about them.
+# Every other error code (registry unreachable, pull timeout, worker lost, ...) is the operator's and says nothing.
+LASTING_ERRORS = {
+    "image_not_found": "the image is no longer in its registry",
+    "image_digest_mismatch": "the registry now serves other bytes under the image's pinned digest",
+}
+
+
+def result_of(run: ExecutionRun) -> str:
+    """What the run says about the version: its verdict, a lasting error's code, or "" (it says nothing)."""
+    if run.status == ExecutionRun.Status.FINISHED:
+        return run.verdict
+    if run.status == ExecutionRun.Status.ERROR and run.error_code in LASTING_ERRORS:
+        return run.error_code
+    return ""
+
+
+def result_label(run: ExecutionRun) -> str:
+    if run.status == ExecutionRun.Status.FINISHED:
+        return run.get_verdict_display().lower()
+    if run.error_code in LASTING_ERRORS:
+        return "could not be re-run"
+    return "could not be run (an operator's problem; the earlier result stands)"
 
 
 def is_reproducible(run: ExecutionRun) -> bool:
-    return run.verdict in REPRODUCIBLE
+    return result_of(run) in REPRODUCIBLE
+
+
+def _reason(run: ExecutionRun) -> str:
+    return LASTING_ERRORS.get(run.error_code, "") if run.status == ExecutionRun.Status.ERROR else run.message
+
+
+def _attempts():
+    """The runs that count as a look at the version: every finished run, and the re-verification runs that ended
+    in error (after their retries)."""
+    return Q(status=ExecutionRun.Status.FINISHED) | Q(status=ExecutionRun.Status.ERROR,
+                                                       purpose=ExecutionRun.Purpose.REVERIFICATION)
 
 
 def versions_due(*, now: datetime, limit: int) -> list[Version]:
-    """Published versions whose latest finished run is older than the interval (or that have none), oldest
-    first, without an active run."""
+    """Published versions whose latest finished run is older than the interval (or that have none) and whose last
+    failed re-verification is older than the error back-off, least recently looked at first, without an active
+    run."""
     active = ExecutionRun.objects.filter(version=OuterRef("pk"), status__in=[ExecutionRun.Status.QUEUED,
                                                                             ExecutionRun.Status.RUNNING])
     cutoff = now - timedelta(days=settings.REVERIFY_INTERVAL_DAYS)
+    error_cutoff = now - timedelta(days=settings.REVERIFY_ERROR_RETRY_DAYS)
+    finished = Q(runs__status=ExecutionRun.Status.FINISHED)
+    failed = Q(runs__status=ExecutionRun.Status.ERROR, runs__purpose=ExecutionRun.Purpose.REVERIFICATION)
     candidates = (Version.objects.filter(state=Version.State.PUBLISHED).exclude(notebook_path="")
-                  .annotate(last_checked=Max("runs__finished_at", filter=Q(runs__status=ExecutionRun.Status.FINISHED)),
+                  .annotate(last_checked=Max("runs__finished_at", filter=finished),
+                            last_error=Max("runs__finished_at", filter=failed),
+                            last_attempt=Max("runs__finished_at", filter=finished | failed),
                             busy=Exists(active))
                   .filter(busy=False).filter(Q(last_checked__lt=cutoff) | Q(last_checked__isnull=True))
-                  .order_by("last_checked", "published_at", "pk"))
+                  .filter(Q(last_error__lt=error_cutoff) | Q(last_error__isnull=True))
+                  .order_by(F("last_attempt").asc(nulls_first=True), "published_at", "pk"))
     return list(candidates[:max(limit, 0)])
 
 
@@ -64,23 +112,37 @@ def reverify_due(*, now: datetime | None = None) -> list[str]:
 
 @dataclass
 class VerificationHistory:
-    latest: ExecutionRun | None
-    changed: bool  # the latest result differs from the one before it (reproducible or not)
+    latest: ExecutionRun | None  # the newest finished run (its verdict and report)
+    changed: bool  # the newest result differs from the one before it
     summary: str  # e.g. "reproduced on 2026-12-01; not reproducible since 2027-03-02: <why>"
-    runs: list[ExecutionRun]
+    runs: list[ExecutionRun]  # every attempt, newest first, errors included
+    latest_result: ExecutionRun | None = None  # the newest run that says something (a lasting error included)
+    previous_result: ExecutionRun | None = None  # the one before it
+
+    @property
+    def latest_label(self) -> str:
+        return result_label(self.latest_result) if self.latest_result else ""
+
+    @property
+    def entries(self) -> list[dict]:
+        """The history as the report lists it."""
+        return [{"run": run, "label": result_label(run), "day": _day(run.finished_at), "reason": _reason(run),
+                 "public": run.status == ExecutionRun.Status.FINISHED} for run in self.runs]
 
 
 def verification_history(version: Version) -> VerificationHistory:
-    """The finished runs of a version, newest first, and what its landing page says about them."""
-    runs = list(version.runs.filter(status=ExecutionRun.Status.FINISHED).exclude(finished_at=None)
+    """The runs of a version that looked at it, newest first, and what its pages say about them."""
+    runs = list(version.runs.filter(_attempts()).exclude(finished_at=None)
                 .defer("logs", "report").order_by("-finished_at", "-id"))
-    if not runs:
-        return VerificationHistory(None, False, "", [])
-    latest = runs[0]
-    streak = list(_leading_streak(runs))
-    before = runs[len(streak)] if len(streak) < len(runs) else None
-    return VerificationHistory(latest, before is not None and len(streak) == 1, _summary(latest, streak[-1], before),
-                               runs)
+    latest = next((run for run in runs if run.status == ExecutionRun.Status.FINISHED), None)
+    results = [run for run in runs if result_of(run)]
+    if not results:
+        return VerificationHistory(latest, False, "", runs)
+    streak = list(_leading_streak(results))
+    before = results[len(streak)] if len(streak) < len(results) else None
+    previous = results[1] if len(results) > 1 else None
+    changed = previous is not None and result_of(previous) != result_of(results[0])
+    return VerificationHistory(latest, changed, _summary(results[0], streak[-1], before), runs, results[0], previous)
 
 
 def _leading_streak(runs: list[ExecutionRun]):
@@ -92,11 +154,11 @@ def _leading_streak(runs: list[ExecutionRun]):
 
 def _summary(latest: ExecutionRun, streak_start: ExecutionRun, before: ExecutionRun | None) -> str:
     state = "reproducible" if is_reproducible(latest) else "not reproducible"
+    why = "" if is_reproducible(latest) or not _reason(latest) else f": {_reason(latest)}"
     if before is None:
         since = f"; {state} since {_day(streak_start.finished_at)}" if streak_start.pk != latest.pk else ""
-        return f"{latest.get_verdict_display().lower()} on {_day(latest.finished_at)}{since}"
-    why = "" if is_reproducible(latest) else f": {latest.message}"
-    return (f"{before.get_verdict_display().lower()} on {_day(before.finished_at)}; {state} since "
+        return f"{result_label(latest)} on {_day(latest.finished_at)}{since}{why if since else ''}"
+    return (f"{result_label(before)} on {_day(before.finished_at)}; {state} since "
             f"{_day(streak_start.finished_at)}{why}")
 
 
@@ -105,17 +167,20 @@ def _day(moment: datetime) -> str:
 
 
 def reverification_recorded(run: ExecutionRun) -> None:
-    """Inside the transaction that finished a re-verification run: e-mail the owners and moderators after the
-    commit when the result changed."""
+    """Inside the transaction that ended a re-verification run (finished, or error after its retries): e-mail the
+    owners and moderators after the commit when the verdict changed."""
     history = verification_history(run.version)
-    if history.latest is None or history.latest.pk != run.pk or not history.changed:
+    if history.latest_result is None or history.latest_result.pk != run.pk or not history.changed:
         return
     recipients = _recipients(run.version)
     if not recipients:
         return
-    version = run.version
+    version, before = run.version, history.previous_result
     subject = f"[nbarchive] Re-verification changed: {version.title}"
+    reason = f" ({_reason(run)})" if _reason(run) else ""
     body = (f"The re-verification of \"{version.title}\" ({version.doi}) changed its result:\n\n"
+            f"Before: {result_label(before)} on {_day(before.finished_at)}\n"
+            f"Now: {result_label(run)} on {_day(run.finished_at)}{reason}\n\n"
             f"{history.summary}\n\n{version_landing_url(version)}\n")
     transaction.on_commit(lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients,
                                             fail_silently=True))

@@ -23,6 +23,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from repository.models import ExecutionRun
+from repository.services.reverification import reverification_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +132,10 @@ def _reap_one(run: ExecutionRun, now: datetime) -> str:
         run.message = (f"The run could not be carried out: the worker running it stopped answering "
                        f"{run.attempts} times (killed, out of memory, or the database was lost). Nothing is "
                        "known about the notebook; an operator should look at the verification workers.")
-        run.save(update_fields=["status", "finished_at", "message"])
+        run.error_code = "worker_lost"
+        run.save(update_fields=["status", "finished_at", "message", "error_code"])
+        if run.purpose == ExecutionRun.Purpose.REVERIFICATION:
+            reverification_recorded(run)  # an attempt, kept in the history; the operator's, so no change of result
         return f"run {run.run_id}: ended as error after {run.attempts} attempts"
     run.status = ExecutionRun.Status.QUEUED
     run.started_at = run.heartbeat_at = None

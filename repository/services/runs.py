@@ -109,7 +109,7 @@ def _execute_claimed(run: ExecutionRun) -> ExecutionRun:
     except RunCancelled as exc:
         return _end_cancelled(run, str(exc))
     except RunnerGaveUp as exc:
-        run_mark_error(run_pk=run.pk, message=str(exc))
+        run_mark_error(run_pk=run.pk, message=str(exc), code=error_code_of(exc))
         return ExecutionRun.objects.get(pk=run.pk)
     except (SandboxUnavailable, RunnerUnavailable, StorageUnavailable, OSError) as exc:
         _back_to_queue(run)
@@ -127,12 +127,32 @@ def _execute_claimed(run: ExecutionRun) -> ExecutionRun:
     )
 
 
-def run_mark_error(*, run_pk: int, message: str) -> None:
-    """After the task gave up retrying: the run ends without a verdict, saying why."""
-    ExecutionRun.objects.filter(pk=run_pk, status__in=[ExecutionRun.Status.QUEUED, ExecutionRun.Status.RUNNING]).update(
-        status=ExecutionRun.Status.ERROR, message=f"The run could not be carried out: {message}"[:2000],
-        finished_at=timezone.now(),
-    )
+def run_mark_error(*, run_pk: int, message: str, code: str = "") -> None:
+    """After the task gave up retrying: the run ends without a verdict, saying why (`code`: the failure's error
+    code, e.g. image_not_found). A re-verification run's error is recorded in the version's history."""
+    with transaction.atomic():
+        run = (ExecutionRun.objects.select_for_update().select_related("version")
+               .filter(pk=run_pk, status__in=[ExecutionRun.Status.QUEUED, ExecutionRun.Status.RUNNING]).first())
+        if run is None:
+            return
+        run.status = ExecutionRun.Status.ERROR
+        run.message = f"The run could not be carried out: {message}"[:2000]
+        run.error_code = code[:40]
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "message", "error_code", "finished_at"])
+        if run.purpose == ExecutionRun.Purpose.REVERIFICATION:
+            reverification_recorded(run)
+
+
+def error_code_of(exc: BaseException) -> str:
+    """The code of the first NbarchiveError (e.g. ImageNotFound: image_not_found) the failure was raised from."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, NbarchiveError):
+            return exc.code
+        exc = exc.__cause__ or exc.__context__
+    return ""
 
 
 def run_cancel(*, run: ExecutionRun, actor) -> ExecutionRun:

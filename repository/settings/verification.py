@@ -30,6 +30,9 @@ RUN_MAX_ATTEMPTS = env.int("RUN_MAX_ATTEMPTS", default=4)
 # first, at most REVERIFY_PER_DAY a day (services/reverification.py); 0 turns it off.
 REVERIFY_INTERVAL_DAYS = env.int("REVERIFY_INTERVAL_DAYS", default=90)
 REVERIFY_PER_DAY = env.int("REVERIFY_PER_DAY", default=50)
+# A re-verification that ended in error (image gone, registry down) is tried again after this many days, not at the
+# next hourly look, so one version that cannot be re-run does not spend the day's budget.
+REVERIFY_ERROR_RETRY_DAYS = env.int("REVERIFY_ERROR_RETRY_DAYS", default=7)
 # The output cap counts every byte the kernel sends on its shell and IOPub channels, as it arrives: the outputs and
 # also each message's envelope (header, parent header, metadata, signature: about 400 bytes per message). A cell
 # that displays a million small values (one message each) reaches it although their text is a few MB

@@ -35,12 +35,17 @@ SVG_HEADERS = {
 }
 
 
-def badge_text(run: ExecutionRun | None, version: Version | None) -> tuple[str, str]:
-    """The right half of the badge and its colour."""
+def badge_text(run: ExecutionRun | None, version: Version | None,
+               latest_result: ExecutionRun | None = None) -> tuple[str, str]:
+    """The right half of the badge and its colour. `latest_result`: the newest run that says something, when it is
+    a re-verification that could not re-run the image (gone from its registry): the badge says so, not the older
+    verdict."""
     if version is None:
         return "no such record", GREY
     if version.state == Version.State.WITHDRAWN:
         return "withdrawn", GREY
+    if latest_result is not None and latest_result.status == ExecutionRun.Status.ERROR and latest_result.finished_at:
+        return f"not reproducible {latest_result.finished_at:%Y-%m-%d}", FAILED_COLOUR
     if run is None:
         return "not verified", GREY
     date = run.finished_at.strftime("%Y-%m-%d") if run.finished_at else ""
@@ -80,8 +85,9 @@ def record_badge(request, record_id, number=None):
     except NotFound:
         # Still a picture: a README keeps showing something sensible for a mistyped or removed record.
         version = None
-    run = verification_history(version).latest if version is not None else None
-    svg = badge_svg(*badge_text(run, version))
+    history = verification_history(version) if version is not None else None
+    svg = badge_svg(*badge_text(history.latest if history else None, version,
+                                history.latest_result if history else None))
     etag = '"' + hashlib.sha256(svg.encode()).hexdigest()[:32] + '"'
     if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
         response = HttpResponseNotModified()

@@ -22,6 +22,7 @@ from repository.permissions import can_edit_draft, can_request_run, can_view_dra
 from repository.services import drafts, files
 from repository.services import tokens as token_services
 from repository.services.new_versions import draft_discard
+from repository.services.reverification import verification_history
 from repository.services.runs import run_cancel, run_request
 from repository.services.submission import draft_missing_for_submission
 from repository.web import search
@@ -261,6 +262,9 @@ def run_report(request, run_id):
         "environment": report.get("environment") or run.environment,
         "summary": report.get("summary", {}),
         "notes": report.get("notes", []),
+        # A published version's latest result, its date, what changed and the history of re-verifications.
+        "verification": (verification_history(run.version) if run.version.state == Version.State.PUBLISHED
+                         else None),
         "tolerance": {
             "rtol": f"{tolerance.get('rtol', 0):g}", "atol": f"{tolerance.get('atol', 0):g}",
             "pixel_tolerance": tolerance.get("pixel_tolerance"),

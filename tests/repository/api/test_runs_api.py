@@ -106,3 +106,20 @@ def test_a_finished_run_shows_its_report_and_executed_notebook(api, user):
     executed = api.get(f"/api/runs/{run.run_id}/executed-notebook")
     assert executed.status_code == 200
     assert b"linear expansion coefficient" in b"".join(executed.streaming_content)
+
+
+def test_the_run_json_carries_the_image_pull_while_it_runs(api, user):
+    from repository.services.runs import _finish, _RunObserver, run_request
+
+    run = run_request(version=demo_draft(user), requested_by=user)
+    assert api.get(f"/api/runs/{run.run_id}").json()["pull"] is None  # queued: nothing pulled yet
+    ExecutionRun.objects.filter(pk=run.pk).update(status=ExecutionRun.Status.RUNNING)
+
+    _RunObserver(run.pk).pull_progress(3 * 1024 * 1024, 8 * 1024 * 1024)
+
+    body = api.get(f"/api/runs/{run.run_id}").json()
+    assert body["status"] == "running"
+    assert body["pull"] == {"done_bytes": 3 * 1024 * 1024, "total_bytes": 8 * 1024 * 1024}
+    run.refresh_from_db()
+    _finish(run, verdict="reproduced", message="All outputs identical", environment={"runner": "image"})
+    assert api.get(f"/api/runs/{run.run_id}").json()["pull"] is None

@@ -104,4 +104,5 @@ def test_the_pull_progress_is_recorded_on_the_running_run(client, user, no_queue
     assert ExecutionRun.objects.get(pk=run.pk).environment == {"pull": {"done_bytes": 0, "total_bytes": 4096}}
     observer.pull_progress(4096, 4096)  # the end is always written
     assert ExecutionRun.objects.get(pk=run.pk).environment == {"pull": {"done_bytes": 4096, "total_bytes": 4096}}
-    assert "Pulling the image</dt><dd>4.0\xa0KB of 4.0\xa0KB" in report_page(client, user, run)
+    page = report_page(client, user, run)
+    assert "Pulling the image</dt>" in page and "4.0\xa0KB of 4.0\xa0KB" in page

@@ -76,3 +76,18 @@ def test_the_report_page_is_404_for_other_users(client, user, other_user):
     client.force_login(other_user)
 
     assert client.get(reverse("repository:run_report", kwargs={"run_id": run.run_id})).status_code == 404
+
+
+def test_a_running_runs_page_shows_the_pull_and_polls_for_more(client, user):
+    from repository.services.runs import _RunObserver
+
+    run = run_request(version=demo_draft(user), requested_by=user)
+    ExecutionRun.objects.filter(pk=run.pk).update(status=ExecutionRun.Status.RUNNING)
+    _RunObserver(run.pk).pull_progress(1024 * 1024, 4 * 1024 * 1024)
+    client.force_login(user)
+
+    html = client.get(reverse("repository:run_report", kwargs={"run_id": run.run_id})).content.decode()
+
+    assert f'id="pull-progress" data-run-url="/api/runs/{run.run_id}"' in html
+    assert "1.0\xa0MB of 4.0\xa0MB" in html
+    assert 'src="/static/repository/run_progress.js"' in html and "<script>" not in html  # CSP: no inline script
