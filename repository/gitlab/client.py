@@ -304,6 +304,21 @@ class GitLabClient:
                 _close_iterator(chunks)
         return kept.decode("utf-8", errors="replace")
 
+    def job_trace_head(self, project_id: int, job_id: int, *, max_bytes: int) -> str:
+        """The first `max_bytes` of the job's log: what the job said before anything it ran could add lines."""
+        with _translated(f"reading the log of job {job_id}"):
+            job = self._gl.projects.get(project_id, lazy=True).jobs.get(job_id, lazy=True)
+            chunks = job.trace(streamed=True, iterator=True, chunk_size=min(DOWNLOAD_CHUNK, max_bytes))
+            kept = b""
+            try:
+                for chunk in chunks:
+                    kept += chunk
+                    if len(kept) >= max_bytes:
+                        break
+            finally:
+                _close_iterator(chunks)
+        return kept[:max_bytes].decode("utf-8", errors="replace")
+
 
 class _ChunkStream:
     """A file-like reader over python-gitlab's chunk iterator, translating errors while it reads."""

@@ -31,7 +31,10 @@ may do; `kernel_isolation` says which, and the run report shows it:
 - `shared-uid`: the job cannot switch uid (a non-root image user such as docker-stacks' jovyan): the job and the
   collector make themselves non-dumpable (no ptrace, no /proc/<pid>/mem or environ for the notebook), and every
   other process of the uid is killed before `out/` is written. A notebook can still stop or kill the collector
-  and write artifacts of its own: such a verdict is not proof, and the report says so.
+  and write artifacts of its own (and make the job's own writes fail): nbarchive does not accept a favourable
+  result from such a job unless the operator allows it (GITLAB_ALLOW_SHARED_UID), and the report warns.
+The level nbarchive believes is the job log's first `nbarchive: kernel isolation: <level>` line, printed before
+anything of the notebook is fetched or run, never the artifacts' copy (repository/gitlab/trust.py).
 The exit code is 0 when the notebook ran to the end and 1 otherwise, so GitLab shows a failed run in red;
 nbarchive reads the artifacts either way (`artifacts: when: always`).
 """
@@ -158,6 +161,8 @@ def main() -> int:
     with open(os.path.join(HERE, "manifest.json"), encoding="utf-8") as handle:
         manifest = json.load(handle)
     isolation, uid = job_kernel.choose_isolation()
+    # The line nbarchive believes (repository/gitlab/trust.py): the first of its kind in the job's log, printed
+    # before anything of the notebook runs or is even fetched. environment.json's copy is only cross-checked.
     print(f"nbarchive: kernel isolation: {isolation}", flush=True)
     environment = _describe_environment(isolation)
     missing = job_kernel.missing_modules()

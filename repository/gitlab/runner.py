@@ -16,6 +16,10 @@ Failures are verdicts or retries, never hangs:
   says so (the run ends in error, no verdict);
 - the job exceeds its timeout (GitLab's `job_execution_timeout`, or our own deadline if GitLab does not stop it):
   `timed_out`;
+- a favourable result (the notebook ran to the end) from a job that could have forged it (trust.py: the kernel
+  shared the collector's uid, the job failed while its artifacts say `completed`, the job's log does not say how
+  far the kernel was kept apart): RunnerGaveUp with a message for the operator (the run ends in error, no verdict);
+  the isolation in the report is always the job log's, never the artifacts';
 - artifacts missing or over GITLAB_ARTIFACTS_MAX_MB: an `execution_failed` / `resource_limit` verdict saying so;
 - the run cancelled in nbarchive (the observer says so at each poll) or in GitLab: RunCancelled, and the pipeline
   is cancelled.
@@ -48,6 +52,7 @@ from repository.gitlab.client import (
     Job,
     Pipeline,
 )
+from repository.gitlab.trust import COLLECTOR, TRACE_HEAD_BYTES, job_isolation, refusal
 from repository.runners.base import (
     Outcome,
     RunCancelled,
@@ -83,6 +88,7 @@ class GitLabRunner:
     artifacts_max_bytes: int = 200 * MB
     artifacts_expire_days: int = 30
     api_attempts: int = 4  # tries of one API step (commit, start, a poll) before GitLab counts as unavailable
+    allow_shared_uid: bool = False  # accept a favourable result of a job whose kernel shared its uid (trust.py)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     name: str = "gitlab"
@@ -104,6 +110,7 @@ class GitLabRunner:
             artifacts_max_bytes=int(settings.GITLAB_ARTIFACTS_MAX_MB * MB),
             artifacts_expire_days=settings.GITLAB_ARTIFACTS_EXPIRE_DAYS,
             api_attempts=settings.GITLAB_API_ATTEMPTS,
+            allow_shared_uid=settings.GITLAB_ALLOW_SHARED_UID,
         )
 
     def max_wait_seconds(self) -> float:
@@ -265,11 +272,14 @@ class GitLabRunner:
         if job.failure_reason in STUCK_FAILURES:
             raise RunnerGaveUp(f"GitLab gave up on the job ({job.failure_reason}): no runner could take it.")
         trace = self._trace(project.id, job.id)
+        # How far the kernel was kept apart: from the job's log, never from the artifacts (trust.py).
+        isolation = job_isolation(self._api("reading the job's log", lambda: self.client.job_trace_head(
+            project.id, job.id, max_bytes=TRACE_HEAD_BYTES)))
+        environment.update(kernel_isolation=isolation, collector=COLLECTOR)
         timed_out = overdue or job.failure_reason == "job_execution_timeout"
         artifacts, problem = self._artifacts(project.id, job, spec)
         if artifacts is not None:
-            environment.update({key: artifacts.environment[key] for key in ("python_version", "packages",
-                                                                            "kernel_isolation")
+            environment.update({key: artifacts.environment[key] for key in ("python_version", "packages")
                                 if key in artifacts.environment})
         # The trace holds the job script's output, the tail of the driver's log included; the driver's own log
         # stands in when the trace could not be read.
@@ -292,6 +302,13 @@ class GitLabRunner:
         outcome, message, cell = interpret_driver_status(
             artifacts.status, returncode=None, timed_out=False, limits=spec.limits, executed=artifacts.executed,
             logs=artifacts.driver_log or trace, environment_name="The pinned image")
+        if outcome == Outcome.COMPLETED:  # in the author's favour: only from a job that could not forge it
+            refused = refusal(isolation=isolation, job_status=job.status,
+                              claimed_outcome=artifacts.status.get("outcome"),
+                              claimed_isolation=artifacts.environment.get("kernel_isolation", "unknown"),
+                              allow_shared_uid=self.allow_shared_uid)
+            if refused:
+                raise RunnerGaveUp(refused)
         return result(outcome, message, executed=artifacts.executed, logs=logs, cell=cell)
 
     def _trace(self, project_id: int, job_id: int) -> str:
