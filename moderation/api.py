@@ -1,7 +1,7 @@
 """REST API of review requests: the queue, one request, its timeline and the actions on it."""
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -150,8 +150,10 @@ class CommunityOutput(serializers.Serializer):
 class CommunityListApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: CommunityOutput(many=True)}, summary="List the communities",
-                   operation_id="communities_list")
+    @extend_schema(responses={200: inline_serializer("CommunityList", fields={
+                       "hits": inline_serializer("CommunityHits", fields={
+                           "hits": CommunityOutput(many=True), "total": serializers.IntegerField()})})},
+                   summary="List the communities", operation_id="communities_list")
     def get(self, request):
         communities = selectors.communities_public()
         return Response({"hits": {"hits": CommunityOutput(communities, many=True, context={"request": request}).data,
