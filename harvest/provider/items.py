@@ -5,8 +5,10 @@ The items are the accepted versions (publishing, published, withdrawn), which ar
 `version_public_changed`, so the page after a given position costs the same at the start and at the end of a
 list of millions: the database reads page size + 1 index entries from that position on, never skips an offset.
 
-A page costs a fixed number of queries: the page itself, the communities of its items (their sets), and one per
-relation its metadata format reads (formats.py), whatever the page size.
+A page costs two queries whatever its size: the page itself, with each item's stored payload in the page's format
+(harvest.OaiFragment, joined; see fragments.py), read as plain values rather than model instances, and the
+communities of its items (their sets). Headers are built from the page's columns, so they are always current; a
+payload that is missing or out of date is built on the fly (fragments.fragments_for).
 """
 
 import datetime
