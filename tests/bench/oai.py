@@ -3,10 +3,13 @@
     .venv/bin/python tests/bench/oai.py                       # 1,000,000 records, as the issue asks
     .venv/bin/python tests/bench/oai.py --records 50000       # quick
     .venv/bin/python tests/bench/oai.py --reseed              # drop the bench database first
+    git archive main | tar -x -C /tmp/base && .venv/bin/python tests/bench/oai.py --baseline /tmp/base
+                                                              # the code before, measured first in the same run
 
 1. Database: DATABASE_URL, or else postgres://postgres@127.0.0.1:5432/nbarchive_bench_oai (created when missing).
    It is migrated, then topped up with `manage.py seed_records` until it holds --records accepted versions, and
-   analysed. A database seeded before is reused (seeding a million takes minutes).
+   analysed; then `manage.py oai_fragments_rebuild` stores their OAI payloads, as on an upgraded installation.
+   A database seeded before is reused (seeding a million takes minutes).
 2. The app runs under gunicorn (--workers sync workers, one by default, DJANGO_DEBUG=0, persistent database
    connections as in production: `conn_max_age` in the URL) on a free port of 127.0.0.1.
 3. One client (requests, a keep-alive session) parses every response with lxml, as a harvester would, and the
