@@ -11,3 +11,8 @@ class HarvestConfig(AppConfig):
         from repository import hooks
 
         hooks.register(external_metadata_for_dois=external_metadata_for_dois)
+        # The provider's stored payloads are rewritten in the transaction of each change to what a record says.
+        from harvest.provider.fragments import fragments_refresh_record
+
+        hooks.listen(version_published=fragments_refresh_record, version_corrected=fragments_refresh_record,
+                     version_withdrawn=fragments_refresh_record)

@@ -77,3 +77,24 @@ class HarvestedRecord(models.Model):
         if self.doi:
             return f"https://doi.org/{self.doi}"
         return next((i for i in self.identifiers if i.startswith(("https://", "http://"))), "")
+
+
+class OaiFragment(models.Model):
+    """What this repository's OAI-PMH provider says of one of its versions, serialised once: the `<metadata>`
+    payload in each format, so that a page of ListRecords is a keyset read of text and a concatenation.
+
+    Written by harvest/provider/fragments.py when a version is published, corrected or withdrawn (in the same
+    transaction), by `manage.py oai_fragments_rebuild`, and on the fly for a row that is missing. A row is used
+    only while `datestamp` equals the version's `public_changed_at`, which moves whenever what harvesters see
+    changes: a row written before a change is never served after it. Headers are not stored: their columns are
+    read with the page, and the sets with it too.
+    """
+
+    version = models.OneToOneField("repository.Version", on_delete=models.CASCADE, primary_key=True,
+                                   related_name="oai_fragment")
+    datestamp = models.DateTimeField(help_text="The version's public_changed_at these fragments describe.")
+    oai_dc = models.TextField(blank=True, help_text="Empty for a withdrawn version (it has no metadata).")
+    oai_datacite = models.TextField(blank=True, help_text="Empty without a DOI, or withdrawn.")
+
+    def __str__(self) -> str:
+        return f"OAI fragments of version {self.version_id}"

@@ -22,9 +22,9 @@ go to `transaction.on_commit`, as everywhere.
 
 | event | sent by | listeners |
 |---|---|---|
-| `version_published(version)` | services/versions.py `version_publish` | the GitLab mirror, the search index |
-| `version_corrected(version, actor, fields, reason)` | services/published.py | moderation (e-mail), the search index |
-| `version_withdrawn(version)` | services/published.py `version_withdraw` | the search index |
+| `version_published(version)` | services/versions.py `version_publish` | GitLab mirror, search index, OAI payloads |
+| `version_corrected(version, actor, fields, reason)` | services/published.py | moderation (e-mail), search, OAI |
+| `version_withdrawn(version)` | services/published.py `version_withdraw` | the search index, OAI payloads |
 
 An unfilled hook answers as the core alone would: nobody but the global moderators moderates, nothing is
 harvested, and submitting is refused with a message (there is no review without moderation). Call a hook

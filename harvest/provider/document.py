@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.urls import reverse
 
-from harvest.provider.formats import MetadataFormat
 from harvest.provider.protocol import (
     OAI_NAMESPACE,
     OAI_SCHEMA,
@@ -23,7 +22,6 @@ from harvest.provider.protocol import (
 )
 from harvest.provider.sets import version_set_specs
 from repository.exports.dublincore import xml_escape
-from repository.models import Version
 
 _DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"
 _ROOT_OPEN = (f'<OAI-PMH xmlns="{OAI_NAMESPACE}" xmlns:xsi="{XSI_NAMESPACE}" '
@@ -56,19 +54,21 @@ def response_document(*, arguments: dict[str, str] | None, content: str | list[O
                     element("request", base_url(), arguments), content, "</OAI-PMH>")).encode()
 
 
-def header(version: Version) -> str:
-    status = ' status="deleted"' if version.state == Version.State.WITHDRAWN else ""
-    set_specs = "".join(f"<setSpec>{xml_escape(spec)}</setSpec>" for spec in version_set_specs(version))
-    identifier = xml_escape(oai_identifier(version.record.public_id, version.number))
+def header(item) -> str:
+    """The header of an item (items.Item: its columns and sets)."""
+    status = ' status="deleted"' if item.deleted else ""
+    set_specs = "".join(f"<setSpec>{xml_escape(spec)}</setSpec>" for spec in version_set_specs(item))
+    identifier = xml_escape(oai_identifier(item.public_id, item.number))
     return (f"<header{status}><identifier>{identifier}</identifier>"
-            f"<datestamp>{datestamp(version.public_changed_at)}</datestamp>{set_specs}</header>")
+            f"<datestamp>{datestamp(item.public_changed_at)}</datestamp>{set_specs}</header>")
 
 
-def record(version: Version, metadata_format: MetadataFormat) -> str:
-    """A record: its header, and its metadata unless it is deleted (a withdrawn version has none)."""
-    if version.state == Version.State.WITHDRAWN:
-        return f"<record>{header(version)}</record>"
-    return f"<record>{header(version)}<metadata>{metadata_format.render(version)}</metadata></record>"
+def record(item) -> str:
+    """A record: its header, and its metadata (the stored payload) unless it is deleted (a withdrawn version has
+    none)."""
+    if item.deleted:
+        return f"<record>{header(item)}</record>"
+    return f"<record>{header(item)}<metadata>{item.metadata}</metadata></record>"
 
 
 def resumption_token(value: str, *, cursor: int, complete_list_size: int, expiration=None) -> str:

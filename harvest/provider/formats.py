@@ -4,7 +4,8 @@
 - `oai_datacite`: the DataCite Metadata Schema 4.5 `<resource>` (repository/exports/datacite.py) directly inside
   `<metadata>`, with its kernel-4.5 schemaLocation; only for items with a DOI (the XSD requires an identifier).
 
-Each format names what its export reads (`prefetch`), so a page of records costs a fixed number of queries, and a
+Each format names what its export reads (`prefetch`), so building the stored payloads of many versions
+(harvest/provider/fragments.py) costs a fixed number of queries, and a
 filter (`available`) that selects the items it can describe, so lists in that format leave the others out.
 """
 

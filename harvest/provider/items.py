@@ -5,8 +5,10 @@ The items are the accepted versions (publishing, published, withdrawn), which ar
 `version_public_changed`, so the page after a given position costs the same at the start and at the end of a
 list of millions: the database reads page size + 1 index entries from that position on, never skips an offset.
 
-A page costs a fixed number of queries: the page itself, the communities of its items (their sets), and one per
-relation its metadata format reads (formats.py), whatever the page size.
+A page costs two queries whatever its size: the page itself, with each item's stored payload in the page's format
+(harvest.OaiFragment, joined; see fragments.py), read as plain values rather than model instances, and the
+communities of its items (their sets). Headers are built from the page's columns, so they are always current; a
+payload that is missing or out of date is built on the fly (fragments.fragments_for).
 """
 
 import datetime
@@ -14,7 +16,8 @@ from collections import defaultdict
 
 from django.db.models import F, Min, Q, QuerySet
 
-from harvest.provider.formats import HEADER_COLUMNS, MetadataFormat
+from harvest.provider.formats import MetadataFormat
+from harvest.provider.fragments import fragments_for
 from moderation.selectors import community_slugs_accepting
 from repository.models import Version
 from repository.querying import AnyOf
@@ -55,25 +58,63 @@ def _filtered(selection: QuerySet, metadata_format: MetadataFormat, set_filter: 
     return selection
 
 
+class Item:
+    """One OAI-PMH item as a page reads it: the header's columns, its sets, and its payload in the page's format
+    (None for headers only, and for a deleted item, which has none). Plain values, no model instance."""
+
+    __slots__ = ("pk", "public_id", "number", "state", "public_changed_at", "resource_type", "oai_communities",
+                 "metadata")
+
+    def __init__(self, pk, public_id, number, state, public_changed_at, resource_type):
+        self.pk, self.public_id, self.number, self.state = pk, public_id, number, state
+        self.public_changed_at, self.resource_type = public_changed_at, resource_type
+        self.oai_communities, self.metadata = [], None
+
+    @property
+    def deleted(self) -> bool:
+        return self.state == Version.State.WITHDRAWN
+
+
+_ITEM_COLUMNS = ("id", "record__public_id", "number", "state", "public_changed_at", "resource_type")
+
+
 def items_page(selection: QuerySet, *, after: tuple[datetime.datetime, int] | None, size: int,
-               metadata_format: MetadataFormat | None) -> tuple[list[Version], bool]:
+               metadata_format: MetadataFormat | None) -> tuple[list[Item], bool]:
     """Up to `size` items after the position `after` (exclusive), and whether more follow.
 
-    With a format, what it renders is fetched too; without one (headers only), just the sets.
+    With a format, each item's stored payload (fragments.py) is read in the same query; without one (headers
+    only), just the sets.
     """
     if after is not None:
         datestamp, pk = after
         # `>=` on the datestamp alone lets the database start the index scan at the position; the OR settles ties.
         selection = selection.filter(public_changed_at__gte=datestamp).filter(
             Q(public_changed_at__gt=datestamp) | Q(id__gt=pk))
-    columns = metadata_format.columns if metadata_format is not None else HEADER_COLUMNS
-    if columns is not None:
-        selection = selection.only(*columns)
-    page = list(selection[: size + 1])
-    more = len(page) > size
-    page = page[:size]
-    item_prefetch(page, metadata_format)
-    return page, more
+    page = items_read(selection[: size + 1], metadata_format)
+    return page[:size], len(page) > size
+
+
+def items_read(selection: QuerySet, metadata_format: MetadataFormat | None) -> list[Item]:
+    """The items of `selection` (already ordered and sliced), with their sets and payloads."""
+    columns = _ITEM_COLUMNS
+    if metadata_format is not None:
+        columns = (*columns, "oai_fragment__datestamp", f"oai_fragment__{metadata_format.prefix}")
+    items, stale = [], []
+    for row in selection.values_list(*columns):
+        item = Item(*row[:6])
+        if metadata_format is not None and not item.deleted:
+            fragment_datestamp, payload = row[6:]
+            if payload and fragment_datestamp == item.public_changed_at:
+                item.metadata = payload
+            else:
+                stale.append(item)
+        items.append(item)
+    if stale:
+        fragments = fragments_for(item.pk for item in stale)
+        for item in stale:
+            item.metadata = getattr(fragments[item.pk], metadata_format.prefix)
+    _communities_attach(items)
+    return items
 
 
 def item_prefetch(versions: list[Version], metadata_format: MetadataFormat | None) -> None:
@@ -88,7 +129,7 @@ def item_prefetch(versions: list[Version], metadata_format: MetadataFormat | Non
         prefetch_rows([v.record for v in public] if owner == "record" else public, relation, queryset)
 
 
-def _communities_attach(versions: list[Version]) -> None:
+def _communities_attach(versions: list) -> None:
     """The communities of each item (sets.version_set_specs), in one query."""
     slugs = community_slugs_accepting({v.pk for v in versions})
     for version in versions:
@@ -121,6 +162,11 @@ def prefetch_rows(instances: list, relation: str, queryset: QuerySet) -> None:
 
 def item_get(public_id: str, number: int) -> Version | None:
     return items().filter(record__public_id=public_id, number=number).first()
+
+
+def item_read(version: Version, metadata_format: MetadataFormat) -> Item:
+    """One item as GetRecord shows it, from its stored payload like a page."""
+    return items_read(items().filter(pk=version.pk), metadata_format)[0]
 
 
 def earliest_datestamp() -> datetime.datetime | None:

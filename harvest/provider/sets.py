@@ -13,7 +13,7 @@ that does not exist matches no record (noRecordsMatch), as it would if it existe
 from django.db.models import Q
 
 from moderation.selectors import communities_list, versions_accepted_by
-from repository.models import ResourceType, Version
+from repository.models import ResourceType
 
 COMMUNITY = "community"
 RESOURCE_TYPE = "resource_type"
@@ -42,6 +42,7 @@ def set_filter(set_spec: str) -> Q | None:
     return None
 
 
-def version_set_specs(version: Version) -> list[str]:
-    """The leaf sets of one item; `oai_communities` (the slugs) is attached by items.item_prefetch."""
+def version_set_specs(version) -> list[str]:
+    """The leaf sets of one item (a Version or an items.Item); `oai_communities` (the slugs) is attached by
+    items.items_read or items.item_prefetch."""
     return [*(f"{COMMUNITY}:{slug}" for slug in version.oai_communities), f"{RESOURCE_TYPE}:{version.resource_type}"]

@@ -31,7 +31,7 @@ from harvest.provider.formats import FORMATS, MetadataFormat, formats_for
 from harvest.provider.items import (
     earliest_datestamp,
     item_get,
-    item_prefetch,
+    item_read,
     items_estimate,
     items_page,
     items_selection,
@@ -115,8 +115,7 @@ def get_record(request: ProtocolRequest) -> str:
     if not metadata_format.describes(version):
         raise OAIError("cannotDisseminateFormat",
                        f"This item is not available as {metadata_format.prefix} (it has no DOI yet).")
-    item_prefetch([version], metadata_format)
-    return container("GetRecord", [record(version, metadata_format)])
+    return container("GetRecord", [record(item_read(version, metadata_format))])
 
 
 def list_identifiers(request: ProtocolRequest) -> str:
@@ -161,9 +160,9 @@ def _list(request: ProtocolRequest, *, with_metadata: bool) -> str:
                        "The items that were left in this list are gone.")
 
     if with_metadata:
-        parts = [record(version, metadata_format) for version in page]
+        parts = [record(item) for item in page]
     else:
-        parts = [header(version) for version in page]
+        parts = [header(item) for item in page]
     sent = cursor + len(page)
     if more:
         # Counted once, on the first page, and carried in the token: an estimate, as the spec allows, since items
