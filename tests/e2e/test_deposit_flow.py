@@ -122,7 +122,7 @@ def work_off(queue: list) -> None:
 @pytest.mark.sandbox
 @needs_sandbox
 def test_deposit_upload_submit_and_read_the_reproducibility_report(
-        browser, screenshot, live_server, user, verification_queue, tmp_path, eager_tasks):
+        browser, screenshot, live_server, user, verification_queue, tmp_path, upload_checks):
     browser.get(live_server.url + "/accounts/login/")
     visible(browser, "#id_login")
     screenshot("01-login")
@@ -213,7 +213,7 @@ def test_deposit_upload_submit_and_read_the_reproducibility_report(
 # --- what the forms refuse -----------------------------------------------------------------------------------
 
 def test_an_invalid_orcid_and_an_invalid_notebook_are_refused_with_the_servers_words(
-        browser, screenshot, live_server, user, tmp_path, eager_tasks):
+        browser, screenshot, live_server, user, tmp_path, upload_checks):
     version = record_create(owner=user, metadata={"title": "Before"})
     record_id = version.record.public_id
     login(browser, live_server, user.username)
@@ -247,7 +247,7 @@ def test_an_invalid_orcid_and_an_invalid_notebook_are_refused_with_the_servers_w
 
 
 def test_a_slow_upload_shows_its_progress_and_can_be_cancelled(browser, screenshot, live_server, user, tmp_path,
-                                                               eager_tasks):
+                                                               upload_checks):
     version = record_create(owner=user, metadata={"title": "Large data"})
     login(browser, live_server, user.username)
     open_page(browser, f"{live_server.url}/uploads/{version.record.public_id}/", "Large data")

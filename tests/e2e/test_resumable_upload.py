@@ -7,6 +7,7 @@ API's own words before a byte is read. No Content-Security-Policy violation on t
 
 import hashlib
 import os
+import re
 import time
 
 import pytest
@@ -68,6 +69,16 @@ def choose_and_upload(browser, paths, folder: str = "") -> None:
     browser.find_element(By.CSS_SELECTOR, "[data-upload-start]").click()
 
 
+def listed_checksums(browser) -> dict[str, str]:
+    """The draft page's file list, path -> SHA-256, read at once (upload.js swaps the list in when it changes)."""
+    return browser.execute_script("""
+        var shown = {};
+        document.querySelectorAll('#file-list table.files tbody tr').forEach(function (row) {
+          shown[row.querySelector('td a').textContent] = row.querySelector('code').title;
+        });
+        return shown;""")
+
+
 def held_parts(version: Version) -> dict[str, set[int]]:
     return {upload.path: {part.number for part in upload_storage.received_parts(upload.storage_key,
                                                                                 upload.multipart_id)}
@@ -75,7 +86,7 @@ def held_parts(version: Version) -> dict[str, set[int]]:
 
 
 def test_two_files_survive_a_reload_mid_upload_and_resume_with_only_the_missing_parts(
-        watched, live_server, settings, tmp_path, eager_tasks, parts_sent):
+        watched, live_server, settings, tmp_path, upload_checks, parts_sent):
     browser = watched
     settings.UPLOAD_PART_SIZE = 5 * MIB  # the smallest S3 allows: two parts per file
     author = UserFactory(username="resuming-author")
@@ -94,8 +105,9 @@ def test_two_files_survive_a_reload_mid_upload_and_resume_with_only_the_missing_
     choose_and_upload(browser, files.values(), folder="raw")
     wait_for(browser, lambda b: all(items["progress"] > 0 for items in upload_items(b)) and len(upload_items(b)) == 2,
              "the uploads never started")
-    summary = browser.find_element(By.CSS_SELECTOR, "[data-upload-summary-text]").text
-    assert "/s" in summary and "left" in summary, summary  # speed and time left
+    wait_for(browser, lambda b: re.search(r" of 12\.0 MB · [\d.]+ [KM]B/s · about \d+ s left$", b.execute_script(
+        "return document.querySelector('[data-upload-summary-text]').textContent")),
+             "the speed and the time left were not shown")
     wait_for(browser, lambda b: held_parts(draft) == {"raw/first.bin": {2}, "raw/second.bin": {2}},
              "the small parts never arrived alone", timeout=20)
 
@@ -114,17 +126,14 @@ def test_two_files_survive_a_reload_mid_upload_and_resume_with_only_the_missing_
     choose_and_upload(browser, files.values(), folder="raw")
     wait_for(browser, lambda b: [i["state"] for i in upload_items(b)] == ["upload-item done"] * 2,
              "the resumed uploads did not finish")
-    wait_for(browser, lambda b: {"raw/first.bin", "raw/second.bin"} <= {
-        link.text for link in b.find_elements(By.CSS_SELECTOR, "#file-list table.files td:first-child a")},
-        "the file list never showed both files")
+    wait_for(browser, lambda b: {"raw/first.bin", "raw/second.bin"} <= set(listed_checksums(b)),
+             "the file list never showed both files")
 
     # Only the parts the server did not hold were sent again.
     assert sorted(parts_sent[len(sent_before):]) == [("raw/first.bin", 1), ("raw/second.bin", 1)]
     stored = {f.path: f.blob.sha256 for f in Version.objects.get(pk=draft.pk).files.filter(path__startswith="raw/")}
     assert stored == {f"raw/{name}": hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()}
-    shown = {row.find_element(By.CSS_SELECTOR, "td:first-child a").text:
-             row.find_element(By.CSS_SELECTOR, "code").get_attribute("title")
-             for row in browser.find_elements(By.CSS_SELECTOR, "#file-list table.files tbody tr")}
+    shown = listed_checksums(browser)
     assert {path: shown[path] for path in stored} == stored
     assert not browser.find_elements(By.CSS_SELECTOR, "[data-upload-unfinished] li")
     assert browser.execute_script("return Object.keys(localStorage).length") == 0
@@ -149,4 +158,31 @@ def test_a_path_with_dot_dot_is_refused_in_the_apis_words_before_sending(watched
     assert item["status"] == refused.value.messages[0]  # the API's own message, not "The server answered 404"
     assert not item["barShown"]
     assert not Upload.objects.exists() and parts_sent == []
+    assert violations(browser) == []
+
+
+def test_an_upload_goes_on_when_the_network_comes_back(watched, live_server, settings, tmp_path, upload_checks,
+                                                       parts_sent):
+    browser = watched
+    settings.UPLOAD_PART_SIZE = 5 * MIB
+    author = UserFactory(username="offline-author")
+    draft = demo_draft(author)
+    data = tmp_path / "field.bin"
+    data.write_bytes(os.urandom(6 * MIB))
+    log_in(browser, live_server, author)
+    open_draft(browser, live_server, draft.record.public_id)
+
+    throttle_uploads(browser, 1_000_000)
+    choose_and_upload(browser, [data], folder="raw")
+    wait_for(browser, lambda b: held_parts(draft) == {"raw/field.bin": {2}}, "the small part never arrived alone",
+             timeout=20)
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    wait_for(browser, lambda b: "dropped" in upload_items(b)[0]["status"], "the drop was not shown")
+    throttle_uploads(browser, None)  # back online, at full speed
+    wait_for(browser, lambda b: [i["state"] for i in upload_items(b)] == ["upload-item done"],
+             "the upload did not go on")
+    assert sorted(parts_sent) == [("raw/field.bin", 1), ("raw/field.bin", 2)]  # part 2 was not sent twice
+    [stored] = Version.objects.get(pk=draft.pk).files.filter(path="raw/field.bin")
+    assert stored.blob.sha256 == hashlib.sha256(data.read_bytes()).hexdigest()
     assert violations(browser) == []

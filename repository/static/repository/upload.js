@@ -24,6 +24,7 @@
   var summary = form.querySelector("[data-upload-summary]");
   var startButton = form.querySelector("[data-upload-start]");
   var limiter = new T.Limiter(partConcurrency);
+  var NETWORK_RETRY_SECONDS = 5;  // a file paused by a dropped connection tries again this often
   var active = [];  // the jobs of the current batch
   // Parts of the page that an upload can change: the files, what submission still needs, the notebook.
   var REFRESHED_IDS = ["file-list", "upload-states", "submission-status", "metadata-summary", "runs"];
@@ -174,6 +175,11 @@
         view.status.textContent = error instanceof T.Paused ? "Paused. The parts already sent are kept."
           : error.lines.join(" ");
         showButtons(view, ["resume", "cancel"]);
+        if (job.pausedByNetwork) {  // the "online" event does not come when only the route to the server broke
+          window.setTimeout(function () {
+            if (job.phase === "paused" && !job.cancelled) view.resume.click();
+          }, NETWORK_RETRY_SECONDS * 1000);
+        }
         return job.cancelled ? false : new Promise(function (resolve) { job.resumed = resolve; });
       }
       job.phase = "failed";
@@ -196,6 +202,7 @@
         job.sentThisVisit += Math.max(0, sent - previous);
         previous = sent;
         job.sent = sent;
+        view.progress.value = Math.floor(100 * sent / file.size);
       },
     });
     view.pause.addEventListener("click", function () { job.transfer.pause(); });
