@@ -13,3 +13,6 @@ UPLOAD_EXPIRY_DAYS = env.float("UPLOAD_EXPIRY_DAYS", default=4.0)
 UPLOAD_PART_SIZE = env.int("UPLOAD_PART_SIZE", default=8 * 1024**2)
 # S3's own limit of parts per multipart upload.
 UPLOAD_MAX_PARTS = 10_000
+# Parts the draft page's upload widget sends at once, all files together: enough to fill a connection whose
+# round trips are slow, few enough that a part in flight does not wait long for its share.
+UPLOAD_BROWSER_PARALLEL_PARTS = env.int("UPLOAD_BROWSER_PARALLEL_PARTS", default=4)

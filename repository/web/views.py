@@ -111,7 +111,10 @@ def draft_detail(request, record_id):
         "has_public_versions": version.record.versions.filter(state__in=Version.ACCEPTED_STATES).exists(),
         "can_discard": owner and version.state == Version.State.DRAFT,
         "upload_url": reverse("api:draft_files", kwargs={"record_id": version.record.public_id}),
+        "uploads_url": reverse("api:draft_uploads", kwargs={"record_id": version.record.public_id}),
         "limits": {
+            "part_size": settings.UPLOAD_PART_SIZE,
+            "part_concurrency": settings.UPLOAD_BROWSER_PARALLEL_PARTS,
             "file_size": settings.MAX_FILE_SIZE,
             "notebook_size": min(settings.MAX_NOTEBOOK_SIZE, settings.MAX_FILE_SIZE),
             "file_count": settings.MAX_FILES_PER_VERSION,

@@ -109,3 +109,12 @@ def verification_queue(monkeypatch):
     queued = []
     monkeypatch.setattr(run_verification_task, "apply_async", lambda *args, **kwargs: queued.append((args, kwargs)))
     return queued
+
+
+@pytest.fixture
+def upload_checks(monkeypatch):
+    """The check of a completed upload (upload_check_task) runs at once, in the live server's thread that queues
+    it, as a worker would run it; only this task, so a test can still play the verification worker itself."""
+    from repository.tasks import upload_check_task
+
+    monkeypatch.setattr(upload_check_task, "delay", lambda *args: upload_check_task.apply(args=args))

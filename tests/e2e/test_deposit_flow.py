@@ -87,7 +87,7 @@ def upload_items(browser) -> list[dict]:
           var bar = item.querySelector('progress');
           return {path: (item.querySelector('.upload-path') || {}).textContent, state: item.className,
                   status: item.querySelector('.upload-status').innerText, progress: bar ? bar.value : null,
-                  barShown: shown(bar), cancelShown: shown(item.querySelector('button'))};
+                  barShown: shown(bar), cancelShown: shown(item.querySelector('[data-upload-cancel]'))};
         });""")
 
 
@@ -122,7 +122,7 @@ def work_off(queue: list) -> None:
 @pytest.mark.sandbox
 @needs_sandbox
 def test_deposit_upload_submit_and_read_the_reproducibility_report(
-        browser, screenshot, live_server, user, verification_queue, tmp_path):
+        browser, screenshot, live_server, user, verification_queue, tmp_path, upload_checks):
     browser.get(live_server.url + "/accounts/login/")
     visible(browser, "#id_login")
     screenshot("01-login")
@@ -213,7 +213,7 @@ def test_deposit_upload_submit_and_read_the_reproducibility_report(
 # --- what the forms refuse -----------------------------------------------------------------------------------
 
 def test_an_invalid_orcid_and_an_invalid_notebook_are_refused_with_the_servers_words(
-        browser, screenshot, live_server, user, tmp_path):
+        browser, screenshot, live_server, user, tmp_path, upload_checks):
     version = record_create(owner=user, metadata={"title": "Before"})
     record_id = version.record.public_id
     login(browser, live_server, user.username)
@@ -246,7 +246,8 @@ def test_an_invalid_orcid_and_an_invalid_notebook_are_refused_with_the_servers_w
     assert listed_files(browser) == [] and not version.files.exists()
 
 
-def test_a_slow_upload_shows_its_progress_and_can_be_cancelled(browser, screenshot, live_server, user, tmp_path):
+def test_a_slow_upload_shows_its_progress_and_can_be_cancelled(browser, screenshot, live_server, user, tmp_path,
+                                                               upload_checks):
     version = record_create(owner=user, metadata={"title": "Large data"})
     login(browser, live_server, user.username)
     open_page(browser, f"{live_server.url}/uploads/{version.record.public_id}/", "Large data")
@@ -265,7 +266,7 @@ def test_a_slow_upload_shows_its_progress_and_can_be_cancelled(browser, screensh
     assert not browser.find_element(By.CSS_SELECTOR, "[data-upload-start]").is_enabled()
     screenshot("11-draft-upload-in-progress")
 
-    click(browser, "[data-upload-list] .upload-item button")  # Cancel
+    click(browser, "[data-upload-list] .upload-item [data-upload-cancel]")
     wait_for(browser, lambda b: "failed" in upload_items(b)[0]["state"], message="the upload was not cancelled")
     assert upload_items(browser)[0]["status"] == "Cancelled; nothing was stored."
     screenshot("12-draft-upload-cancelled")
