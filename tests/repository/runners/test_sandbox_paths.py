@@ -33,7 +33,8 @@ def test_host_paths_in_bwrap_errors_and_collector_messages_become_sandbox_paths(
     for host_path in (str(tmp_path), sys.prefix, str(APP_DIR), "/oldroot", "/newroot"):
         assert host_path not in shown
     assert "Can't bind mount /run/nbarchive/startup.py on /run/nbarchive/startup.py" in shown
-    assert "Can't create file at /work/analysis/out.csv" in shown
+    sandbox_workdir = "/" + "work"  # where the sandbox mounts the run's folder (sandbox_command)
+    assert f"Can't create file at {sandbox_workdir}/analysis/out.csv" in shown
     assert "execvp /opt/kernel-env/bin/python" in shown
     assert "ipc:///run/nbarchive/ipc/kernel-1" in shown
     assert "<worker python>/lib/python3.11/site-packages/nbclient/client.py" in shown
