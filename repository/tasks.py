@@ -94,6 +94,20 @@ def blob_promote_task(self, blob_pk: int) -> str:
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
 
 
+@shared_task(bind=True, acks_late=True, max_retries=8)
+def temporary_upload_discard_task(self, key: str) -> str:
+    """Remove a failed upload's temporary object and unfinished multipart upload, queued when storage failed too
+    at the time; retried with backoff (about two hours in all) until storage is back."""
+    from repository.storage import STORAGE_ERRORS, discard_temporary
+
+    try:
+        return f"aborted {discard_temporary(key)} unfinished uploads to {key}"
+    except STORAGE_ERRORS as exc:
+        if self.request.retries >= self.max_retries:
+            return f"left for the garbage collector: {exc}"
+        raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
+
+
 @shared_task(bind=True, acks_late=True, max_retries=6)
 def upload_check_task(self, upload_pk: int) -> str:
     """Read a completed direct upload back and add it to its draft if it hashes to what was declared. Storage
