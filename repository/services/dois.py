@@ -35,6 +35,8 @@ from repository.services.audit import audit_event_append
 logger = logging.getLogger(__name__)
 
 SYNCED, BUSY, REJECTED, NOTHING = "synced", "busy", "rejected", "nothing to do"
+# The sweep probes a waiting DOI only when none synced for this long: when others go through, the registrar is up.
+PROBE_AFTER_QUIET = timedelta(minutes=5)
 
 
 # --- Names -------------------------------------------------------------------------------------------------
@@ -169,7 +171,11 @@ def doi_sync(*, outbox_pk: int, provider: DoiProvider | None = None) -> str:
         # until it lapses. The registrar call is idempotent, so the task simply tries again soon.
         _release_after_database_error(row)
         raise
-    _drain_waiting_on_commit()
+    if row.attempts:
+        # This DOI had failed and now went through: the registrar is back. The others that failed meanwhile go
+        # now too. (A DOI that never failed says nothing new, so one DOI failing for reasons of its own keeps its
+        # backoff while the rest sync.)
+        _drain_waiting_on_commit()
     return SYNCED
 
 
@@ -184,9 +190,10 @@ def doi_sync_pending(*, limit: int = 500) -> int:
                  .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)))
     pks = list(unclaimed.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
                .order_by("updated").values_list("pk", flat=True)[:limit])
-    if not pks:
-        # Everything pending waits for its backoff, which after a long outage is minutes: try the one due soonest
-        # now, as a probe. If the registrar is back, its success drains all the others at once.
+    if not pks and not DoiOutbox.objects.filter(synced_at__gte=now - PROBE_AFTER_QUIET).exists():
+        # Everything pending waits for its backoff, which after a long outage is minutes, and nothing went through
+        # lately: the registrar may be down, or back. Try the DOI due soonest now, as a probe; if the registrar is
+        # back, its success drains all the others at once.
         probe = unclaimed.order_by("next_attempt_at").values_list("pk", flat=True).first()
         pks = [probe] if probe is not None else []
     for pk in pks:

@@ -131,6 +131,22 @@ def test_a_sweep_during_the_outage_probes_one_doi_a_minute(user, datacite, sched
 
 
 @pytest.mark.django_db
+def test_a_doi_failing_on_its_own_keeps_its_backoff_while_the_others_sync(user, datacite, scheduled,
+                                                                          django_capture_on_commit_callbacks):
+    failing, healthy = demo_draft(user), demo_draft(user)
+    datacite.fail_next(3, status=503, path_contains=failing.doi.split("/")[1])
+    with pytest.raises(DoiUnavailable):
+        doi_sync(outbox_pk=failing.doi_outbox.pk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert doi_sync(outbox_pk=healthy.doi_outbox.pk) == SYNCED
+    assert doi_sync_pending() == 0  # DataCite answers others: no probe, and the failing DOI waits its turn
+
+    assert scheduled == []
+    assert DoiOutbox.objects.get(pk=failing.doi_outbox.pk).next_attempt_at > timezone.now()
+
+
+@pytest.mark.django_db
 def test_a_doi_pending_past_the_threshold_is_mailed_once_and_counted_in_the_metrics(user, datacite, settings,
                                                                                    scheduled, client):
     settings.ADMINS = [("Operator", "operator@example.org")]
