@@ -31,7 +31,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.files import File
@@ -101,11 +101,11 @@ def store_stream(stream, *, max_size: int, expected_size: int | None = None, tee
             if saved != key:  # a uuid name is never taken; refuse rather than lose track of an object
                 raise OSError(f"storage wrote {saved} instead of {key}")
     except STORAGE_ERRORS as exc:
-        delete_quietly(key)
+        discard_failed_upload(key)
         raise StorageUnavailable() from exc
     except Exception:
         # Whatever reached the backend is incomplete or wrong; make sure no partial object stays behind.
-        delete_quietly(key)
+        discard_failed_upload(key)
         raise
     return StoredObject(storage_key=key, sha256=reader.sha256.hexdigest(), md5=reader.md5.hexdigest(),
                         size=reader.size)
@@ -242,6 +242,37 @@ def delete_quietly(key: str) -> bool:
     except Exception:  # noqa: BLE001 - cleanup must never hide the error that caused it
         return False
     return True
+
+
+def discard_failed_upload(key: str) -> None:
+    """Remove what a failed upload to the temporary `key` left: the object, and on S3 the parts of its unfinished
+    multipart upload (stored and billed, but invisible). boto3 aborts the upload itself when it can; when storage
+    failed, so did that, and the parts would stay until the garbage collector's sweep days later. Tried now, and
+    if storage is still failing, by a task retried until it is back."""
+    try:
+        discard_temporary(key)
+    except Exception:  # noqa: BLE001 - cleanup must never hide the error that caused it
+        from repository.tasks import temporary_upload_discard_task
+
+        try:
+            temporary_upload_discard_task.delay(key)
+        except Exception:  # noqa: BLE001 - the broker is down too; the garbage collector's sweep remains
+            logger.warning("Could not queue the removal of the failed upload %s; the blob sweep removes it.", key,
+                           exc_info=True)
+
+
+def discard_temporary(key: str) -> int:
+    """Delete the temporary object at `key` and abort the multipart uploads to it; return how many were aborted.
+    Raises one of STORAGE_ERRORS when storage fails."""
+    if not is_temporary_key(key):
+        raise ProtectedObject(f"{key} is not a temporary key; only failed uploads are discarded this way.")
+    storage = blob_storage()
+    aborted = 0
+    if s3.is_s3(storage):
+        # Any upload to this key is ours and failed: the key is a fresh uuid, used by one upload only.
+        aborted = s3.abort_uploads_older_than(storage, key, datetime.now(UTC) + timedelta(days=1))
+    storage.delete(key)
+    return aborted
 
 
 def object_exists(key: str) -> bool:

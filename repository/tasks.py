@@ -46,10 +46,15 @@ def runs_reap_task() -> list[str]:
     return runs_reap()
 
 
+DATABASE_RETRY_SECONDS = 10
+
+
 @shared_task(bind=True, acks_late=True, max_retries=settings.DOI_SYNC_MAX_RETRIES)
 def doi_sync_task(self, outbox_pk: int) -> str:
     """Bring one DOI at the registrar up to date; DataCite failing on its side is retried with backoff, and the
     periodic sweep (`doi_sync_pending_task`) picks up whatever is still pending after the retries ran out."""
+    from django.db import DatabaseError
+
     from repository.doi import DoiUnavailable
     from repository.services.dois import _backoff, doi_sync
 
@@ -59,6 +64,11 @@ def doi_sync_task(self, outbox_pk: int) -> str:
         if self.request.retries >= self.max_retries:
             return "left for the sweep"
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries + 1).total_seconds()) from exc
+    except DatabaseError as exc:
+        # The sync released its claim; a database that went away is usually back within a minute.
+        if self.request.retries >= self.max_retries:
+            return "left for the sweep"
+        raise self.retry(exc=exc, countdown=min(DATABASE_RETRY_SECONDS * 2**self.request.retries, 300)) from exc
 
 
 @shared_task
@@ -81,6 +91,20 @@ def blob_promote_task(self, blob_pk: int) -> str:
     except StorageUnavailable as exc:
         if self.request.retries >= self.max_retries:
             return f"left for the garbage collector: {exc.detail}"
+        raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8)
+def temporary_upload_discard_task(self, key: str) -> str:
+    """Remove a failed upload's temporary object and unfinished multipart upload, queued when storage failed too
+    at the time; retried with backoff (about two hours in all) until storage is back."""
+    from repository.storage import STORAGE_ERRORS, discard_temporary
+
+    try:
+        return f"aborted {discard_temporary(key)} unfinished uploads to {key}"
+    except STORAGE_ERRORS as exc:
+        if self.request.retries >= self.max_retries:
+            return f"left for the garbage collector: {exc}"
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
 
 

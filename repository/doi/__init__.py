@@ -1,5 +1,5 @@
 """DOI registrars behind one interface, chosen by settings.DOI_PROVIDER (`local` or `datacite`)."""
 
-from repository.doi.base import DoiProvider, DoiRejected, DoiUnavailable, RegistrarDoi, get_provider
+from repository.doi.base import DoiProvider, DoiRejected, DoiTimedOut, DoiUnavailable, RegistrarDoi, get_provider
 
-__all__ = ["DoiProvider", "DoiRejected", "DoiUnavailable", "RegistrarDoi", "get_provider"]
+__all__ = ["DoiProvider", "DoiRejected", "DoiTimedOut", "DoiUnavailable", "RegistrarDoi", "get_provider"]

@@ -16,6 +16,11 @@ class DoiUnavailable(Exception):
     """The registrar did not answer or failed on its side (timeouts, 5xx, 429): try again later."""
 
 
+class DoiTimedOut(DoiUnavailable):
+    """The registrar accepted the connection but did not answer within the read timeout: it hangs, so trying again
+    at once would only hold the worker as long again."""
+
+
 class DoiRejected(Exception):
     """The registrar refused the request (bad credentials, invalid metadata, a DOI that is not ours):
     retrying the same request cannot help; an admin has to look."""

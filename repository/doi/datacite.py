@@ -16,7 +16,8 @@ class DataCiteDoiProvider(DoiProvider):
         self.api = api or DataCiteApi(
             url=settings.DATACITE_API_URL, username=settings.DATACITE_USERNAME,
             password=settings.DATACITE_PASSWORD, prefix=settings.DOI_PREFIX,
-            test_mode=settings.DATACITE_TEST_MODE, timeout=settings.DATACITE_TIMEOUT)
+            test_mode=settings.DATACITE_TEST_MODE, timeout=settings.DATACITE_TIMEOUT,
+            connect_timeout=settings.DATACITE_CONNECT_TIMEOUT)
 
     def get(self, doi: str) -> RegistrarDoi | None:
         attributes = self.api.get(doi)

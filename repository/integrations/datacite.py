@@ -15,8 +15,9 @@ import json
 from datacite import DataCiteRESTClient, schema45
 from datacite.errors import DataCiteError, DataCiteNotFoundError, HttpError
 from datacite.request import DataCiteRequest
+from requests.exceptions import ReadTimeout
 
-from repository.doi.base import DoiRejected, DoiUnavailable
+from repository.doi.base import DoiRejected, DoiTimedOut, DoiUnavailable
 
 RETRYABLE_STATUSES = {408, 425, 429}
 
@@ -58,9 +59,13 @@ class DataCiteApi:
     """DataCite's JSON:API `/dois`, reduced to what the provider needs; every method raises DoiUnavailable or
     DoiRejected instead of the library's errors."""
 
-    def __init__(self, *, url: str, username: str, password: str, prefix: str, test_mode: bool, timeout: float):
+    def __init__(self, *, url: str, username: str, password: str, prefix: str, test_mode: bool, timeout: float,
+                 connect_timeout: float | None = None):
+        # requests takes (connect, read): an unreachable host is given up on after connect_timeout, while a slow
+        # answer still has the whole read timeout.
+        timeouts = timeout if connect_timeout is None else (min(connect_timeout, timeout), timeout)
         self.client = _RecordingClient(username=username, password=password, prefix=prefix, test_mode=test_mode,
-                                       url=url, timeout=timeout)
+                                       url=url, timeout=timeouts)
 
     def get(self, doi: str) -> dict | None:
         """The DOI's attributes (state, url, metadata), or None when DataCite does not know it."""
@@ -86,6 +91,8 @@ class DataCiteApi:
         try:
             return method(*args)
         except HttpError as exc:  # connection refused, timeout, TLS: the request may or may not have been done
+            if exc.args and isinstance(exc.args[0], ReadTimeout):
+                raise DoiTimedOut(f"DataCite did not answer in time: {exc}") from exc
             raise DoiUnavailable(f"DataCite did not answer: {exc}") from exc
         except DataCiteNotFoundError as exc:
             raise _NotFound() from exc

@@ -46,6 +46,10 @@ class DoiOutbox(models.Model):
     needs_attention = models.BooleanField(
         default=False, help_text="The registrar refused the request (not a passing failure): an admin must look.")
     synced_at = models.DateTimeField(null=True, blank=True)
+    # When the registrar first fell behind what we want (null: in sync); DOIs behind for longer than
+    # DOI_PENDING_ALERT_MINUTES are overdue, and the admins are told once (overdue_alerted_at).
+    pending_since = models.DateTimeField(null=True, blank=True)
+    overdue_alerted_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -5,7 +5,7 @@ Two kinds:
   PROMETHEUS_MULTIPROC_DIR (an empty directory per start) so that every worker's counts are summed whichever
   worker answers the scrape; deploy/gunicorn.conf.py removes a dead worker's share.
 - Everything else is read at scrape time (StateCollector): Celery queue depths from the broker; runs by status and
-  verdict, the DOI outbox (pending, needing attention), bytes stored, the age of the last successful backup and
+  verdict, the DOI outbox (pending, needing attention, overdue), bytes stored, the age of the last successful backup and
   fixity failures from the database. Nothing to keep in step, and any process (or one web replica) can answer.
 
 django-prometheus was not taken: its per-model and per-database metrics are not what is asked for, and it labels
@@ -139,6 +139,11 @@ def _dois():
                             value=counts["pending"])
     yield GaugeMetricFamily("nbarchive_doi_outbox_needs_attention",
                             "DOIs the registrar refused: an admin must look.", value=counts["attention"])
+    from repository.services.doi_alerts import doi_overdue
+
+    yield GaugeMetricFamily("nbarchive_doi_outbox_overdue",
+                            "DOIs not in sync with the registrar for longer than DOI_PENDING_ALERT_MINUTES.",
+                            value=doi_overdue().count())
 
 
 def _storage():

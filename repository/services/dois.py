@@ -10,16 +10,19 @@ task, a request that timed out after DataCite carried it out, or two workers rac
 """
 
 import logging
+import random
 import secrets
+import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce, Now
 from django.urls import reverse
 from django.utils import timezone
 
-from repository.doi import DoiProvider, DoiRejected, DoiUnavailable, get_provider
+from repository.doi import DoiProvider, DoiRejected, DoiTimedOut, DoiUnavailable, get_provider
 from repository.exports.datacite import (
     concept_datacite_metadata,
     validate_datacite_metadata,
@@ -32,6 +35,8 @@ from repository.services.audit import audit_event_append
 logger = logging.getLogger(__name__)
 
 SYNCED, BUSY, REJECTED, NOTHING = "synced", "busy", "rejected", "nothing to do"
+# The sweep probes a waiting DOI only when none synced for this long: when others go through, the registrar is up.
+PROBE_AFTER_QUIET = timedelta(minutes=5)
 
 
 # --- Names -------------------------------------------------------------------------------------------------
@@ -58,7 +63,7 @@ def doi_url(doi: str) -> str:
 def doi_reserve_for_draft(version: Version) -> DoiOutbox:
     """Give a new draft its version DOI now, so the author can write it into the notebook."""
     row = DoiOutbox.objects.create(doi=doi_new_name(), kind=DoiOutbox.Kind.VERSION, record=version.record,
-                                   version=version, wanted_state=DoiState.DRAFT)
+                                   version=version, wanted_state=DoiState.DRAFT, pending_since=timezone.now())
     version.doi = row.doi
     version.save(update_fields=["doi", "updated"])
     _sync_on_commit(row)
@@ -83,7 +88,7 @@ def doi_publish_version(version: Version) -> None:
     concept = DoiOutbox.objects.filter(record=record, kind=DoiOutbox.Kind.CONCEPT).first()
     if concept is None:
         concept = DoiOutbox.objects.create(doi=doi_new_name(), kind=DoiOutbox.Kind.CONCEPT, record=record,
-                                           wanted_state=DoiState.FINDABLE)
+                                           wanted_state=DoiState.FINDABLE, pending_since=timezone.now())
         record.concept_doi = concept.doi
         record.save(update_fields=["concept_doi", "updated"])
         version.record.concept_doi = concept.doi  # the caller's copy of the record shows it too
@@ -126,7 +131,8 @@ def _touch_neighbours(version: Version) -> None:
 
 def _want(row: DoiOutbox, state: str) -> None:
     DoiOutbox.objects.filter(pk=row.pk).update(
-        wanted_state=state, generation=F("generation") + 1, needs_attention=False, next_attempt_at=None)
+        wanted_state=state, generation=F("generation") + 1, needs_attention=False, next_attempt_at=None,
+        pending_since=Coalesce("pending_since", Now()))
     _sync_on_commit(row)
 
 
@@ -150,32 +156,70 @@ def doi_sync(*, outbox_pk: int, provider: DoiProvider | None = None) -> str:
         return NOTHING
     generation = row.generation
     try:
-        registrar_state = _reconcile(row, provider or get_provider())
-    except DoiUnavailable as exc:
-        _record_failure(row, str(exc), needs_attention=False)
+        try:
+            registrar_state = _reconcile_retrying(row, provider or get_provider())
+        except DoiUnavailable as exc:
+            _record_failure(row, str(exc), needs_attention=False)
+            raise
+        except DoiRejected as exc:
+            _record_failure(row, str(exc), needs_attention=True)
+            logger.error("DataCite refused %s: %s", row.doi, exc)
+            return REJECTED
+        _record_success(row, generation, registrar_state)
+    except DatabaseError:
+        # Cut by the database (a restart, a failover): without this the claim would keep every other sync away
+        # until it lapses. The registrar call is idempotent, so the task simply tries again soon.
+        _release_after_database_error(row)
         raise
-    except DoiRejected as exc:
-        _record_failure(row, str(exc), needs_attention=True)
-        logger.error("DataCite refused %s: %s", row.doi, exc)
-        return REJECTED
-    _record_success(row, generation, registrar_state)
+    if row.attempts:
+        # This DOI had failed and now went through: the registrar is back. The others that failed meanwhile go
+        # now too. (A DOI that never failed says nothing new, so one DOI failing for reasons of its own keeps its
+        # backoff while the rest sync.)
+        _drain_waiting_on_commit()
     return SYNCED
 
 
 def doi_sync_pending(*, limit: int = 500) -> int:
     """The periodic sweep: schedule a sync of every pending DOI whose retry time has come (a safety net behind
     the task's own retries, e.g. after a worker was lost). Returns how many were scheduled."""
+    from repository.services.doi_alerts import doi_alert_overdue
     from repository.tasks import doi_sync_task
 
     now = timezone.now()
-    due = (DoiOutbox.objects.filter(synced_generation__lt=F("generation"), needs_attention=False)
-           .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-           .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-           .order_by("updated").values_list("pk", flat=True)[:limit])
-    pks = list(due)
+    unclaimed = (DoiOutbox.objects.filter(synced_generation__lt=F("generation"), needs_attention=False)
+                 .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)))
+    pks = list(unclaimed.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+               .order_by("updated").values_list("pk", flat=True)[:limit])
+    if not pks and not DoiOutbox.objects.filter(synced_at__gte=now - PROBE_AFTER_QUIET).exists():
+        # Everything pending waits for its backoff, which after a long outage is minutes, and nothing went through
+        # lately: the registrar may be down, or back. Try the DOI due soonest now, as a probe; if the registrar is
+        # back, its success drains all the others at once.
+        probe = unclaimed.order_by("next_attempt_at").values_list("pk", flat=True).first()
+        pks = [probe] if probe is not None else []
     for pk in pks:
         doi_sync_task.delay(pk)
+    doi_alert_overdue()
     return len(pks)
+
+
+def doi_sync_waiting(*, limit: int = 500) -> int:
+    """The registrar answered again: sync now every DOI that is waiting for its backoff after a passing failure,
+    instead of each one after its own (by then often minutes long) wait. Returns how many were scheduled."""
+    from repository.tasks import doi_sync_task
+
+    now = timezone.now()
+    waiting = list(DoiOutbox.objects.filter(synced_generation__lt=F("generation"), needs_attention=False,
+                                            next_attempt_at__gt=now)
+                   .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+                   .order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    DoiOutbox.objects.filter(pk__in=waiting).update(next_attempt_at=now)
+    for pk in waiting:
+        doi_sync_task.delay(pk)
+    return len(waiting)
+
+
+def _drain_waiting_on_commit() -> None:
+    transaction.on_commit(doi_sync_waiting)
 
 
 def doi_resync(pks) -> int:
@@ -185,10 +229,29 @@ def doi_resync(pks) -> int:
 
     pks = list(pks)
     DoiOutbox.objects.filter(pk__in=pks).update(needs_attention=False, next_attempt_at=None, claimed_until=None,
-                                                 generation=F("generation") + 1)
+                                                 generation=F("generation") + 1,
+                                                 pending_since=Coalesce("pending_since", Now()))
     for pk in pks:
         doi_sync_task.delay(pk)
     return len(pks)
+
+
+def _reconcile_retrying(row: DoiOutbox, provider: DoiProvider) -> str:
+    """`_reconcile`, tried again after a passing failure within the same attempt: a sync makes two or three calls,
+    and one 503 among them would otherwise cost the whole attempt its backoff. The reconcile starts again from
+    what the registrar holds, so a write that was carried out before its answer was lost is not repeated.
+    A read timeout is not tried again here: a hanging registrar would hold the worker several times as long."""
+    for attempt in range(1, max(settings.DOI_SYNC_INNER_ATTEMPTS, 1) + 1):
+        try:
+            return _reconcile(row, provider)
+        except DoiTimedOut:
+            raise
+        except DoiUnavailable:
+            if attempt >= settings.DOI_SYNC_INNER_ATTEMPTS:
+                raise
+            # Full jitter: the workers that all failed at once do not all come back at once either.
+            time.sleep(random.uniform(0, settings.DOI_SYNC_INNER_DELAY * 2 ** (attempt - 1)))
+    raise AssertionError("unreachable")
 
 
 def _reconcile(row: DoiOutbox, provider: DoiProvider) -> str:
@@ -252,8 +315,10 @@ def _payload(row: DoiOutbox) -> tuple[dict, str]:
 
 
 def _claim_seconds() -> float:
-    # Long enough for the few calls one sync makes, each bounded by the client's timeout.
-    return settings.DATACITE_TIMEOUT * 6 + 60
+    # Long enough for the few calls one sync makes, each bounded by the client's timeouts, and the tries again
+    # within the attempt (not after a read timeout, so at most one read timeout among them).
+    inner_delays = settings.DOI_SYNC_INNER_DELAY * 2 ** max(settings.DOI_SYNC_INNER_ATTEMPTS, 1)
+    return (settings.DATACITE_TIMEOUT + settings.DATACITE_CONNECT_TIMEOUT) * 6 + inner_delays + 60
 
 
 def _claim(pk: int) -> DoiOutbox | None:
@@ -267,6 +332,18 @@ def _claim(pk: int) -> DoiOutbox | None:
 
 def _release(row: DoiOutbox) -> None:
     DoiOutbox.objects.filter(pk=row.pk).update(claimed_until=None)
+
+
+def _release_after_database_error(row: DoiOutbox) -> None:
+    """Give up the claim after a database error, on a new connection if the old one broke. If the database is
+    still away this fails too and the claim lapses on its own."""
+    try:
+        if transaction.get_connection().in_atomic_block:
+            return  # the caller's transaction is broken; its rollback is the caller's to make
+        close_old_connections()
+        _release(row)
+    except DatabaseError:
+        logger.warning("Could not release the sync claim of %s: the database is still unavailable", row.doi)
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -287,6 +364,9 @@ def _record_success(row: DoiOutbox, generation: int, registrar_state: str) -> No
     DoiOutbox.objects.filter(pk=row.pk).update(
         claimed_until=None, attempts=0, last_error="", needs_attention=False, next_attempt_at=None,
         registrar_state=registrar_state, synced_at=timezone.now())
+    # In sync now (unless changed meanwhile): the overdue clock and its alert start again at the next change.
+    DoiOutbox.objects.filter(pk=row.pk, synced_generation__gte=F("generation")).update(
+        pending_since=None, overdue_alerted_at=None)
     if row.kind == DoiOutbox.Kind.VERSION and registrar_state == DoiState.FINDABLE and row.version_id:
         _version_mark_published(row.version_id)
     row.refresh_from_db(fields=["generation", "synced_generation"])

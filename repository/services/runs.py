@@ -116,14 +116,14 @@ def _execute_claimed(run: ExecutionRun) -> ExecutionRun:
         raise InfrastructureError(str(exc)) from exc
     finally:
         remove_tree(run_root)  # read-only staged inputs and folders the notebook closed too; leftovers are logged
-    executed_blob = _store_executed(verification.result.executed_notebook if verification.result else None)
+    executed = _store_executed(verification.result.executed_notebook if verification.result else None)
     result = verification.result
     external = _external_fields(result.external if result else {})
     return _finish(
-        run, verdict=verification.verdict, message=verification.message, report=verification.report,
-        logs=(result.logs if result else "")[:LOG_LIMIT], environment=result.environment if result else {},
-        peak_memory_bytes=result.peak_memory_bytes if result else None, executed_notebook=executed_blob,
-        staged_references=staged, **external,
+        run, executed=executed, verdict=verification.verdict, message=verification.message,
+        report=verification.report, logs=(result.logs if result else "")[:LOG_LIMIT],
+        environment=result.environment if result else {},
+        peak_memory_bytes=result.peak_memory_bytes if result else None, staged_references=staged, **external,
     )
 
 
@@ -333,18 +333,14 @@ def _tolerance_for(version: Version) -> Tolerance:
         return default_tolerance()  # validated when saved; an old bad value must not block verification
 
 
-def _store_executed(data: bytes | None) -> Blob | None:
+def _store_executed(data: bytes | None) -> storage.StoredObject | None:
+    """The executed notebook's bytes in storage; its Blob row is made by `_finish`, with the result."""
     if not data:
         return None
     try:
-        stored = storage.store_stream(io.BytesIO(data), max_size=len(data), expected_size=len(data))
+        return storage.store_stream(io.BytesIO(data), max_size=len(data), expected_size=len(data))
     except NbarchiveError:
         return None  # the report still stands; the executed notebook is a convenience
-    with transaction.atomic():
-        blob, created = blob_get_or_create(stored)
-    if not created:
-        storage.delete_quietly(stored.storage_key)
-    return blob
 
 
 def _back_to_queue(run: ExecutionRun) -> None:
@@ -353,22 +349,41 @@ def _back_to_queue(run: ExecutionRun) -> None:
     )
 
 
-def _finish(run: ExecutionRun, **fields) -> ExecutionRun:
-    with transaction.atomic():
-        claim = run.claim
-        run = ExecutionRun.objects.select_for_update().get(pk=run.pk)
-        if run.status == ExecutionRun.Status.CANCELLED:
-            return run  # cancelled while it ran: the cancellation stands, the late verdict is dropped
-        if run.claim != claim:
-            return run  # taken over after this worker stopped answering: the newer attempt records the result
-        run.status = ExecutionRun.Status.FINISHED
-        run.finished_at = timezone.now()
-        for name, value in fields.items():
-            setattr(run, name, value)
-        run.save()
-        audit_event_append(actor=None, action="run.finish", version=run.version,
-                           data={"run": str(run.run_id), "verdict": run.verdict})
-        if run.purpose == ExecutionRun.Purpose.REVERIFICATION:
-            reverification_recorded(run)
-        search_verdict_refresh(version_pk=run.version_id)  # the search's verdict facet
+def _finish(run: ExecutionRun, *, executed: storage.StoredObject | None = None, **fields) -> ExecutionRun:
+    """Record the result; `executed` (the executed notebook, just stored) becomes a Blob in the same transaction.
+    Unless that transaction commits a new Blob for it, its object is deleted at once: a result dropped, the same
+    bytes stored before, or a database error must not leave an object only the 72-hour sweep would find."""
+    keep_executed = False
+    try:
+        with transaction.atomic():
+            run, created = _finish_in_transaction(run, executed, fields)
+        keep_executed = created
+    finally:
+        if executed is not None and not keep_executed:
+            storage.delete_quietly(executed.storage_key)
     return run
+
+
+def _finish_in_transaction(run: ExecutionRun, executed: storage.StoredObject | None,
+                           fields: dict) -> tuple[ExecutionRun, bool]:
+    """Inside `_finish`'s transaction; returns the run and whether a new Blob now holds `executed`."""
+    claim = run.claim
+    run = ExecutionRun.objects.select_for_update().get(pk=run.pk)
+    if run.status == ExecutionRun.Status.CANCELLED:
+        return run, False  # cancelled while it ran: the cancellation stands, the late verdict is dropped
+    if run.claim != claim:
+        return run, False  # taken over after this worker stopped answering: the newer attempt records the result
+    created = False
+    if executed is not None:
+        fields["executed_notebook"], created = blob_get_or_create(executed)
+    run.status = ExecutionRun.Status.FINISHED
+    run.finished_at = timezone.now()
+    for name, value in fields.items():
+        setattr(run, name, value)
+    run.save()
+    audit_event_append(actor=None, action="run.finish", version=run.version,
+                       data={"run": str(run.run_id), "verdict": run.verdict})
+    if run.purpose == ExecutionRun.Purpose.REVERIFICATION:
+        reverification_recorded(run)
+    search_verdict_refresh(version_pk=run.version_id)  # the search's verdict facet
+    return run, created

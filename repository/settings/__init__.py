@@ -207,7 +207,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
-CELERY_TASK_ROUTES = {"repository.tasks.run_verification_task": {"queue": "verification"}}
+# DOI syncs have a queue of their own: a registrar that hangs then holds only the slots of the worker consuming
+# `dois`, and file moves, upload checks and e-mail on `celery` never queue behind it.
+CELERY_TASK_ROUTES = {"repository.tasks.run_verification_task": {"queue": "verification"},
+                      "repository.tasks.doi_sync_task": {"queue": "dois"},
+                      "repository.tasks.doi_sync_pending_task": {"queue": "dois"}}
 
 # --- Cache ---------------------------------------------------------------------------------------------
 # What is costly to compute and keyed by content (the moderators' diff of two notebooks). Per process by default;
@@ -223,12 +227,22 @@ DATACITE_PASSWORD = env.str("DATACITE_PASSWORD", default="")
 DATACITE_TEST_MODE = env.bool("DATACITE_TEST_MODE", default=True)
 # The publisher named in DataCite metadata and citations (DataCite 4.5: an object with a name).
 DOI_PUBLISHER = env.str("DOI_PUBLISHER", default="nbarchive")
+# Seconds DataCite may take to answer a request (read), and to accept the connection at all (connect): a host
+# that does not answer is given up on quickly, a slow answer still gets its time.
 DATACITE_TIMEOUT = env.float("DATACITE_TIMEOUT", default=20.0)
+DATACITE_CONNECT_TIMEOUT = env.float("DATACITE_CONNECT_TIMEOUT", default=5.0)
 # The DOI sync task retries with exponential backoff (DOI_SYNC_RETRY_BASE seconds, doubling, capped at
 # DOI_SYNC_RETRY_MAX); a periodic sweep picks up whatever is still pending after the retries ran out.
 DOI_SYNC_RETRY_BASE = env.float("DOI_SYNC_RETRY_BASE", default=30.0)
 DOI_SYNC_RETRY_MAX = env.float("DOI_SYNC_RETRY_MAX", default=3600.0)
 DOI_SYNC_MAX_RETRIES = env.int("DOI_SYNC_MAX_RETRIES", default=12)
+# Inside one attempt, a passing failure (5xx, 429, a connection error) is tried again up to this many times in
+# all, after DOI_SYNC_INNER_DELAY seconds doubling, with jitter; not after a timeout that used up the read timeout.
+DOI_SYNC_INNER_ATTEMPTS = env.int("DOI_SYNC_INNER_ATTEMPTS", default=3)
+DOI_SYNC_INNER_DELAY = env.float("DOI_SYNC_INNER_DELAY", default=1.0)
+# DOIs still not in sync with the registrar this many minutes after they changed are e-mailed to the admins
+# (once per DOI until it is in sync again) and counted in /metrics (nbarchive_doi_outbox_overdue); 0: never.
+DOI_PENDING_ALERT_MINUTES = env.float("DOI_PENDING_ALERT_MINUTES", default=30.0)
 
 # --- Moderation ---------------------------------------------------------------------------------------
 MODERATION_DEFAULT_COMMUNITY = env.str("MODERATION_DEFAULT_COMMUNITY", default="general")

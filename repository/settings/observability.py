@@ -3,7 +3,7 @@
 from ._env import env
 
 # The queues a Celery worker must consume for /health/ready to say ready; /metrics reports their depth.
-WORKER_QUEUES = env.list("WORKER_QUEUES", default=["celery", "verification"])
+WORKER_QUEUES = env.list("WORKER_QUEUES", default=["celery", "verification", "dois"])
 # Seconds each readiness check may take (they run at once), and the workers' share of it to answer the broadcast.
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=3.0)
 HEALTH_WORKER_TIMEOUT = env.float("HEALTH_WORKER_TIMEOUT", default=1.0)

@@ -26,6 +26,8 @@ from repository.settings._env import site_url_for_address
 # How long the worker gets for a warm shutdown (finishing its task) before its whole group is killed; an
 # unfinished task is redelivered (acks_late).
 WORKER_STOP_SECONDS = 20
+# Every queue the app routes to (CELERY_TASK_ROUTES); production runs a worker for `dois` of its own.
+EMBEDDED_WORKER_QUEUES = ("celery", "verification", "dois")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -56,7 +58,7 @@ class Command(BaseCommand):
         environment = {**os.environ, "NBARCHIVE_ADDRESS": address}
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "repository", "worker", "--loglevel", "INFO",
-             "--concurrency", "1", "--queues", "celery,verification",
+             "--concurrency", "1", "--queues", ",".join(EMBEDDED_WORKER_QUEUES),
              # The embedded beat runs the periodic jobs (the DOI sweep); production runs `celery beat` once.
              "--beat", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
             env=environment,

@@ -20,7 +20,8 @@ def doi_worker(settings, datacite_server):
     settings.DATACITE_USERNAME, settings.DATACITE_PASSWORD = DATACITE_USERNAME, DATACITE_PASSWORD
     settings.DATACITE_TIMEOUT = 1.0
     settings.DOI_SYNC_RETRY_BASE, settings.DOI_SYNC_RETRY_MAX = 0.2, 1.0  # the backoff, compressed
-    with celery_worker_on_redis(queues=["celery"], redis_db=14):
+    # Only the DOI queue: the syncs must be routed there, apart from the file moves on `celery`.
+    with celery_worker_on_redis(queues=["dois"], redis_db=14):
         yield datacite_server
 
 

@@ -41,14 +41,14 @@ def test_live_answers_without_touching_anything_even_for_an_unknown_host(client)
 
 @pytest.mark.django_db(transaction=True)
 def test_ready_when_every_part_answers(client, s3_tiers):
-    with celery_worker_on_redis(queues=["celery", "verification"], redis_db=12):
+    with celery_worker_on_redis(queues=["celery", "verification", "dois"], redis_db=12):
         response = client.get("/health/ready", HTTP_HOST="10.1.2.3:8000")
 
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ready" and body["failed"] == []
     assert set(body["checks"]) == {"database", "broker", "workers", "object_store", "backup_target"}
-    assert body["checks"]["workers"]["queues"] == {"celery": 1, "verification": 1}
+    assert body["checks"]["workers"]["queues"] == {"celery": 1, "verification": 1, "dois": 1}
     assert response["Cache-Control"] == "no-store"
 
 
@@ -61,7 +61,7 @@ def test_not_ready_names_the_queue_no_worker_consumes(client, s3_tiers):
     assert response.status_code == 503
     assert body["failed"] == ["workers"]
     assert "verification" in body["checks"]["workers"]["error"]
-    assert body["checks"]["workers"]["queues"] == {"celery": 1, "verification": 0}
+    assert body["checks"]["workers"]["queues"] == {"celery": 1, "verification": 0, "dois": 0}
 
 
 @pytest.mark.django_db

@@ -93,7 +93,7 @@ def test_the_request_id_follows_the_tasks_a_request_queues(user):
     _, token = token_create(user=user, name="tests")
     api = APIClient()
     try:
-        with celery_worker_on_redis(queues=["celery"]):
+        with celery_worker_on_redis(queues=["celery", "dois"]):
             response = api.post("/api/records", {"title": "Logged"}, format="json", HTTP_X_REQUEST_ID="req-0123456789",
                                 HTTP_AUTHORIZATION=f"Bearer {token}")
             assert response.status_code == 201, response.content
