@@ -9,7 +9,7 @@ def pending_since_last_change(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("repository", "0015_search_index")]
+    dependencies = [("repository", "0016_run_error_code")]
 
     operations = [
         migrations.AddField(model_name="doioutbox", name="pending_since",
