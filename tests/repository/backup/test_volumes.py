@@ -136,3 +136,24 @@ def test_submitted_small_members_are_checked_before_they_are_written_in_order(tm
             assert data[written.data_offset:written.data_offset + written.size] == everything[name]
     with tarfile.open(path) as archive:
         assert archive.getnames() == [n for n, _ in contents if n != "blobs/07"] + ["blobs/big"]
+
+
+def test_a_volume_is_the_same_written_to_a_file_or_to_a_stream_without_a_descriptor(tmp_path):
+    # Small members go out as header, contents and padding in one writev where the file has a descriptor, part
+    # by part elsewhere: the volumes must not differ.
+    members = [(f"blobs/{i:02d}/m", os.urandom(size)) for i, size in enumerate([0, 1, 511, 512, 513, 200_000])]
+
+    def write(out) -> tuple[int, str]:
+        writer = VolumeWriter(out)
+        for name, data in members:
+            writer.submit_stream(name, io.BytesIO(data), len(data), 0, expected_sha256=None,
+                                 on_done=lambda member, error: None)
+        return writer.close()
+
+    with open(tmp_path / "v.tar", "w+b", buffering=0) as out:
+        on_disk = write(out)
+    in_memory = io.BytesIO()
+    assert write(in_memory) == on_disk
+    assert in_memory.getvalue() == (tmp_path / "v.tar").read_bytes()
+    with tarfile.open(tmp_path / "v.tar") as archive:
+        assert [(m.name, archive.extractfile(m).read()) for m in archive.getmembers()] == members
