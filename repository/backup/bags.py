@@ -12,14 +12,14 @@ The bag carries no file contents: those are the volume's blob members, named by 
 `export_digest` is the sha256 of nbarchive.json's canonical form (without its export time); a backup writes a new
 bag whenever it changes.
 
-bagit's make_bag changes the process's working directory while it runs; backups run in a command or a worker
-process, never in a threaded web server.
+A backup makes its bags in memory (`bag_files`, what bagit's make_bag writes); a restore validates them with bagit.
 """
 
 import datetime
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 
 import bagit
@@ -131,18 +131,37 @@ def bag_member(public_id: str, number: int, digest: str) -> str:
     return f"bags/{public_id}-v{number}-{digest[:16]}"
 
 
-def bag_write(directory: Path, *, version: Version, export: dict) -> None:
-    """Make `directory` (empty) a complete, valid bag of `version`."""
+def bag_files(*, version: Version, export: dict) -> list[tuple[str, bytes]]:
+    """The files of a complete, valid bag of `version` as (path inside the bag, contents), sorted by path.
+
+    Made in memory, byte for byte what `bagit.make_bag` writes for the same payload (tested against it): making
+    the bag in a temporary directory cost 20-40 ms of file system calls a version, more than the per-file work
+    of backing up its files when they are small."""
     export = {**export, "exported_at": datetime.datetime.now(datetime.UTC).isoformat()}
-    (directory / EXPORT_FILE).write_text(json.dumps(export, ensure_ascii=False, indent=1, sort_keys=True))
+    payload = {EXPORT_FILE: json.dumps(export, ensure_ascii=False, indent=1, sort_keys=True).encode()}
     try:
         metadata = version_datacite_metadata(version)
-        (directory / "datacite.json").write_text(json.dumps(metadata, ensure_ascii=False, indent=1))
-        (directory / "datacite.xml").write_text(datacite_xml(metadata))
+        payload["datacite.json"] = json.dumps(metadata, ensure_ascii=False, indent=1).encode()
+        payload["datacite.xml"] = datacite_xml(metadata).encode()
     except Exception:  # noqa: BLE001 - our own export is what a restore needs; DataCite's is for other readers
         logger.exception("DataCite export of %s failed; its bag has nbarchive.json only", version)
+    files = {f"data/{name}": data for name, data in sorted(payload.items())}
+    info = {**bag_info(version, export), "Bagging-Date": datetime.date.today().strftime("%Y-%m-%d"),
+            "Bag-Software-Agent": f"bagit.py v{bagit.VERSION} <{bagit.PROJECT_URL}>",
+            "Payload-Oxum": f"{sum(len(data) for data in files.values())}.{len(files)}"}
+    tags = {
+        "bagit.txt": b"BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n",
+        "bag-info.txt": "".join(f"{key}: {_tag_value(info[key])}\n" for key in sorted(info)).encode(),
+        "manifest-sha256.txt": "".join(f"{_sha256(data)}  {path}\n" for path, data in files.items()).encode(),
+    }
+    tags["tagmanifest-sha256.txt"] = "".join(f"{_sha256(data)} {name}\n" for name, data in tags.items()).encode()
+    return sorted({**files, **tags}.items())
+
+
+def bag_info(version: Version, export: dict) -> dict[str, str]:
+    """The bag-info.txt fields of a version's bag (bagit adds the date, its agent and the Payload-Oxum)."""
     record = export["record"]
-    bagit.make_bag(str(directory), checksums=["sha256"], bag_info={
+    return {
         "Source-Organization": settings.DOI_PUBLISHER,
         "External-Identifier": version.doi or f"{record['public_id']}/v{version.number}",
         "External-Description": (version.title or "")[:500],
@@ -150,7 +169,15 @@ def bag_write(directory: Path, *, version: Version, export: dict) -> None:
         "nbarchive-Record": record["public_id"],
         "nbarchive-Version": str(version.number),
         "nbarchive-Metadata-Digest": export_digest(export),
-    })
+    }
+
+
+def _tag_value(value) -> str:
+    return re.sub(r"\n|\r|(\r\n)", "", str(value))  # as bagit writes tag values: no line breaks
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def bag_read(directory: Path) -> dict:

@@ -18,14 +18,12 @@ BackupIntegrityError; blobs that cannot be read are listed in the summary, and t
 """
 
 import logging
-import tempfile
 import time
 from array import array
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from secrets import token_hex
 
 from django.conf import settings
@@ -265,10 +263,7 @@ class _Backup:
 
     def _add_bag(self, version: Version, export: dict, digest: str) -> None:
         member = bags.bag_member(version.record.public_id, version.number, digest)
-        with tempfile.TemporaryDirectory(prefix="nbarchive-bag-") as folder:
-            bags.bag_write(Path(folder), version=version, export=export)
-            files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
-            contents = [(f"{member}/{p.relative_to(folder).as_posix()}", p.read_bytes()) for p in files]
+        contents = [(f"{member}/{path}", data) for path, data in bags.bag_files(version=version, export=export)]
         bag_entry = {"type": "bag", "member": member, "record": version.record.public_id, "version": version.number,
                      "digest": digest}
         # Room for the worst case (every file listed); which are listed is known once the volume is chosen.

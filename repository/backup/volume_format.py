@@ -36,11 +36,33 @@ def padded(size: int) -> int:
     return -(-size // BLOCK) * BLOCK
 
 
+# The parts of a regular member's ustar header that never change (mode 0444, uid and gid 0, owner "nbarchive"),
+# laid out as tarfile lays them out: see `_plain_header`.
+_OCTAL_LIMIT = 8**11
+_AFTER_MODE = b"0000444\0" + b"0000000\0" * 2
+_AFTER_TIMES = (b" " * 8 + tarfile.REGTYPE + bytes(100) + tarfile.POSIX_MAGIC + b"nbarchive".ljust(32, b"\0") * 2
+                + bytes(8 + 8 + 155 + 12))
+
+
 def tar_header(name: str, size: int, mtime: float, *, directory: bool = False) -> bytes:
+    mtime = int(mtime)
+    if not directory and len(name) < 100 and name.isascii() and 0 <= size < _OCTAL_LIMIT and (
+            0 <= mtime < _OCTAL_LIMIT):
+        return _plain_header(name, size, mtime)
     info = tarfile.TarInfo(name)
     info.size = 0 if directory else size
-    info.mtime = int(mtime)
+    info.mtime = mtime
     info.mode = 0o555 if directory else 0o444
     info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
     info.uname = info.gname = "nbarchive"
     return info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="strict")
+
+
+def _plain_header(name: str, size: int, mtime: int) -> bytes:
+    """The header tarfile's PAX format writes for a regular member that ustar holds as it is (no pax header),
+    byte for byte, without building a TarInfo: that took about a quarter of the per-file overhead of a backup of
+    small files (tests/repository/backup/test_volumes.py compares the two)."""
+    header = bytearray(name.encode("ascii").ljust(100, b"\0") + _AFTER_MODE + b"%011o\0%011o\0" % (size, mtime)
+                       + _AFTER_TIMES)
+    header[148:155] = b"%06o\0" % sum(header)  # the checksum field counts as eight spaces, as tar's does
+    return bytes(header)

@@ -70,6 +70,7 @@ class _BackgroundWriter:
         # the fsync before the volume is catalogued has little left to wait for.
         self._fd = out.fileno() if flush_behind and hasattr(os, "posix_fadvise") else None
         self.flushed = 0
+        self._vector_fd = _raw_descriptor(out)
 
     def put(self, data, release: Callable[[], None] | None = None) -> None:
         if self._thread is None:
@@ -107,6 +108,12 @@ class _BackgroundWriter:
             try:
                 if data is self._MARK:
                     self.marked = self.sha256.copy()
+                elif self._error is None and isinstance(data, tuple):
+                    for part in data:
+                        self.sha256.update(part)
+                    self._write_parts(data)
+                    if self._fd is not None:
+                        self._flush_behind()
                 elif self._error is None:
                     self.sha256.update(data)
                     write_all(self._out, data)
@@ -119,11 +126,28 @@ class _BackgroundWriter:
                     release()
                 self._queue.task_done()
 
+    def _write_parts(self, parts: tuple) -> None:
+        """Write the parts one after the other: in one writev where the file allows it (no copy to join them)."""
+        if self._vector_fd is None:
+            for part in parts:
+                write_all(self._out, part)
+            return
+        written = os.writev(self._vector_fd, parts)
+        if written < sum(len(part) for part in parts):
+            write_all(self._out, memoryview(b"".join(parts))[written:])
+
     def _flush_behind(self) -> None:
         position = os.lseek(self._fd, 0, os.SEEK_CUR)
         if position - self.flushed >= self.FLUSH_STEP:
             os.posix_fadvise(self._fd, self.flushed, position - self.flushed, os.POSIX_FADV_DONTNEED)
             self.flushed = position
+
+
+def _raw_descriptor(out) -> int | None:
+    """The file descriptor behind `out` when writing to it directly is the same as writing through it (an
+    unbuffered file, possibly in a tempfile wrapper), else None."""
+    raw = out if isinstance(out, io.FileIO) else getattr(out, "file", None)
+    return raw.fileno() if isinstance(raw, io.FileIO) and hasattr(os, "writev") else None
 
 
 def _sha256_hex(data: bytes) -> str:
@@ -265,7 +289,9 @@ class VolumeWriter:
             raise SourceMismatch(f"has sha256 {sha256}, not {expected_sha256}")
         header = tar_header(name, size, mtime)
         header_offset = self.offset
-        self._write(b"".join((header, data, bytes(padded(size) - size))))
+        padding = bytes(padded(size) - size)
+        self._background.put((header, data, padding))  # joined, they would be copied once more
+        self.offset += len(header) + size + len(padding)
         self.members += 1
         return WrittenMember(name, header_offset, header_offset + len(header), size, sha256)
 

@@ -12,6 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from repository.backup import bags
 from repository.backup.errors import BackupIntegrityError, BackupRunning
 from repository.backup.models import BackupBag, BackupCopy, BackupRun, BackupVolume
 from repository.backup.services import backup_pending, backup_run
@@ -73,6 +74,28 @@ def test_a_backup_writes_a_tar_volume_with_every_file_its_manifest_bags_and_the_
     # The catalog in the target describes the volume as the database does.
     (entry,) = catalog(backup_dir)["volumes"]
     assert (entry["name"], entry["size"], entry["sha256"]) == (volume.name, volume.size, volume.sha256)
+
+
+def test_a_bag_made_in_memory_is_the_bag_bagit_makes_of_the_same_files(owner, moderator, tmp_path):
+    # Bags are made in memory (a temporary directory per version cost more than backing up its small files);
+    # they must stay what bagit itself writes, tag files and manifests included, and valid.
+    version = bags.versions_for_export().get(pk=published_version(owner, moderator).pk)
+    export = bags.version_export(version)
+    ours = dict(bags.bag_files(version=version, export=export))
+    made = tmp_path / "bagit"
+    for path, data in ours.items():
+        if path.startswith("data/"):
+            (made / path[len("data/"):]).parent.mkdir(parents=True, exist_ok=True)
+            (made / path[len("data/"):]).write_bytes(data)
+    bagit.make_bag(str(made), checksums=["sha256"], bag_info=bags.bag_info(version, export))
+    theirs = {p.relative_to(made).as_posix(): p.read_bytes() for p in made.rglob("*") if p.is_file()}
+    assert set(ours) == {"bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt",
+                         "data/nbarchive.json", "data/datacite.json", "data/datacite.xml"}
+    # bagit lists the tag files in the order the file system returns them; that order means nothing
+    tag_manifest = "tagmanifest-sha256.txt"
+    assert sorted(ours.pop(tag_manifest).splitlines()) == sorted(theirs.pop(tag_manifest).splitlines())
+    assert ours == theirs
+    bagit.Bag(str(made)).validate()
 
 
 def test_each_accepted_version_is_a_valid_bagit_bag_with_datacite_and_our_own_full_json(owner, moderator, backup_dir,
