@@ -334,7 +334,8 @@ def _read_bwrap_status(descriptor: int) -> dict:
     """What bwrap reported on its --json-status-fd (JSON lines): whether it cloned the sandbox ("child_pid") and
     the exit code of the command it started, None when it never started one (its set-up failed, or it was killed
     before the command ended). Only bwrap holds the pipe's write end (its child closes it), so nothing of the
-    notebook can write here."""
+    notebook can write here. A copy of sandbox_start.read_bwrap_status: this file imports nothing of nbarchive
+    (GitLab jobs run it too)."""
     os.set_blocking(descriptor, False)
     data = b""
     try:

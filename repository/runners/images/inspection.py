@@ -13,12 +13,15 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from repository.errors import ImageToolsMissing, ImageUnavailable
 from repository.runners.images.cache import CachedImage
+from repository.runners.sandbox_start import SANDBOX_TOOL_PREFIXES, read_bwrap_status
 
 PYTHON_NAMES = ("python3", "python")
 EXTRA_PLACES = ("/opt/conda/bin",)
@@ -28,6 +31,9 @@ SANDBOX_DEFAULTS = {"HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE"
 INSPECTION_FILE = "inspection.json"
 INSPECTION_FORMAT = 1
 MARKER = "NBARCHIVE-INSPECTION "
+# What is kept of a command's stdout and of its stderr (a probe prints a few kB; a hostile image's Python could
+# print for the whole timeout). The files they go to are capped too: RLIMIT_FSIZE, just above this.
+OUTPUT_LIMIT_BYTES = 4 * 1024 * 1024
 PROBE = (
     "import sys, json\n"
     "out = {'executable': sys.executable, 'version': sys.version.split()[0]}\n"
@@ -119,7 +125,7 @@ def _inspect(image: CachedImage, *, uid: int | None) -> ImageInspection:
     for python in candidate_pythons(image):
         result = run_in_image(image, [python, "-c", PROBE], uid=uid, timeout=120)
         found = _parse_probe(result.stdout)
-        if found is None and _sandbox_failed(result.stderr):
+        if found is None and result.sandbox_failed and not _could_not_execute(result.stderr):
             raise ImageUnavailable(f"The sandbox could not start in {image.reference}: {_tail(result.stderr)}")
         if found is None:
             tried.append(f"{python} did not run ({_tail(result.stderr)})")
@@ -157,14 +163,27 @@ def sandbox_environment(image: CachedImage, **overrides: str) -> dict[str, str]:
     return {**SANDBOX_DEFAULTS, **image.config.env, "PATH": image.config.path, **overrides}
 
 
+class ImageCommandResult(subprocess.CompletedProcess):
+    """A command's result, its stdout and stderr each cut at OUTPUT_LIMIT_BYTES; `sandbox_failed` is bwrap's own
+    word (its --json-status-fd) that it ended without executing the command: its set-up failed, or it could not
+    execute the command (then its stderr says "execvp"), or setpriv/env in front of it failed. Nothing of the
+    image ran then, so nothing of the image wrote its stderr."""
+
+    def __init__(self, args, returncode, stdout, stderr, *, sandbox_failed: bool):
+        super().__init__(args, returncode, stdout, stderr)
+        self.sandbox_failed = sandbox_failed
+
+
 def run_in_image(image: CachedImage, argv: list[str], *, uid: int | None = None, timeout: float = 60,
-                 memory_mb: int = 2048, environment: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+                 memory_mb: int = 2048, environment: dict[str, str] | None = None) -> ImageCommandResult:
     """Run argv inside the image: no network, new namespaces, all capabilities dropped, an unprivileged uid
     (a random one of RUNNER_SANDBOX_UID_* when the worker is root), the image read-only."""
     uid = uid if uid is not None else _sandbox_uid()
     environment = environment if environment is not None else sandbox_environment(image)
-    command = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
-               "--new-session", "--cap-drop", "ALL", "--hostname", "nbarchive", "--uid", str(uid), "--gid", str(uid),
+    status_read, status_write = os.pipe()
+    command = ["bwrap", "--json-status-fd", str(status_write), "--unshare-all", "--unshare-user",
+               "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "nbarchive",
+               "--uid", str(uid), "--gid", str(uid),
                *sandbox_mounts(image.rootfs), "--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     # The image's variables are set inside the sandbox only (--setenv): on `env` they would also steer bwrap
     # itself on the host (LD_PRELOAD, LD_LIBRARY_PATH).
@@ -174,19 +193,45 @@ def run_in_image(image: CachedImage, argv: list[str], *, uid: int | None = None,
     if os.geteuid() == 0:
         command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
 
-    def limit_memory():
+    def limit_memory_and_output():
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 1024**2, memory_mb * 1024**2))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (OUTPUT_LIMIT_BYTES + 1, OUTPUT_LIMIT_BYTES + 1))
 
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env={},
+                                       preexec_fn=limit_memory_and_output,  # noqa: PLW1509 - a short-lived helper
+                                       start_new_session=True, pass_fds=(status_write,))
+        finally:
+            os.close(status_write)
+        try:
+            returncode, timed_out = process.wait(timeout=timeout), False
+        except subprocess.TimeoutExpired:
+            _kill_group(process.pid)
+            process.wait()
+            returncode, timed_out = -9, True
+        reported = read_bwrap_status(status_read)
+        output, errors = _read_capped(stdout), _read_capped(stderr)
+    if timed_out:
+        errors = f"{errors}\ntimed out after {timeout:g} s".strip()
+    # Killed at the timeout, it ran long enough: the image's Python was running, not bwrap failing to start.
+    return ImageCommandResult(command, returncode, output, errors,
+                              sandbox_failed=not timed_out and reported["exit_code"] is None)
+
+
+def _read_capped(handle) -> str:
+    handle.seek(0)
+    return handle.read(OUTPUT_LIMIT_BYTES).decode("utf-8", errors="replace")
+
+
+def _kill_group(pid: int) -> None:
     try:
-        return subprocess.run(command, check=False, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, env={}, stdin=subprocess.DEVNULL, preexec_fn=limit_memory,
-                              start_new_session=True)
-    except subprocess.TimeoutExpired as exc:
-        stdout = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        return subprocess.CompletedProcess(command, -9, stdout, f"timed out after {timeout:g} s")
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def unreachable_ancestor(path: Path) -> Path | None:
@@ -216,10 +261,10 @@ def _sandbox_uid() -> int:
     return first + secrets.randbelow(count)
 
 
-def _sandbox_failed(stderr: str) -> bool:
-    # bwrap reports its own failures as "bwrap: ..."; one that could not exec the candidate is the image's matter.
-    lines = [line for line in (stderr or "").splitlines() if line.startswith("bwrap: ")]
-    return any("execvp" not in line for line in lines)
+def _could_not_execute(stderr: str) -> bool:
+    # bwrap set the sandbox up but could not execute the candidate (a dangling link): the image's matter.
+    said = [line for line in (stderr or "").splitlines() if line.startswith(SANDBOX_TOOL_PREFIXES)]
+    return bool(said) and said[-1].startswith("bwrap: execvp")
 
 
 def _parse_probe(stdout: str) -> dict | None:
