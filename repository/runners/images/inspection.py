@@ -12,10 +12,11 @@ is the image's kernel Python. The result is kept beside the image (it depends on
 import json
 import os
 import secrets
+import selectors
 import shutil
 import signal
 import subprocess
-import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,7 @@ INSPECTION_FILE = "inspection.json"
 INSPECTION_FORMAT = 1
 MARKER = "NBARCHIVE-INSPECTION "
 # What is kept of a command's stdout and of its stderr (a probe prints a few kB; a hostile image's Python could
-# print for the whole timeout). The files they go to are capped too: RLIMIT_FSIZE, just above this.
+# print for the whole timeout); past it the command is stopped.
 OUTPUT_LIMIT_BYTES = 4 * 1024 * 1024
 PROBE = (
     "import sys, json\n"
@@ -164,7 +165,8 @@ def sandbox_environment(image: CachedImage, **overrides: str) -> dict[str, str]:
 
 
 class ImageCommandResult(subprocess.CompletedProcess):
-    """A command's result, its stdout and stderr each cut at OUTPUT_LIMIT_BYTES; `sandbox_failed` is bwrap's own
+    """A command's result, its stdout and stderr each cut at its output limit (returncode -9 when it was stopped
+    at its timeout or there, stderr then ends saying which); `sandbox_failed` is bwrap's own
     word (its --json-status-fd) that it ended without executing the command: its set-up failed, or it could not
     execute the command (then its stderr says "execvp"), or setpriv/env in front of it failed. Nothing of the
     image ran then, so nothing of the image wrote its stderr."""
@@ -175,7 +177,8 @@ class ImageCommandResult(subprocess.CompletedProcess):
 
 
 def run_in_image(image: CachedImage, argv: list[str], *, uid: int | None = None, timeout: float = 60,
-                 memory_mb: int = 2048, environment: dict[str, str] | None = None) -> ImageCommandResult:
+                 memory_mb: int = 2048, environment: dict[str, str] | None = None,
+                 output_limit_bytes: int = OUTPUT_LIMIT_BYTES) -> ImageCommandResult:
     """Run argv inside the image: no network, new namespaces, all capabilities dropped, an unprivileged uid
     (a random one of RUNNER_SANDBOX_UID_* when the worker is root), the image read-only."""
     uid = uid if uid is not None else _sandbox_uid()
@@ -193,38 +196,61 @@ def run_in_image(image: CachedImage, argv: list[str], *, uid: int | None = None,
     if os.geteuid() == 0:
         command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
 
-    def limit_memory_and_output():
+    def limit_memory():
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 1024**2, memory_mb * 1024**2))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (OUTPUT_LIMIT_BYTES + 1, OUTPUT_LIMIT_BYTES + 1))
 
-    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
-        try:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env={},
-                                       preexec_fn=limit_memory_and_output,  # noqa: PLW1509 - a short-lived helper
-                                       start_new_session=True, pass_fds=(status_write,))
-        finally:
-            os.close(status_write)
-        try:
-            returncode, timed_out = process.wait(timeout=timeout), False
-        except subprocess.TimeoutExpired:
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env={}, preexec_fn=limit_memory,  # noqa: PLW1509 - no thread of ours in between
+                                   start_new_session=True, pass_fds=(status_write,))
+    finally:
+        os.close(status_write)
+    with process:
+        output, errors, ending = _read_capped(process, timeout, output_limit_bytes)
+        if ending:
             _kill_group(process.pid)
-            process.wait()
-            returncode, timed_out = -9, True
-        reported = read_bwrap_status(status_read)
-        output, errors = _read_capped(stdout), _read_capped(stderr)
-    if timed_out:
-        errors = f"{errors}\ntimed out after {timeout:g} s".strip()
-    # Killed at the timeout, it ran long enough: the image's Python was running, not bwrap failing to start.
-    return ImageCommandResult(command, returncode, output, errors,
-                              sandbox_failed=not timed_out and reported["exit_code"] is None)
+        process.wait()
+    reported = read_bwrap_status(status_read)
+    if ending:
+        errors += b"\n" + ending
+    # Killed by us (timeout, output cap), it ran: the image's Python was running, not bwrap failing to start.
+    return ImageCommandResult(command, -9 if ending else process.returncode, output.decode(errors="replace"),
+                              errors.decode(errors="replace").strip(),
+                              sandbox_failed=not ending and reported["exit_code"] is None)
 
 
-def _read_capped(handle) -> str:
-    handle.seek(0)
-    return handle.read(OUTPUT_LIMIT_BYTES).decode("utf-8", errors="replace")
+def _read_capped(process: subprocess.Popen, timeout: float, limit: int) -> tuple[bytes, bytes, bytes]:
+    """The command's stdout and stderr as they come, each at most `limit` bytes, until both end; and why the
+    command must be stopped (b"" when it need not): its timeout, or output past the cap."""
+    deadline = time.monotonic() + timeout
+    kept = {process.stdout.fileno(): bytearray(), process.stderr.fileno(): bytearray()}
+    with selectors.DefaultSelector() as selector:
+        for descriptor in kept:
+            selector.register(descriptor, selectors.EVENT_READ)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return bytes(kept[process.stdout.fileno()]), bytes(kept[process.stderr.fileno()]), \
+                    f"timed out after {timeout:g} s".encode()
+            for key, _ in selector.select(remaining):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fd)
+                    continue
+                kept[key.fd] += chunk
+                if len(kept[key.fd]) > limit:
+                    del kept[key.fd][limit:]
+                    return bytes(kept[process.stdout.fileno()]), bytes(kept[process.stderr.fileno()]), \
+                        f"stopped: more than {limit} bytes of output".encode()
+    try:
+        process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:  # it closed its output but runs on
+        return bytes(kept[process.stdout.fileno()]), bytes(kept[process.stderr.fileno()]), \
+            f"timed out after {timeout:g} s".encode()
+    return bytes(kept[process.stdout.fileno()]), bytes(kept[process.stderr.fileno()]), b""
 
 
 def _kill_group(pid: int) -> None:
