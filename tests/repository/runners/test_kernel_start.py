@@ -18,9 +18,11 @@ import pytest
 from django.conf import settings
 from nbformat.v4 import new_code_cell, new_notebook
 
+from repository.runners import sandbox
 from repository.runners.base import SandboxLimits
 from repository.runners.compare import Tolerance
 from repository.runners.local import LocalSandboxRunner
+from repository.runners.sandbox import SandboxUnavailable
 from repository.services.verification import notebook_verify
 
 pytestmark = pytest.mark.sandbox
@@ -140,3 +142,16 @@ def test_a_kernel_that_dies_at_start_saying_bwrap_lines_is_the_notebooks_verdict
     assert verification.verdict == "execution_failed", verification.message
     assert "the kernel exited with code 1 before it was ready" in verification.message
     assert "Nothing is known about the notebook" not in verification.message
+
+
+def test_a_tool_in_front_of_bwrap_that_fails_is_the_operators_problem(workdir, monkeypatch):
+    """setpriv and env run before bwrap: when one of them fails, bwrap never reports anything, which is just as
+    much a sandbox that never started (here env cannot find bwrap on the PATH it was given)."""
+    monkeypatch.setitem(sandbox.SANDBOX_ENV, "PATH", "/nowhere")
+    write_notebook(workdir, ["print(1)"])
+
+    with pytest.raises(SandboxUnavailable) as failed:
+        verify(workdir)
+
+    assert "The sandbox could not start on this worker (env: " in str(failed.value)
+    assert "Nothing is known about the notebook" in str(failed.value)
