@@ -32,7 +32,8 @@ COLLECTOR = Path(__file__).with_name("kernel_collector.py")
 KERNEL_STARTUP = Path(__file__).with_name("kernel_startup.py")
 KERNEL_LAUNCHER = Path(__file__).with_name("kernel_launcher.py")
 LAUNCHER_NAME = "nbarchive_ipykernel_launcher.py"  # inside the sandbox: process listings still say ipykernel_launcher
-# In the command where bwrap takes --json-status-fd; the collector puts the number of its pipe there.
+# In the command where bwrap takes --json-status-fd; the collector (its BWRAP_STATUS_FD, the same string) puts
+# the number of its pipe there.
 BWRAP_STATUS_FD = "{bwrap_json_status_fd}"
 RUN_MOUNT = "/run/nbarchive"  # the connection file and the socket folder, inside the sandbox
 KERNEL_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}  # with IPC, socket names `<ip>-<port>`
