@@ -3,8 +3,9 @@
 The local runner (local.py) starts this file as a child process of the worker, with the worker's Python:
     python -I kernel_collector.py < SPEC > RESULT 2>> LOG
 SPEC is JSON: the submitted notebook, the sandbox command (setpriv/env -i/bwrap, ending in
-`python -m ipykernel_launcher -f CONNECTION_FILE`), the host side of the kernel's IPC sockets, the HMAC key, the
-rlimits and the timeouts. RESULT is one line of status JSON followed by the executed notebook (nbformat JSON).
+`python nbarchive_ipykernel_launcher.py -f CONNECTION_FILE`, see kernel_launcher.py), the host side of the
+kernel's IPC sockets, the HMAC key, the rlimits and the timeouts. RESULT is one line of status JSON followed by
+the executed notebook (nbformat JSON).
 It imports nothing of nbarchive or Django; nbclient, jupyter_client and pyzmq come from the worker's environment.
 
 Why this shape (see ../shared/SANDBOX.md): anything inside the sandbox that shares the kernel's uid and PID
@@ -30,6 +31,14 @@ is therefore output the collector counts.
 Status "outcome" values: completed, cell_error, cell_timeout, dead_kernel, output_limit, kernel_disconnected,
 protocol_error, collector_memory (what the kernel sent exhausted this process's memory), timed_out,
 kernel_start_failed, and driver_error when the collector itself failed.
+
+Whether the sandbox came up at all is bwrap's word, never the log's: the command holds BWRAP_STATUS_FD where bwrap
+takes `--json-status-fd`, and the collector gives it a pipe. bwrap writes `{"child-pid": N}` once it has cloned
+the sandbox's first process and `{"exit-code": N}` when the command it started exits, the latter only if its set-up
+finished and the command was really executed. The status's "bwrap" says what bwrap reported and whether it ended
+by itself (rather than killed by this collector), so the worker can tell a sandbox that never started (the
+operator's problem) from a kernel that died at start-up (the notebook's) whatever either printed. A command without
+the placeholder (the GitLab job's, which has no bwrap) gets no "bwrap".
 """
 
 import asyncio
@@ -53,6 +62,8 @@ MEMORY_SAMPLE_SECONDS = 0.25
 CONNECT_ATTEMPT_SECONDS = 1.0
 DISCONNECT_GRACE_SECONDS = 1.0  # a dying kernel closes its sockets a moment before the sandbox exits
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+BWRAP_STATUS_FD = "{bwrap_json_status_fd}"  # in the command: the number of the pipe bwrap reports its status on
+BWRAP_STATUS_LIMIT = 64 * 1024
 
 
 def log(line: str) -> None:
@@ -72,18 +83,28 @@ class Collector:
         self.execution: asyncio.Task | None = None
         self.context = None  # the ZeroMQ context of the kernel's connections
         self.monitors: dict = {}  # channel -> the monitor socket of its connection
+        self.bwrap_status_pipe: int | None = None  # the read end of bwrap's --json-status-fd
+        self.ended_by_itself: bool | None = None  # whether the sandbox had ended before this collector killed it
 
     # --- the run ---------------------------------------------------------------------------------------
     def run(self) -> tuple[dict, bytes | None]:
         # The sandbox starts first, before any thread exists here (preexec_fn is only safe then), and boots its
         # kernel while this process imports nbclient and ZeroMQ.
         self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            self.spec["command"], stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
-            stderr=sys.stderr.fileno(), env={}, preexec_fn=self._apply_limits,  # noqa: PLW1509 - no thread yet
-            start_new_session=True,
-            close_fds=True,
-        )
+        command, pass_fds = list(self.spec["command"]), ()
+        if BWRAP_STATUS_FD in command:
+            self.bwrap_status_pipe, status_write = os.pipe()
+            command = [str(status_write) if part == BWRAP_STATUS_FD else part for part in command]
+            pass_fds = (status_write,)
+        try:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
+                stderr=sys.stderr.fileno(), env={}, preexec_fn=self._apply_limits,  # noqa: PLW1509 - no thread yet
+                start_new_session=True, close_fds=True, pass_fds=pass_fds,
+            )
+        finally:
+            for descriptor in pass_fds:
+                os.close(descriptor)  # bwrap alone holds the write end: its exit ends what can be read
         notebook = None
         try:
             import nbformat
@@ -101,6 +122,8 @@ class Collector:
         status["peak_memory_bytes"] = self.peak_memory or None
         status["output_bytes"] = self.received_bytes
         status["sandbox_returncode"] = self.process.returncode
+        if self.bwrap_status_pipe is not None:
+            status["bwrap"] = {**_read_bwrap_status(self.bwrap_status_pipe), "ended_by_itself": self.ended_by_itself}
         if status["outcome"] != "completed":
             status.setdefault("cell_index", self.current_cell)
         executed = None
@@ -290,6 +313,8 @@ class Collector:
         # inside with it, including ones that started sessions of their own.
         if self.process is None:
             return
+        if self.ended_by_itself is None:
+            self.ended_by_itself = self.process.poll() is not None
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -303,6 +328,37 @@ class Collector:
         # bwrap exits with 128 + the signal that killed the kernel.
         code = self.process.poll()
         return code - 128 if code is not None and code > 128 else None
+
+
+def _read_bwrap_status(descriptor: int) -> dict:
+    """What bwrap reported on its --json-status-fd (JSON lines): whether it cloned the sandbox ("child_pid") and
+    the exit code of the command it started, None when it never started one (its set-up failed, or it was killed
+    before the command ended). Only bwrap holds the pipe's write end (its child closes it), so nothing of the
+    notebook can write here. A copy of sandbox_start.read_bwrap_status: this file imports nothing of nbarchive
+    (GitLab jobs run it too)."""
+    os.set_blocking(descriptor, False)
+    data = b""
+    try:
+        while len(data) < BWRAP_STATUS_LIMIT:
+            chunk = os.read(descriptor, BWRAP_STATUS_LIMIT)
+            if not chunk:
+                break
+            data += chunk
+    except BlockingIOError:
+        pass  # bwrap still running (not killed yet): what it said so far
+    finally:
+        os.close(descriptor)
+    reported = {"child_pid": False, "exit_code": None}
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("child-pid"), int):
+            reported["child_pid"] = True
+        if isinstance(record, dict) and isinstance(record.get("exit-code"), int):
+            reported["exit_code"] = record["exit-code"]
+    return reported
 
 
 def _is_socket(path: str) -> bool:

@@ -6,10 +6,11 @@ kernel environment of this server (RUNNER_KERNEL_PYTHON), not the version's pinn
 Who runs where (see ../shared/SANDBOX.md for why each piece is there):
 - The worker starts the collector (kernel_collector.py) as a child process with its own Python, a minimal
   environment and a memory limit, and waits for it at most the run's wall clock plus a grace period.
-- The collector starts the sandbox, whose only program is the kernel (`python -m ipykernel_launcher -f ...`),
-  connects to the kernel's IPC sockets from outside, and runs nbclient there. The executed notebook, the status,
-  the output size and the peak memory are built in the collector's memory from the kernel protocol and handed to
-  the worker through an anonymous file; nothing the sandbox can write is ever read back as a result.
+- The collector starts the sandbox, whose only program is the kernel (`python nbarchive_ipykernel_launcher.py
+  -f ...`, see kernel_launcher.py), connects to the kernel's IPC sockets from outside, and runs nbclient there.
+  The executed notebook, the status, the output size and the peak memory are built in the collector's memory
+  from the kernel protocol and handed to the worker through an anonymous file; nothing the sandbox can write is
+  ever read back as a result.
 - The sandbox sees a generated /etc/passwd, /usr (with the /bin, /lib links), the kernel environment read-only,
   the kernel's start-up file (kernel_startup.py) read-only, a folder for the kernel's sockets holding the
   connection file (the kernel needs its key, and older ipykernels rewrite the file; the kernel is the untrusted

@@ -24,11 +24,17 @@ from pathlib import Path, PurePosixPath
 
 from repository.runners.base import RunSpec, SandboxLimits
 from repository.runners.sandbox_paths import as_seen_inside
+from repository.runners.sandbox_start import kernel_start_message, sandbox_start_failure
 
 logger = logging.getLogger(__name__)
 
 COLLECTOR = Path(__file__).with_name("kernel_collector.py")
 KERNEL_STARTUP = Path(__file__).with_name("kernel_startup.py")
+KERNEL_LAUNCHER = Path(__file__).with_name("kernel_launcher.py")
+LAUNCHER_NAME = "nbarchive_ipykernel_launcher.py"  # inside the sandbox: process listings still say ipykernel_launcher
+# In the command where bwrap takes --json-status-fd; the collector (its BWRAP_STATUS_FD, the same string) puts
+# the number of its pipe there.
+BWRAP_STATUS_FD = "{bwrap_json_status_fd}"
 RUN_MOUNT = "/run/nbarchive"  # the connection file and the socket folder, inside the sandbox
 KERNEL_PORTS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}  # with IPC, socket names `<ip>-<port>`
 STARTUP_TIMEOUT_SECONDS = 120
@@ -130,13 +136,13 @@ def run_kernel(spec: RunSpec, view: KernelView, uid: int) -> KernelRun:
         # file at start and fails on a read-only one. Nothing on the host reads it back; the collector has the key.
         _write_connection_file(ipc_dir / CONNECTION_FILE, key, uid)
         # A copy, read by the worker: the sandbox user need not be able to read the app's folder.
-        startup_file = private_dir / "startup.py"
-        startup_file.write_text(KERNEL_STARTUP.read_text(encoding="utf-8"), encoding="utf-8")
-        startup_file.chmod(0o444)
+        for source, name in ((KERNEL_STARTUP, "startup.py"), (KERNEL_LAUNCHER, "launcher.py")):
+            (private_dir / name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+            (private_dir / name).chmod(0o444)
         _hand_over(spec.workdir, ipc_dir, private_dir, uid)
         command = sandbox_command(spec, view, private_dir, uid)
         kernel_run = _collect(command, spec, notebook, key, ipc_dir)
-        host_failure = sandbox_start_failure(kernel_run)
+        host_failure = sandbox_start_failure(kernel_run.status, kernel_run.logs)
         if host_failure:
             # The operator's log names the folder on the host; the run's message (read by the author) does not.
             logger.error("%s", host_failure)
@@ -145,51 +151,23 @@ def run_kernel(spec: RunSpec, view: KernelView, uid: int) -> KernelRun:
         if isinstance(kernel_run.status.get("message"), str):
             kernel_run.status["message"] = as_seen_inside(kernel_run.status["message"], command=command,
                                                           private_dir=private_dir)
-    failure = sandbox_start_failure(kernel_run)
+    failure = sandbox_start_failure(kernel_run.status, kernel_run.logs)
     if failure:
         raise SandboxUnavailable(failure)
+    started_and_died = kernel_start_message(kernel_run.status, kernel_run.logs)
+    if started_and_died:
+        kernel_run.status["message"] = started_and_died
     if kernel_run.status.get("outcome") == "collector_lost":
         raise SandboxUnavailable(kernel_run.status["message"])
     return kernel_run
-
-
-# What the tools in front of the kernel write when they fail: bwrap, and setpriv and env before it.
-SANDBOX_TOOL_PREFIXES = ("bwrap: ", "setpriv: ", "env: ")
-
-
-def sandbox_start_failure(kernel_run: KernelRun) -> str | None:
-    """The operator's message when the sandbox itself could not start, else None.
-
-    Nothing of the notebook has run when the kernel never opened its sockets; if bwrap (or setpriv or env before
-    it) said why, the worker cannot run notebooks at all: user namespaces refused to a non-root worker, a folder
-    the sandbox uid cannot reach (the kernel environment or the app installed under a 0700 folder), a tool too
-    old. That must end as a run error, retried, never as the notebook's `execution_failed`."""
-    if kernel_run.status.get("outcome") != "kernel_start_failed":
-        return None
-    said = [line.strip() for line in kernel_run.logs.splitlines() if line.startswith(SANDBOX_TOOL_PREFIXES)]
-    if not said:
-        return None
-    return (f"The sandbox could not start on this worker ({said[-1][:300]}). {_sandbox_hint(said[-1])} Nothing is "
-            "known about the notebook; the run is tried again later.")
-
-
-def _sandbox_hint(line: str) -> str:
-    if "namespace" in line:
-        return ("The worker's user may not create user namespaces: allow them (sysctl "
-                "kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0, or AppArmor's "
-                "kernel.apparmor_restrict_unprivileged_userns=0), or run the worker as root.")
-    if "Permission denied" in line or "Can't find source path" in line:
-        return ("The sandbox uid cannot reach a folder it needs (the kernel environment, the image cache or the "
-                "temporary folder): every folder on the way must be searchable by others (chmod o+x), or move it; "
-                "`manage.py check --deploy` names the folder.")
-    return "See `manage.py check --deploy` for what the sandbox lacks on this worker."
 
 
 def sandbox_command(spec: RunSpec, view: KernelView, private_dir: Path, uid: int) -> list[str]:
     """setpriv (root worker) + env -i + bwrap + the kernel, for the run folder `private_dir`."""
     notebook_dir = PurePosixPath("/work", spec.notebook_path).parent
     bwrap = [
-        "bwrap",
+        # bwrap's own word on whether it started the kernel (see sandbox_start.py), not log lines.
+        "bwrap", "--json-status-fd", BWRAP_STATUS_FD,
         "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
         "--cap-drop", "ALL", "--hostname", "nbarchive",
         "--uid", str(uid), "--gid", str(uid),
@@ -200,6 +178,7 @@ def sandbox_command(spec: RunSpec, view: KernelView, private_dir: Path, uid: int
         bwrap += ["--ro-bind", str(private_dir / "etc" / name), f"/etc/{name}"]
     bwrap += [
         "--ro-bind", str(private_dir / "startup.py"), f"{RUN_MOUNT}/startup.py",
+        "--ro-bind", str(private_dir / "launcher.py"), f"{RUN_MOUNT}/{LAUNCHER_NAME}",
         "--bind", str(private_dir / "ipc"), f"{RUN_MOUNT}/ipc",
         "--bind", str(spec.workdir), "/work",
         # bwrap's root is a tmpfs the sandbox user could fill; only /tmp, /dev/shm (size-limited), /work and
@@ -212,7 +191,9 @@ def sandbox_command(spec: RunSpec, view: KernelView, private_dir: Path, uid: int
         for key, value in view.inner_env.items():
             bwrap += ["--setenv", key, value]
     bwrap += [
-        view.kernel_python, "-m", "ipykernel_launcher", "-f", f"{RUN_MOUNT}/ipc/{CONNECTION_FILE}",
+        # A script, not `-m ipykernel_launcher`: nothing in the notebook's folder is imported before the kernel
+        # is up (see kernel_launcher.py).
+        view.kernel_python, f"{RUN_MOUNT}/{LAUNCHER_NAME}", "-f", f"{RUN_MOUNT}/ipc/{CONNECTION_FILE}",
         # As nbclient starts kernels: no history database. parent_handle=1 (the sandbox's init) also keeps
         # the kernel from printing its "how to connect" banner into the run's log.
         "--HistoryManager.hist_file=:memory:", "--IPKernelApp.parent_handle=1",

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from repository.runners.cleanup import remove_tree
 from repository.runners.image import ImageRunner
 from repository.runners.images import (
     ImageCache,
@@ -38,7 +39,6 @@ from repository.runners.images import (
     run_in_image,
     sandbox_mounts,
 )
-from repository.runners.images.files import remove_tree
 from repository.runners.sandbox import HOME, SANDBOX_ENV
 from repository.services.verification import default_tolerance, limits_from_settings, notebook_verify
 from tests.images.build import build_image

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repository.errors import ImageUnavailable, InvalidImageReference
+from repository.runners.cleanup import remove_tree
 from repository.runners.image import replaceable_identity_files
 from repository.runners.images import CachedImage, ImageCache, ImageLease, PullLimits, RegistryAccess, sandbox_mounts
-from repository.runners.images.files import remove_tree
 from repository.runners.images.pull import DEFAULT_PATH
 
 PULL = "pull"

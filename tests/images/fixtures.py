@@ -39,7 +39,7 @@ def _reachable_folder(prefix: str) -> Path:
 
 
 def _remove(folder: Path) -> None:
-    from repository.runners.images.files import remove_tree
+    from repository.runners.cleanup import remove_tree
 
     remove_tree(folder)
 

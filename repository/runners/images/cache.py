@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from repository.errors import ImagePullTimeout, ImageTooLarge
-from repository.runners.images.files import disarm_and_measure, remove_tree
+from repository.runners.cleanup import remove_tree
+from repository.runners.images.files import disarm_and_measure
 from repository.runners.images.pull import ImageConfig, ProgressCallback, PullLimits, pull_and_unpack
 from repository.runners.images.reference import ImageReference, parse_reference
 from repository.runners.images.tools import ImageTools, RegistryAccess

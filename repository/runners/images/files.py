@@ -1,7 +1,7 @@
-"""The files of an unpacked image on the worker's disk: made harmless to the host, measured, removed."""
+"""The files of an unpacked image on the worker's disk: made harmless to the host and measured. They are removed
+with repository.runners.cleanup.remove_tree, whatever modes the image gave its folders."""
 
 import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -39,27 +39,3 @@ def _xattrs(path: str) -> list[str]:
         return os.listxattr(path, follow_symlinks=False)
     except OSError:  # a filesystem without extended attributes
         return []
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a tree whatever its modes: an image may ship read-only folders, which a non-root worker could
-    otherwise not empty."""
-
-    def make_writable_and_retry(function, failed_path, _exc_info):
-        parent = os.path.dirname(failed_path)
-        for target in (parent, failed_path):
-            try:
-                info = os.lstat(target)
-                if not stat.S_ISLNK(info.st_mode):
-                    os.chmod(target, info.st_mode | stat.S_IWUSR | stat.S_IXUSR | stat.S_IRUSR)
-            except OSError:
-                pass
-        try:
-            function(failed_path)
-        except OSError:
-            pass
-
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-    elif path.exists():
-        shutil.rmtree(path, onerror=make_writable_and_retry)

@@ -12,13 +12,17 @@ is the image's kernel Python. The result is kept beside the image (it depends on
 import json
 import os
 import secrets
+import selectors
 import shutil
+import signal
 import subprocess
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from repository.errors import ImageToolsMissing, ImageUnavailable
 from repository.runners.images.cache import CachedImage
+from repository.runners.sandbox_start import SANDBOX_TOOL_PREFIXES, read_bwrap_status
 
 PYTHON_NAMES = ("python3", "python")
 EXTRA_PLACES = ("/opt/conda/bin",)
@@ -28,6 +32,9 @@ SANDBOX_DEFAULTS = {"HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE"
 INSPECTION_FILE = "inspection.json"
 INSPECTION_FORMAT = 1
 MARKER = "NBARCHIVE-INSPECTION "
+# What is kept of a command's stdout and of its stderr (a probe prints a few kB; a hostile image's Python could
+# print for the whole timeout); past it the command is stopped.
+OUTPUT_LIMIT_BYTES = 4 * 1024 * 1024
 PROBE = (
     "import sys, json\n"
     "out = {'executable': sys.executable, 'version': sys.version.split()[0]}\n"
@@ -119,7 +126,7 @@ def _inspect(image: CachedImage, *, uid: int | None) -> ImageInspection:
     for python in candidate_pythons(image):
         result = run_in_image(image, [python, "-c", PROBE], uid=uid, timeout=120)
         found = _parse_probe(result.stdout)
-        if found is None and _sandbox_failed(result.stderr):
+        if found is None and result.sandbox_failed and not _could_not_execute(result.stderr):
             raise ImageUnavailable(f"The sandbox could not start in {image.reference}: {_tail(result.stderr)}")
         if found is None:
             tried.append(f"{python} did not run ({_tail(result.stderr)})")
@@ -157,14 +164,29 @@ def sandbox_environment(image: CachedImage, **overrides: str) -> dict[str, str]:
     return {**SANDBOX_DEFAULTS, **image.config.env, "PATH": image.config.path, **overrides}
 
 
+class ImageCommandResult(subprocess.CompletedProcess):
+    """A command's result, its stdout and stderr each cut at its output limit (returncode -9 when it was stopped
+    at its timeout or there, stderr then ends saying which); `sandbox_failed` is bwrap's own
+    word (its --json-status-fd) that it ended without executing the command: its set-up failed, or it could not
+    execute the command (then its stderr says "execvp"), or setpriv/env in front of it failed. Nothing of the
+    image ran then, so nothing of the image wrote its stderr."""
+
+    def __init__(self, args, returncode, stdout, stderr, *, sandbox_failed: bool):
+        super().__init__(args, returncode, stdout, stderr)
+        self.sandbox_failed = sandbox_failed
+
+
 def run_in_image(image: CachedImage, argv: list[str], *, uid: int | None = None, timeout: float = 60,
-                 memory_mb: int = 2048, environment: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+                 memory_mb: int = 2048, environment: dict[str, str] | None = None,
+                 output_limit_bytes: int = OUTPUT_LIMIT_BYTES) -> ImageCommandResult:
     """Run argv inside the image: no network, new namespaces, all capabilities dropped, an unprivileged uid
     (a random one of RUNNER_SANDBOX_UID_* when the worker is root), the image read-only."""
     uid = uid if uid is not None else _sandbox_uid()
     environment = environment if environment is not None else sandbox_environment(image)
-    command = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
-               "--new-session", "--cap-drop", "ALL", "--hostname", "nbarchive", "--uid", str(uid), "--gid", str(uid),
+    status_read, status_write = os.pipe()
+    command = ["bwrap", "--json-status-fd", str(status_write), "--unshare-all", "--unshare-user",
+               "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "nbarchive",
+               "--uid", str(uid), "--gid", str(uid),
                *sandbox_mounts(image.rootfs), "--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     # The image's variables are set inside the sandbox only (--setenv): on `env` they would also steer bwrap
     # itself on the host (LD_PRELOAD, LD_LIBRARY_PATH).
@@ -181,12 +203,61 @@ def run_in_image(image: CachedImage, argv: list[str], *, uid: int | None = None,
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
     try:
-        return subprocess.run(command, check=False, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, env={}, stdin=subprocess.DEVNULL, preexec_fn=limit_memory,
-                              start_new_session=True)
-    except subprocess.TimeoutExpired as exc:
-        stdout = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        return subprocess.CompletedProcess(command, -9, stdout, f"timed out after {timeout:g} s")
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env={}, preexec_fn=limit_memory,  # noqa: PLW1509 - no thread of ours in between
+                                   start_new_session=True, pass_fds=(status_write,))
+    finally:
+        os.close(status_write)
+    with process:
+        output, errors, ending = _read_capped(process, timeout, output_limit_bytes)
+        if ending:
+            _kill_group(process.pid)
+        process.wait()
+    reported = read_bwrap_status(status_read)
+    if ending:
+        errors += b"\n" + ending
+    # Killed by us (timeout, output cap), it ran: the image's Python was running, not bwrap failing to start.
+    return ImageCommandResult(command, -9 if ending else process.returncode, output.decode(errors="replace"),
+                              errors.decode(errors="replace").strip(),
+                              sandbox_failed=not ending and reported["exit_code"] is None)
+
+
+def _read_capped(process: subprocess.Popen, timeout: float, limit: int) -> tuple[bytes, bytes, bytes]:
+    """The command's stdout and stderr as they come, each at most `limit` bytes, until both end; and why the
+    command must be stopped (b"" when it need not): its timeout, or output past the cap."""
+    deadline = time.monotonic() + timeout
+    kept = {process.stdout.fileno(): bytearray(), process.stderr.fileno(): bytearray()}
+    with selectors.DefaultSelector() as selector:
+        for descriptor in kept:
+            selector.register(descriptor, selectors.EVENT_READ)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return bytes(kept[process.stdout.fileno()]), bytes(kept[process.stderr.fileno()]), \
+                    f"timed out after {timeout:g} s".encode()
+            for key, _ in selector.select(remaining):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fd)
+                    continue
+                kept[key.fd] += chunk
+                if len(kept[key.fd]) > limit:
+                    del kept[key.fd][limit:]
+                    return bytes(kept[process.stdout.fileno()]), bytes(kept[process.stderr.fileno()]), \
+                        f"stopped: more than {limit} bytes of output".encode()
+    try:
+        process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:  # it closed its output but runs on
+        return bytes(kept[process.stdout.fileno()]), bytes(kept[process.stderr.fileno()]), \
+            f"timed out after {timeout:g} s".encode()
+    return bytes(kept[process.stdout.fileno()]), bytes(kept[process.stderr.fileno()]), b""
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def unreachable_ancestor(path: Path) -> Path | None:
@@ -216,10 +287,10 @@ def _sandbox_uid() -> int:
     return first + secrets.randbelow(count)
 
 
-def _sandbox_failed(stderr: str) -> bool:
-    # bwrap reports its own failures as "bwrap: ..."; one that could not exec the candidate is the image's matter.
-    lines = [line for line in (stderr or "").splitlines() if line.startswith("bwrap: ")]
-    return any("execvp" not in line for line in lines)
+def _could_not_execute(stderr: str) -> bool:
+    # bwrap set the sandbox up but could not execute the candidate (a dangling link): the image's matter.
+    said = [line for line in (stderr or "").splitlines() if line.startswith(SANDBOX_TOOL_PREFIXES)]
+    return bool(said) and said[-1].startswith("bwrap: execvp")
 
 
 def _parse_probe(stdout: str) -> dict | None:

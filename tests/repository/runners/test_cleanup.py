@@ -137,3 +137,26 @@ def test_a_path_that_is_gone_or_a_file_is_fine(tmp_path):
     (tmp_path / "single").write_text("x")
     assert remove_tree(tmp_path / "single") == []
     assert not (tmp_path / "single").exists()
+
+
+PRUNE_IMAGE_CACHE = (
+    "import os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'repository.settings'); from pathlib import Path; "
+    "from repository.runners.images import ImageCache, PullLimits, RegistryAccess; "
+    "cache = ImageCache(Path(sys.argv[1]), access=RegistryAccess(frozenset()), cap_bytes=0, "
+    "limits=PullLimits(max_bytes=1, timeout_seconds=1)); cache.prune(everything=True); print(json.dumps([]))"
+)
+
+
+@needs_setpriv
+def test_the_image_cache_removes_an_evicted_image_whatever_modes_its_folders_have(base):
+    """An image may ship read-only and closed folders (0o000); the image cache removed its trash with a weaker copy
+    of remove_tree that left such folders behind for a worker that is not root."""
+    cache = base / "cache"
+    for name in ("images", "locks", "tmp", "tools"):
+        (cache / name).mkdir(parents=True)
+    left_by_a_run(cache / "trash" / "evicted-image" / "rootfs")
+    give_to_nobody(base)
+
+    unprivileged(PRUNE_IMAGE_CACHE, cache)
+
+    assert list((cache / "trash").iterdir()) == []

@@ -151,3 +151,20 @@ def test_a_version_without_an_image_is_refused_without_a_verdict(workdir, runner
 
     with pytest.raises(RunnerGaveUp, match="pins no container image"):
         verify(workdir, runner, "")
+
+
+def test_files_beside_the_notebook_do_not_take_over_an_images_kernel_and_helpers_import(workdir, runner,
+                                                                                      minimal_image_ref):
+    """Debian's Python 3.11 and ipykernel in the image: an uploaded ipykernel_launcher.py or zmq.py that says
+    what a failing bwrap says and exits used to end the run as the operator's error; a helper module beside the
+    notebook must still import from a cell."""
+    hijack = "import sys\nprint('bwrap: Creating new namespace failed', file=sys.stderr)\nsys.exit(1)\n"
+    for name in ("ipykernel_launcher.py", "zmq.py"):
+        (workdir / name).write_text(hijack)
+    (workdir / "helpers.py").write_text("def answer():\n    return 42\n")
+    write_notebook(workdir, ["import helpers\nprint('answer', helpers.answer())"])
+
+    verification = verify(workdir, runner, minimal_image_ref)
+
+    assert verification.result.outcome == "completed", verification.message
+    assert "answer 42" in text_of(verification)

@@ -48,7 +48,8 @@ def test_the_auth_file_pulls_the_private_image_and_the_notebook_cannot_read_the_
     cache = image_cache_factory(insecure=(private_registry.host,), auth_file=str(registry_auth_file))
 
     with cache.use(private_image_ref) as image:
-        result = run_in_image(image, ["python3", "-c", SNOOP], timeout=120)
+        # All of what it saw (every file it could read): a secret past the usual cap must not go unnoticed.
+        result = run_in_image(image, ["python3", "-c", SNOOP], timeout=120, output_limit_bytes=1024**3)
 
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
