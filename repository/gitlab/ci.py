@@ -7,9 +7,8 @@ which holds no secrets and gets none):
   {target_path, url, sha256, size}, where url is a short-lived, signed nbarchive URL serving exactly the bytes
   staging verified (never a credential);
 - `.nbarchive/job.py` and `.nbarchive/job_kernel.py` (the job's script), `.nbarchive/kernel_collector.py` (with
-  `kernel_client.py`) and
-  `.nbarchive/kernel_startup.py` (the local runner's collector and kernel start-up file: the job runs the notebook
-  the same way, see job.py);
+  `kernel_client.py`), `.nbarchive/kernel_startup.py` and `.nbarchive/kernel_launcher.py` (the local runner's
+  collector, kernel start-up file and kernel launcher: the job runs the notebook the same way, see job.py);
 - `.gitlab-ci.yml` (`ci_file_text`): one job with `image:` = the pinned digest, `timeout:`, the fixed script
   `python3 .nbarchive/job.py` and `out/` as artifacts `when: always`.
 
@@ -42,6 +41,7 @@ JOB_FILES = {
     ".nbarchive/kernel_collector.py": Path(runners.__file__).with_name("kernel_collector.py"),
     ".nbarchive/kernel_client.py": Path(runners.__file__).with_name("kernel_client.py"),
     ".nbarchive/kernel_startup.py": Path(runners.__file__).with_name("kernel_startup.py"),
+    ".nbarchive/kernel_launcher.py": Path(runners.__file__).with_name("kernel_launcher.py"),
 }
 MANIFEST_PATH = ".nbarchive/manifest.json"
 URL_RE = re.compile(r"https?://[\x21-\x7e]+")  # printable ASCII only: no whitespace, no control characters

@@ -1,7 +1,9 @@
 """The verification job's script. Runs INSIDE the GitLab CI job, in the version's pinned image, with its Python.
 
-The GitLab runner commits this file as `.nbarchive/job.py`, the local runner's collector and kernel start-up file
-as `.nbarchive/kernel_collector.py` and `.nbarchive/kernel_startup.py`, the notebook under `work/` and
+The GitLab runner commits this file as `.nbarchive/job.py`, the local runner's collector, kernel start-up file and
+kernel launcher as `.nbarchive/kernel_collector.py`, `.nbarchive/kernel_startup.py` and
+`.nbarchive/kernel_launcher.py` (the kernel starts from its copy in the job's run folder, never from the notebook's
+folder, so an uploaded `ipykernel_launcher.py` cannot replace it), the notebook under `work/` and
 `.nbarchive/manifest.json`; the CI file's only script line is `python3 .nbarchive/job.py`, so no value of the
 submitter ever reaches a shell. Everything the job needs (the notebook's path, the inputs, the limits) it reads
 from the manifest, as data. It imports nothing of nbarchive or Django.

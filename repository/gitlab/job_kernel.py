@@ -20,6 +20,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTOR = os.path.join(HERE, "kernel_collector.py")
 KERNEL_STARTUP = os.path.join(HERE, "kernel_startup.py")
+KERNEL_LAUNCHER = os.path.join(HERE, "kernel_launcher.py")
+# Its copy in the run folder: process listings still say ipykernel_launcher, as the local sandbox's do.
+LAUNCHER_NAME = "nbarchive_ipykernel_launcher.py"
 MB = 1024 * 1024
 LOG_LIMIT_BYTES = 256 * 1024
 STATUS_LIMIT_BYTES = 64 * 1024
@@ -116,7 +119,9 @@ def choose_isolation() -> tuple[str, int]:
 
 def kernel_command(isolation: str, uid: int, run_dir: str, environment: dict[str, str]) -> list[str]:
     kernel = ["env", "-i", *(f"{key}={value}" for key, value in environment.items()),
-              sys.executable, "-m", "ipykernel_launcher", "-f", os.path.join(run_dir, CONNECTION_FILE),
+              # A script in the run folder, not `-m ipykernel_launcher`: the kernel starts in the notebook's folder,
+              # whose uploaded ipykernel_launcher.py or zmq.py would run first (see kernel_launcher.py).
+              sys.executable, os.path.join(run_dir, LAUNCHER_NAME), "-f", os.path.join(run_dir, CONNECTION_FILE),
               "--HistoryManager.hist_file=:memory:", "--IPKernelApp.parent_handle=1",
               f"--IPKernelApp.exec_files={os.path.join(run_dir, 'startup.py')}"]
     if isolation == "shared-uid":
@@ -128,8 +133,9 @@ def kernel_command(isolation: str, uid: int, run_dir: str, environment: dict[str
 
 
 def prepare_run_dir(isolation: str, uid: int, key: str, work: str) -> str:
-    """A private folder: the start-up file (readable by the kernel), its socket folder (with the connection file)
-    and home (the kernel's own). The working folder becomes the kernel's; `.nbarchive/` and `out/` stay the job's."""
+    """A private folder: the start-up file and the launcher (readable by the kernel), its socket folder (with the
+    connection file) and home (the kernel's own). The working folder becomes the kernel's; `.nbarchive/` and
+    `out/` stay the job's."""
     run_dir = tempfile.mkdtemp(prefix="nbarchive-kernel-")
     for name in ("ipc", "home"):
         os.mkdir(os.path.join(run_dir, name), 0o700)
@@ -137,8 +143,9 @@ def prepare_run_dir(isolation: str, uid: int, key: str, work: str) -> str:
             "signature_scheme": "hmac-sha256", "kernel_name": "python3",
             **{f"{channel}_port": port for channel, port in KERNEL_PORTS.items()}}
     _write_private(os.path.join(run_dir, CONNECTION_FILE), json.dumps(info).encode("ascii"), 0o400)
-    with open(KERNEL_STARTUP, "rb") as handle:
-        _write_private(os.path.join(run_dir, "startup.py"), handle.read(), 0o444)
+    for source, name in ((KERNEL_STARTUP, "startup.py"), (KERNEL_LAUNCHER, LAUNCHER_NAME)):
+        with open(source, "rb") as handle:
+            _write_private(os.path.join(run_dir, name), handle.read(), 0o444)
     if isolation != "shared-uid":
         os.chmod(run_dir, 0o711)
         for name in ("ipc", "home", CONNECTION_FILE):

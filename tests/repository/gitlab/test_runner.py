@@ -128,7 +128,7 @@ def test_a_run_goes_through_a_gitlab_pipeline_and_ends_with_the_same_report_as_t
     assert pipeline["ref"] == f"nbarchive/run-{run.run_id}-1"
     assert {"work/thermal.ipynb", CI_FILE, MANIFEST_PATH, ".nbarchive/job.py", ".nbarchive/job_kernel.py",
             ".nbarchive/kernel_collector.py", ".nbarchive/kernel_client.py",
-            ".nbarchive/kernel_startup.py"} <= set(files)
+            ".nbarchive/kernel_startup.py", ".nbarchive/kernel_launcher.py"} <= set(files)
     manifest = json.loads(files[MANIFEST_PATH])
     assert manifest["notebook"] == "thermal.ipynb"
     [data_input] = manifest["inputs"]
