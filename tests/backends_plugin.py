@@ -41,6 +41,10 @@ def _choose_database() -> str:
 DATABASE_CHOICE = _choose_database()
 # Two runs at once (two developers, or CI beside a developer) must not share, and drop, one test database.
 os.environ.setdefault("NBARCHIVE_TEST_DATABASE_NAME", f"test_nbarchive_{os.getpid()}")
+# A connection per request, as before persistent connections became the PostgreSQL default: a connection kept by a
+# thread of a test's Celery worker would outlive the test and hold the test database open. The tests of persistent
+# connections (tests/repository/test_database_connections.py) start their servers with the production default.
+os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 # Keep the test run's files (SQLite file, local storage, broker spool) out of the developer's var/.
 os.environ.setdefault("NBARCHIVE_VAR_DIR", tempfile.mkdtemp(prefix="nbarchive-test-"))
 os.environ.setdefault("DJANGO_DEBUG", "1")
