@@ -94,8 +94,8 @@ SEARCH_PARAMETERS = [
         'Words (all must match), "exact phrase", a OR b, -excluded, and field:value for title, creator, orcid, '
         "keyword, doi. A DOI or an ORCID iD alone finds its record.")),
     OpenApiParameter("sort", str, enum=list(SORTS), description=(
-        "bestmatch (default with q), newest (default without), mostviewed (as newest until usage counts "
-        "exist).")),
+        "bestmatch (default with q), newest (default without), mostviewed (the record's unique views, counted "
+        "COUNTER-style and updated about once a minute; ties newest first).")),
     OpenApiParameter("page", int, description="From 1; page x size may not pass 10,000."),
     OpenApiParameter("size", int, description=f"Hits per page, 1 to {MAX_PAGE_SIZE} (default 10)."),
     OpenApiParameter("all_versions", bool, description="Every public version, not only each record's latest."),

@@ -2,12 +2,18 @@
 
 - `search_run(SearchParams(...))` -> SearchResult (hits, total, facets); query syntax in query.py.
 - `search_index_version(version=...)` keeps one version's entry right (called on publish, correct, withdraw);
-  `search_reindex()` rebuilds all.
+  `search_reindex()` rebuilds all; `search_views_refresh(record_ids=...)` follows the usage counts
+  (the `mostviewed` sort).
 PostgreSQL full-text search in production, SQLite FTS5 on the embedded default; backends.py hides which.
 """
 
 from repository.search.engine import FACETS, SORTS, SearchParams, SearchResult, search_params_from_query, search_run
-from repository.search.indexing import search_index_version, search_reindex, search_verdict_refresh
+from repository.search.indexing import (
+    search_index_version,
+    search_reindex,
+    search_verdict_refresh,
+    search_views_refresh,
+)
 
 __all__ = ["FACETS", "SORTS", "SearchParams", "SearchResult", "search_index_version", "search_params_from_query",
-           "search_reindex", "search_run", "search_verdict_refresh"]
+           "search_reindex", "search_run", "search_verdict_refresh", "search_views_refresh"]

@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, OuterRef, Prefetch, Subquery
+from django.db.models import F, Max, OuterRef, Prefetch, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from repository import hooks, storage
-from repository.models import ExecutionRun, SearchDocument, SearchTerm, Version, VersionFile
+from repository.models import ExecutionRun, SearchDocument, SearchTerm, UsageCount, Version, VersionFile
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,15 @@ def search_verdict_refresh(*, version_pk: int) -> None:
     SearchDocument.objects.filter(pk=version_pk).update(verdict=_verdicts([version_pk]).get(version_pk, ""))
 
 
+def search_views_refresh(*, record_ids: Iterable[int]) -> None:
+    """Copy the records' unique views (their UsageCount without a version) onto all their documents, in one
+    UPDATE that leaves alone the rows already right; the usage aggregation calls it for the records it counted."""
+    record_views = Coalesce(Subquery(UsageCount.objects.filter(record_id=OuterRef("record_id"), version=None)
+                                     .values("unique_views")[:1]), Value(0))
+    (SearchDocument.objects.filter(record_id__in=list(record_ids)).exclude(views=record_views)
+     .update(views=record_views))
+
+
 def version_listener(version: Version, **details) -> None:
     """The listener of version_published, version_corrected and version_withdrawn (the details, such as a
     correction's fields, do not matter: the whole document is written again)."""
@@ -72,9 +82,12 @@ def _write_documents(versions: list[Version]) -> None:
     pks = [v.pk for v in versions]
     communities = hooks.communities_of(pks)
     verdicts = _verdicts(pks)
+    views = dict(UsageCount.objects.filter(record_id__in={v.record_id for v in versions}, version=None)
+                 .values_list("record_id", "unique_views"))
     documents, terms = [], []
     for version in versions:
         document = _document(version, community=communities.get(version.pk, ""), verdict=verdicts.get(version.pk, ""))
+        document.views = views.get(version.record_id, 0)
         documents.append(document)
         terms.extend(_terms(version, document))
     SearchDocument.objects.bulk_create(documents, batch_size=500)

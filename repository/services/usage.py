@@ -2,7 +2,8 @@
 
 Counting never slows a page: a request only decides whether it counts (a GET that succeeded, from a browser that
 is not on the COUNTER robots list) and writes one `UsageEvent` row. `usage_aggregate` (a Celery beat task, every
-minute) turns the events into `UsageCount` rows with the COUNTER Code of Practice's rules:
+minute) turns the events into `UsageCount` rows (and the search documents' `views`, for the `mostviewed`
+sort) with the COUNTER Code of Practice's rules:
 
 - a double click (the same visitor asking for the same thing of the same version again within 30 seconds)
   counts once;
@@ -30,6 +31,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from repository.models import UsageCount, UsageEvent, Version
+from repository.search import search_views_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +140,8 @@ def _apply(increments: dict) -> None:
     for (record_id, version_id), fields in increments.items():
         row, _ = UsageCount.objects.get_or_create(record_id=record_id, version_id=version_id)
         UsageCount.objects.filter(pk=row.pk).update(**{name: F(name) + value for name, value in fields.items()})
+    # The search's `mostviewed` sort reads the records' unique views from their search documents.
+    search_views_refresh(record_ids={record_id for record_id, version_id in increments if version_id is None})
 
 
 EMPTY = {"views": 0, "unique_views": 0, "downloads": 0, "unique_downloads": 0}
