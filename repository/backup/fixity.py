@@ -19,9 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import mail_admins, send_mail
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
@@ -30,6 +27,7 @@ from repository.backup.models import BackupCopy, FixityCheck
 from repository.backup.primary import Mismatch, primary_check, primary_write, spool_verified
 from repository.backup.targets import BackupTarget, target_from_location
 from repository.models import Blob
+from repository.services.admin_mail import admins_tell
 from repository.services.audit import audit_event_append
 from repository.storage import STORAGE_ERRORS
 
@@ -186,14 +184,7 @@ def _notify_admins(summary: FixitySummary) -> None:
                f"({summary.repaired} repaired from the backup)")
     body = summary.line() + ".\n\n" + "\n".join(summary.mismatches) + "\n"
     try:
-        if settings.ADMINS:
-            mail_admins(subject, body)
-            return
-        recipients = list(get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(email="")
-                          .values_list("email", flat=True))
-        if recipients:
-            send_mail(f"{settings.EMAIL_SUBJECT_PREFIX}{subject}", body, None, recipients)
-        else:
+        if not admins_tell(subject, body):
             logger.error("Fixity mismatches, and no admin to tell (set ADMINS): %s", body)
     except Exception:  # noqa: BLE001 - the results are recorded; a mail server being down must not hide them
         logger.exception("Could not e-mail the fixity check's mismatches")

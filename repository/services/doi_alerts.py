@@ -9,12 +9,11 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import mail_admins, send_mail
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from repository.models import DoiOutbox
+from repository.services.admin_mail import admins_tell
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +50,7 @@ def doi_alert_overdue() -> int:
 
 
 def _tell_admins(subject: str, body: str) -> None:
-    """To settings.ADMINS, else to the active superusers with an e-mail address (as the fixity check does)."""
     try:
-        if settings.ADMINS:
-            mail_admins(subject, body)
-            return
-        recipients = list(get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(email="")
-                          .values_list("email", flat=True))
-        if recipients:
-            send_mail(f"{settings.EMAIL_SUBJECT_PREFIX}{subject}", body, None, recipients)
+        admins_tell(subject, body)
     except Exception:  # noqa: BLE001 - the DOIs stay marked and counted in /metrics; a mail server down must not stop the sweep
         logger.exception("Could not e-mail the admins about overdue DOIs")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from django.conf import settings
 from nbformat.v4 import new_code_cell, new_notebook
 
 from repository.runners import sandbox
@@ -24,14 +23,11 @@ from repository.runners.compare import Tolerance
 from repository.runners.local import LocalSandboxRunner
 from repository.runners.sandbox import SandboxUnavailable
 from repository.services.verification import notebook_verify
+from tests.sandbox import kernel_python_or_skip_module
 
 pytestmark = pytest.mark.sandbox
 
-KERNEL_PYTHON = Path(settings.RUNNER_KERNEL_PYTHON)
-if shutil.which("bwrap") is None:
-    pytest.skip("bubblewrap (bwrap) is not installed: the sandbox tests cannot run", allow_module_level=True)
-if not KERNEL_PYTHON.exists():
-    pytest.skip(f"no kernel environment at {KERNEL_PYTHON}: run `make kernel-env`", allow_module_level=True)
+KERNEL_PYTHON = kernel_python_or_skip_module()
 
 FAST = SandboxLimits(memory_mb=1024, cpu_seconds=20, max_processes=32, max_file_size_mb=64,
                      cell_timeout_seconds=30, notebook_timeout_seconds=60, max_output_mb=5, tmpfs_mb=32)
