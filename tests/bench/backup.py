@@ -20,7 +20,7 @@ rows of published versions (up to 100 files each, SQLite; DJANGO_DEBUG=0 as in p
     (the backup fsyncs its volumes before cataloguing them, so "tar+fsync" is the like-for-like baseline).
 Before each timing the bench waits (--quiet-wait) for two idle seconds: the machine may be shared, and other
 processes' CPU and disk use would count as ours; figures taken on a busy machine are marked DISTURBED.
-The best time of each is used: ratio = tar seconds / backup seconds (target >= 0.9 for the small-file set, issue 19; higher is better).
+The best time of each is used: ratio = tar seconds / backup seconds (target >= 0.9 for small files; higher is better).
 Figures only, no assertions. Everything is written under a temporary directory that is removed at the end.
 """
 
