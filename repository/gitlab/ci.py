@@ -7,8 +7,9 @@ which holds no secrets and gets none):
   {target_path, url, sha256, size}, where url is a short-lived, signed nbarchive URL serving exactly the bytes
   staging verified (never a credential);
 - `.nbarchive/job.py` and `.nbarchive/job_kernel.py` (the job's script), `.nbarchive/kernel_collector.py` (with
-  `kernel_client.py`), `.nbarchive/kernel_startup.py` and `.nbarchive/kernel_launcher.py` (the local runner's
-  collector, kernel start-up file and kernel launcher: the job runs the notebook the same way, see job.py);
+  `kernel_client.py` and `sandbox_process.py`), `.nbarchive/kernel_startup.py` and `.nbarchive/kernel_launcher.py`
+  (the local runner's collector, kernel start-up file and kernel launcher: the job runs the notebook the same way,
+  see job.py);
 - `.gitlab-ci.yml` (`ci_file_text`): one job with `image:` = the pinned digest, `timeout:`, the fixed script
   `python3 .nbarchive/job.py` and `out/` as artifacts `when: always`.
 
@@ -40,6 +41,7 @@ JOB_FILES = {
     ".nbarchive/job_kernel.py": Path(__file__).with_name("job_kernel.py"),
     ".nbarchive/kernel_collector.py": Path(runners.__file__).with_name("kernel_collector.py"),
     ".nbarchive/kernel_client.py": Path(runners.__file__).with_name("kernel_client.py"),
+    ".nbarchive/sandbox_process.py": Path(runners.__file__).with_name("sandbox_process.py"),
     ".nbarchive/kernel_startup.py": Path(runners.__file__).with_name("kernel_startup.py"),
     ".nbarchive/kernel_launcher.py": Path(runners.__file__).with_name("kernel_launcher.py"),
 }

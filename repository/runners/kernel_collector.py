@@ -51,9 +51,10 @@ import subprocess
 import sys
 import time
 
-# This file runs as a script (`python -I`, so its folder is not on sys.path); its sibling is imported explicitly.
+# This file runs as a script (`python -I`, so its folder is not on sys.path); its siblings are imported explicitly.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kernel_client import make_notebook_client  # noqa: E402
+from sandbox_process import read_bwrap_status, tree_rss_bytes  # noqa: E402
 
 # Only what the kernel protocol needs: the kernel never gets a stdin or control connection from us, and liveness
 # comes from the sandbox process itself, not from heartbeats the kernel could fake.
@@ -61,9 +62,7 @@ CHANNELS = ("shell", "iopub")
 MEMORY_SAMPLE_SECONDS = 0.25
 CONNECT_ATTEMPT_SECONDS = 1.0
 DISCONNECT_GRACE_SECONDS = 1.0  # a dying kernel closes its sockets a moment before the sandbox exits
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 BWRAP_STATUS_FD = "{bwrap_json_status_fd}"  # in the command: the number of the pipe bwrap reports its status on
-BWRAP_STATUS_LIMIT = 64 * 1024
 
 
 def log(line: str) -> None:
@@ -123,7 +122,7 @@ class Collector:
         status["output_bytes"] = self.received_bytes
         status["sandbox_returncode"] = self.process.returncode
         if self.bwrap_status_pipe is not None:
-            status["bwrap"] = {**_read_bwrap_status(self.bwrap_status_pipe), "ended_by_itself": self.ended_by_itself}
+            status["bwrap"] = {**read_bwrap_status(self.bwrap_status_pipe), "ended_by_itself": self.ended_by_itself}
         if status["outcome"] != "completed":
             status.setdefault("cell_index", self.current_cell)
         executed = None
@@ -299,7 +298,7 @@ class Collector:
                 self.stop({"outcome": "timed_out"})
                 return
             if self.process.poll() is None:
-                self.peak_memory = max(self.peak_memory, _tree_rss_bytes(self.process.pid))
+                self.peak_memory = max(self.peak_memory, tree_rss_bytes(self.process.pid))
             await asyncio.sleep(MEMORY_SAMPLE_SECONDS)
 
     def _apply_limits(self) -> None:  # in the child between fork and exec: the whole sandbox inherits them
@@ -330,37 +329,6 @@ class Collector:
         return code - 128 if code is not None and code > 128 else None
 
 
-def _read_bwrap_status(descriptor: int) -> dict:
-    """What bwrap reported on its --json-status-fd (JSON lines): whether it cloned the sandbox ("child_pid") and
-    the exit code of the command it started, None when it never started one (its set-up failed, or it was killed
-    before the command ended). Only bwrap holds the pipe's write end (its child closes it), so nothing of the
-    notebook can write here. A copy of sandbox_start.read_bwrap_status: this file imports nothing of nbarchive
-    (GitLab jobs run it too)."""
-    os.set_blocking(descriptor, False)
-    data = b""
-    try:
-        while len(data) < BWRAP_STATUS_LIMIT:
-            chunk = os.read(descriptor, BWRAP_STATUS_LIMIT)
-            if not chunk:
-                break
-            data += chunk
-    except BlockingIOError:
-        pass  # bwrap still running (not killed yet): what it said so far
-    finally:
-        os.close(descriptor)
-    reported = {"child_pid": False, "exit_code": None}
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("child-pid"), int):
-            reported["child_pid"] = True
-        if isinstance(record, dict) and isinstance(record.get("exit-code"), int):
-            reported["exit_code"] = record["exit-code"]
-    return reported
-
-
 def _is_socket(path: str) -> bool:
     try:
         return stat.S_ISSOCK(os.lstat(path).st_mode)
@@ -375,33 +343,6 @@ def _cleared(notebook):
             cell.outputs = []
             cell.execution_count = None
     return notebook
-
-
-def _tree_rss_bytes(root_pid: int) -> int:
-    """Resident memory of a process and all its descendants, read from /proc.
-
-    Sampled while the run goes on: rusage cannot tell, because the kernel's usage does not reach us through
-    the sandbox's PID namespace init.
-    """
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue  # the process ended while we looked
-        pid = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(pid)  # fields[1] is the parent pid
-        rss[pid] = int(fields[21]) * PAGE_SIZE  # fields[21] is rss in pages
-    total, stack = 0, [root_pid]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
-    return total
 
 
 def die_with_worker(worker_pid: int) -> None:

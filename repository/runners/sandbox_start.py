@@ -15,42 +15,9 @@ Only the operator's message is taken from the log (the last line of bwrap, setpr
 case, when nothing of the notebook can have written to it.
 """
 
-import json
-import os
 
 # What the tools in front of the kernel write when they fail: bwrap, and setpriv and env before it.
 SANDBOX_TOOL_PREFIXES = ("bwrap: ", "setpriv: ", "env: ")
-BWRAP_STATUS_LIMIT = 64 * 1024
-
-
-def read_bwrap_status(descriptor: int) -> dict:
-    """What bwrap reported on its --json-status-fd (JSON lines), read from the pipe's read end, which is closed:
-    whether it cloned the sandbox ("child_pid") and the exit code of the command it started (None when it never
-    executed one: its set-up failed, or it was killed first). Only bwrap holds the write end (its child closes it),
-    so nothing inside the sandbox writes here. kernel_collector.py has its own copy: it imports nothing of ours."""
-    os.set_blocking(descriptor, False)
-    data = b""
-    try:
-        while len(data) < BWRAP_STATUS_LIMIT:
-            chunk = os.read(descriptor, BWRAP_STATUS_LIMIT)
-            if not chunk:
-                break
-            data += chunk
-    except BlockingIOError:
-        pass  # bwrap still running: what it said so far
-    finally:
-        os.close(descriptor)
-    reported = {"child_pid": False, "exit_code": None}
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("child-pid"), int):
-            reported["child_pid"] = True
-        if isinstance(record, dict) and isinstance(record.get("exit-code"), int):
-            reported["exit_code"] = record["exit-code"]
-    return reported
 
 
 def sandbox_never_started(status: dict) -> bool:

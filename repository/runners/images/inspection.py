@@ -22,7 +22,8 @@ from pathlib import Path
 
 from repository.errors import ImageToolsMissing, ImageUnavailable
 from repository.runners.images.cache import CachedImage
-from repository.runners.sandbox_start import SANDBOX_TOOL_PREFIXES, read_bwrap_status
+from repository.runners.sandbox_process import read_bwrap_status
+from repository.runners.sandbox_start import SANDBOX_TOOL_PREFIXES
 
 PYTHON_NAMES = ("python3", "python")
 EXTRA_PLACES = ("/opt/conda/bin",)

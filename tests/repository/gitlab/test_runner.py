@@ -127,7 +127,7 @@ def test_a_run_goes_through_a_gitlab_pipeline_and_ends_with_the_same_report_as_t
     files = gitlab_env.files_at(VERIFY_PROJECT, ref=pipeline["ref"])
     assert pipeline["ref"] == f"nbarchive/run-{run.run_id}-1"
     assert {"work/thermal.ipynb", CI_FILE, MANIFEST_PATH, ".nbarchive/job.py", ".nbarchive/job_kernel.py",
-            ".nbarchive/kernel_collector.py", ".nbarchive/kernel_client.py",
+            ".nbarchive/kernel_collector.py", ".nbarchive/kernel_client.py", ".nbarchive/sandbox_process.py",
             ".nbarchive/kernel_startup.py", ".nbarchive/kernel_launcher.py"} <= set(files)
     manifest = json.loads(files[MANIFEST_PATH])
     assert manifest["notebook"] == "thermal.ipynb"
