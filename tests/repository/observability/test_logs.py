@@ -102,5 +102,7 @@ def test_the_request_id_follows_the_tasks_a_request_queues(user):
         task_success.disconnect(record)
 
     assert response["X-Request-ID"] == "req-0123456789"
-    # The DOI may be synced by more than one task (a retry, the sweep): each ran under the request's id.
-    assert seen and set(seen) == {"req-0123456789"}
+    # The request's own task ran under its id. Other DOI syncs may run in the worker meanwhile (a retry, the drain
+    # of waiting DOIs after a success): they carry no request id, never another request's.
+    assert "req-0123456789" in seen
+    assert set(seen) - {""} == {"req-0123456789"}
