@@ -3,7 +3,7 @@
 from .audit import AuditEvent
 from .dois import DoiOutbox, DoiState, LocalDoi
 from .files import Blob, VersionFile
-from .records import Creator, Record, RelatedIdentifier, ResourceType, Version
+from .records import Creator, FileAccess, Record, RelatedIdentifier, ResourceType, Version
 from .references import DataReference
 from .runs import ExecutionRun, Verdict
 from .search import SearchDocument, SearchTerm
@@ -21,6 +21,7 @@ __all__ = [
     "DoiState",
     "LocalDoi",
     "ExecutionRun",
+    "FileAccess",
     "Record",
     "RelatedIdentifier",
     "ResourceType",

@@ -45,6 +45,14 @@ class ResourceType(models.TextChoices):
     DATASET = "Dataset", "Dataset"
 
 
+class FileAccess(models.TextChoices):
+    """Who may read a version's files. Its metadata, landing page, DOI and citation are public in every case."""
+
+    OPEN = "open", "Open"
+    EMBARGOED = "embargoed", "Embargoed"
+    RESTRICTED = "restricted", "Restricted"
+
+
 class Version(models.Model):
     class State(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -75,6 +83,11 @@ class Version(models.Model):
         default=dict, blank=True, help_text="Overrides of the default comparison tolerance, e.g. {\"rtol\": 1e-6}."
     )
 
+    # Access to the files (repository.access.policy decides who reads them; the embargo lift job opens them).
+    access_files = models.CharField(max_length=16, choices=FileAccess.choices, default=FileAccess.OPEN)
+    embargo_until = models.DateField(null=True, blank=True, help_text="The day an embargoed version's files open.")
+    embargo_reason = models.TextField(blank=True)
+
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -95,11 +108,19 @@ class Version(models.Model):
                 name="one_draft_per_record",
             ),
             models.CheckConstraint(condition=models.Q(number__gte=1), name="version_number_positive"),
+            # An embargo without an end date would never lift.
+            models.CheckConstraint(
+                condition=~models.Q(access_files="embargoed") | models.Q(embargo_until__isnull=False),
+                name="embargo_has_end_date",
+            ),
         ]
         indexes = [
             # OAI-PMH pages by keyset over (datestamp, id); only accepted versions have a datestamp.
             models.Index(fields=["public_changed_at", "id"], name="version_public_changed",
                          condition=models.Q(public_changed_at__isnull=False)),
+            # The embargo lift job looks for embargoes that have ended.
+            models.Index(fields=["embargo_until"], name="version_embargo_until",
+                         condition=models.Q(access_files="embargoed")),
         ]
 
     def __str__(self) -> str:

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "repository.apps.RepositoryConfig",
     "repository.backup.apps.BackupConfig",
     "repository.gitlab.apps.GitLabConfig",
+    "repository.access.apps.AccessConfig",
     "moderation.apps.ModerationConfig",
     "harvest.apps.HarvestConfig",
 ]
