@@ -5,12 +5,8 @@ from django.conf import settings
 
 from repository.services.runs import InfrastructureError, error_code_of, run_execute, run_mark_error
 
-# The task must outlive the sandbox's own wall clock plus staging; past this Celery stops it. With RUNNER=gitlab it
-# waits for the pipeline instead: the pending deadline plus the job's timeout and a grace period
-# (repository/gitlab/runner.py).
-VERIFICATION_SOFT_LIMIT = max(settings.RUNNER_NOTEBOOK_TIMEOUT_SECONDS,
-                              int(settings.GITLAB_PENDING_TIMEOUT_SECONDS) + settings.GITLAB_JOB_TIMEOUT_SECONDS + 300
-                              if settings.RUNNER == "gitlab" else 0) + settings.STAGING_TOTAL_SECONDS + 120
+# The task must outlive the sandbox's own wall clock plus staging (see the setting's comment).
+VERIFICATION_SOFT_LIMIT = settings.VERIFICATION_TASK_SOFT_LIMIT_SECONDS
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3,

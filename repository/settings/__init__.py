@@ -366,3 +366,15 @@ from .search import *  # noqa: E402, F403
 from .security import *  # noqa: E402, F403
 from .uploads import *  # noqa: E402, F403
 from .verification import *  # noqa: E402, F403
+
+# How long a verification task may take before Celery stops it: the sandbox's own wall clock plus staging; with
+# RUNNER=gitlab it waits for the pipeline instead (the pending deadline, the job's timeout and a grace period).
+VERIFICATION_TASK_SOFT_LIMIT_SECONDS = max(  # noqa: F405 (the subsystems' settings, imported above)
+    RUNNER_NOTEBOOK_TIMEOUT_SECONDS,  # noqa: F405
+    int(GITLAB_PENDING_TIMEOUT_SECONDS) + GITLAB_JOB_TIMEOUT_SECONDS + 300 if RUNNER == "gitlab" else 0,  # noqa: F405
+) + STAGING_TOTAL_SECONDS + 120  # noqa: F405
+# Redis hands a task that is not acknowledged within its visibility timeout (one hour by default) to another
+# worker. Tasks are acknowledged late (after they finish), so a verification longer than that would run twice at
+# once: the timeout must outlast the longest task. RabbitMQ has no such timeout.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "sentinel://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": VERIFICATION_TASK_SOFT_LIMIT_SECONDS + 60 + 600}

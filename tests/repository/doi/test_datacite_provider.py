@@ -202,3 +202,13 @@ def test_doi_sync_all_points_datacite_at_the_new_site_address(user, moderator, d
     assert len(sent) == 2
     call_command("doi_sync", "--all", stdout=io.StringIO())
     assert [r for r in datacite_server.requests[before:] if r.method in ("POST", "PUT")] == sent
+
+
+def test_deleting_a_draft_doi_that_is_already_gone_is_done_not_an_error(datacite_server):
+    """A retried delete whose first attempt DataCite carried out but whose answer was lost finds nothing left:
+    that is the outcome asked for, not a failure (the client's own not-found error stays inside the adapter)."""
+    from repository.doi.datacite import DataCiteDoiProvider
+
+    DataCiteDoiProvider().delete_draft(f"{DATACITE_PREFIX}/never-made")
+
+    assert datacite_server.requests[-1].method == "DELETE"
