@@ -25,6 +25,7 @@ go to `transaction.on_commit`, as everywhere.
 | `version_published(version)` | services/versions.py `version_publish` | GitLab mirror, search index, OAI payloads |
 | `version_corrected(version, actor, fields, reason)` | services/published.py | moderation (e-mail), search, OAI |
 | `version_withdrawn(version)` | services/published.py `version_withdraw` | the search index, OAI payloads |
+| `version_access_changed(version, actor, before, after)` | services/embargoes.py, services/published.py | search, OAI |
 
 An unfilled hook answers as the core alone would: nobody but the global moderators moderates, nothing is
 harvested, and submitting is refused with a message (there is no review without moderation). Call a hook
@@ -98,7 +99,8 @@ _HOOK_NAMES = frozenset({"submit_for_review", "moderates_version", "review_of", 
                          "corrections_reviewed", "hold_correction", "external_metadata_for_dois",
                          "communities_of", "community_names", "communities_listed"})
 
-_listeners: dict[str, list[Callable]] = {"version_published": [], "version_corrected": [], "version_withdrawn": []}
+_listeners: dict[str, list[Callable]] = {"version_published": [], "version_corrected": [], "version_withdrawn": [],
+                                         "version_access_changed": []}
 
 
 def listen(**listeners: Callable) -> None:

@@ -18,6 +18,7 @@ from repository.models import Blob, Creator, DataReference, Record, RelatedIdent
 from repository.permissions import is_owner
 from repository.services.audit import audit_event_append
 from repository.services.dois import doi_reserve_for_draft
+from repository.services.file_access import access_clean
 
 VERSION_FIELDS = ("title", "description", "resource_type", "version_label", "license", "container_image",
                   "notebook_path")
@@ -111,6 +112,8 @@ def metadata_write(version: Version, metadata: dict) -> None:
     version.comparison_tolerance = _clean_tolerance(metadata.get("comparison_tolerance") or {}, errors)
     version.keywords = _clean_keywords(metadata.get("keywords") or [], errors)
     version.funding = _clean_funding(metadata.get("funding") or [], errors)
+    if metadata.get("access") is not None:  # left out: kept (services/file_access.py says why)
+        access_clean(metadata["access"], version=version, errors=errors)
     try:
         version.full_clean(exclude=["record", "created_by", "number", "state", "doi"])
     except ValidationError as exc:
