@@ -29,12 +29,6 @@ from repository.services.dois import doi_metadata_changed
 LIFTABLE_STATES = (Version.State.PUBLISHING, Version.State.PUBLISHED)
 
 
-def can_lift_embargo(user, version: Version) -> bool:
-    """Owners and admins, as for corrections: an early lift is a correction towards open."""
-    return (can_correct_metadata(user, version.record) and version.state in LIFTABLE_STATES
-            and version.access_files == FileAccess.EMBARGOED)
-
-
 @transaction.atomic
 def embargo_lift(*, version: Version, actor) -> Version:
     """Open an embargoed version's files now, before (or on) the embargo's day."""
