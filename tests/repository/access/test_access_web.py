@@ -10,9 +10,9 @@ from django.urls import reverse
 
 from repository.access.policy import today
 from repository.models import AuditEvent, DoiOutbox, FileAccess, Version
+from repository.selectors import version_metadata
 from repository.services.drafts import record_create
 from repository.services.published import version_correct_metadata
-from repository.selectors import version_metadata
 from tests.factories import UserFactory, published_version, submitted_review, upload
 from tests.repository.web.helpers import deposit_post
 
