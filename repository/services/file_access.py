@@ -117,6 +117,13 @@ def _day(value) -> datetime.date | None:
     raise ValueError(value)
 
 
+def access_in_words(access: dict) -> str:
+    """An access (as `selectors.version_access` shows it) in a few words, for moderators' diffs and timelines."""
+    words = {FileAccess.OPEN: "open", FileAccess.RESTRICTED: "restricted"}.get(
+        access.get("files"), f"embargoed until {access.get('embargo_until')}")
+    return f"{words} ({access['embargo_reason']})" if access.get("embargo_reason") else words
+
+
 def access_change_refusals(before: dict, after: dict) -> dict[str, list[str]]:
     """Field errors for a published version's access changing from `before` to `after` (both as
     `selectors.version_access` shows them); empty when the change may be made. Access may only become more open

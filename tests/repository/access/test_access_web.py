@@ -224,3 +224,24 @@ def test_a_held_correction_that_opens_files_is_kept_as_json(user, moderator, mon
     assert held and held[0]["fields"] == ["access"]
     version.refresh_from_db()
     assert version.access_files == FileAccess.EMBARGOED  # waits for the moderator
+
+
+def test_the_moderators_timeline_says_how_a_correction_opened_the_files(client, user, moderator, monkeypatch):
+    from moderation.services import review_act
+    from repository import tasks
+    from tests.factories import sync_pending
+
+    monkeypatch.setattr(tasks.run_verification_task, "apply_async", lambda *a, **k: None)
+    review = submitted_review(user, access={"files": "restricted", "embargo_reason": "Personal data"})
+    admin = UserFactory(is_superuser=True)
+    review_act(request_id=review.pk, action="accept", actor=admin)
+    sync_pending()
+    version = Version.objects.get(pk=review.version.pk)
+
+    version_correct_metadata(version=version, actor=user, reason="Consent obtained",
+                             metadata={**version_metadata(version), "access": {"files": "open"}})
+    client.force_login(admin)
+    html = client.get(reverse("moderation:request_detail", kwargs={"request_id": review.pk})).content.decode()
+
+    timeline = html[html.index('id="timeline"'):]
+    assert "<del>restricted (Personal data)</del><br><ins>open</ins>" in timeline
