@@ -191,9 +191,9 @@ class MetadataEnvelopeInput(StrictInput):
 
 
 class DraftMetadataInput(MetadataEnvelopeInput):
-    """The whole metadata of a draft. PUT replaces it: fields left out are cleared. It may also be sent as GET
-    answers a draft (the metadata under `metadata`; id, state, files and links are ignored). Unknown fields are
-    refused."""
+    """The whole metadata of a draft. PUT replaces it: fields left out are cleared, except `access`, which is kept.
+    It may also be sent as GET answers a draft (the metadata under `metadata`, `access` beside it; id, state,
+    files and links are ignored). Unknown fields are refused."""
 
     envelope_read_only = frozenset({"id", "version", "state", "doi", "created", "updated", "files",
                                     "missing_for_submission", "uploads", "links"})

@@ -86,7 +86,8 @@ def record_create(*, owner, metadata: dict | None = None) -> Version:
 
 @transaction.atomic
 def draft_update(*, version: Version, actor, metadata: dict) -> Version:
-    """Replace the draft's metadata with `metadata` (fields left out are cleared, as with HTTP PUT)."""
+    """Replace the draft's metadata with `metadata` (fields left out are cleared, as with HTTP PUT, except
+    `access`, which is kept: services/file_access.py)."""
     version = draft_lock_for_change(version=version, actor=actor)
     metadata_write(version, metadata)
     audit_event_append(actor=actor, action="draft.update", version=version)
