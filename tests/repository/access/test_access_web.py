@@ -245,3 +245,17 @@ def test_the_moderators_timeline_says_how_a_correction_opened_the_files(client, 
 
     timeline = html[html.index('id="timeline"'):]
     assert "<del>restricted (Personal data)</del><br><ins>open</ins>" in timeline
+
+
+def test_a_new_version_that_closes_its_files_shows_in_the_moderators_diff(api, user, moderator):
+    from moderation.diff import version_diff
+
+    version = _published(user, moderator)
+    record_id = version.record.public_id
+    draft = api.post(f"/api/records/{record_id}/versions").json()
+    draft["access"] = {"files": "restricted", "embargo_reason": "Personal data"}
+    assert api.put(f"/api/records/{record_id}/draft", draft, format="json").status_code == 200
+
+    diff = version_diff(Version.objects.get(record=version.record, number=2))
+
+    assert {"field": "access", "before": "open", "after": "restricted (Personal data)"} in diff["metadata"]
