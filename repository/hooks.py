@@ -27,6 +27,10 @@ go to `transaction.on_commit`, as everywhere.
 | `version_withdrawn(version)` | services/published.py `version_withdraw` | the search index, OAI payloads |
 | `version_access_changed(version, actor, before, after)` | services/embargoes.py, services/published.py | search, OAI |
 
+`version_access_changed` is sent whenever a published version's files open: by an embargo's lift (early, or by
+the daily job; actor None) and by a correction (after its `version_corrected`), so that whoever serves or mirrors
+the files (the GitLab mirror, which pushes no files while they are closed) hears of it in one place.
+
 An unfilled hook answers as the core alone would: nobody but the global moderators moderates, nothing is
 harvested, and submitting is refused with a message (there is no review without moderation). Call a hook
 through the module (`hooks.review_of(version)`), never `from repository.hooks import review_of`: the names are
