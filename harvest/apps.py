@@ -15,4 +15,4 @@ class HarvestConfig(AppConfig):
         from harvest.provider.fragments import fragments_refresh_record
 
         hooks.listen(version_published=fragments_refresh_record, version_corrected=fragments_refresh_record,
-                     version_withdrawn=fragments_refresh_record)
+                     version_withdrawn=fragments_refresh_record, version_access_changed=fragments_refresh_record)

@@ -21,6 +21,8 @@ from django.core.cache import cache
 from repository import storage
 from repository.models import Version
 from repository.runners.compare import limits
+from repository.selectors import version_access
+from repository.services.file_access import access_in_words
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ def _metadata_values(version: Version) -> dict:
     values["related_identifiers"] = [f"{r.relation} {r.identifier}" for r in version.related_identifiers.all()]
     values["data_references"] = [f"{d.kind} {d.identifier} -> {d.target_path} sha256:{d.sha256[:12]}"
                                  for d in version.data_references.all()]
+    values["access"] = access_in_words(version_access(version))  # files closed in a new version are worth a look
     return values
 
 

@@ -13,6 +13,7 @@ from repository.errors import InvalidInput, NotFound
 from repository.models import AuditEvent, ExecutionRun, SearchDocument
 from repository.querying import AnyOf
 from repository.selectors import changed_fields
+from repository.services.file_access import access_in_words
 
 
 def requests_visible_to(user) -> QuerySet[ReviewRequest]:
@@ -106,8 +107,13 @@ def request_timeline(review: ReviewRequest) -> list[dict]:
 
 def _correction_changes(data: dict) -> list[dict]:
     before, after = data.get("before") or {}, data.get("after") or {}
-    return [{"field": field, "before": before.get(field), "after": after.get(field)}
-            for field in changed_fields(before, after)]
+    return [{"field": field, "before": readable_change(field, before.get(field)),
+             "after": readable_change(field, after.get(field))} for field in changed_fields(before, after)]
+
+
+def readable_change(field: str, value):
+    """A correction's value as moderators read it: an access in words, anything else as it is."""
+    return access_in_words(value) if field == "access" and isinstance(value, dict) else value
 
 
 # --- communities, as OAI-PMH sets see them ------------------------------------------------------------------

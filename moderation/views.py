@@ -87,7 +87,8 @@ def _pending_corrections(review: ReviewRequest) -> list[dict]:
         return []
     current = version_metadata(review.version)
     return [{"correction": correction,
-             "changes": [{"field": field, "before": current.get(field), "after": correction.metadata.get(field)}
+             "changes": [{"field": field, "before": selectors.readable_change(field, current.get(field)),
+                          "after": selectors.readable_change(field, correction.metadata.get(field))}
                          for field in correction.fields]}
             for correction in corrections.corrections_pending(review)]
 

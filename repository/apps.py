@@ -15,4 +15,4 @@ class RepositoryConfig(AppConfig):
 
         # The search index follows every change of what readers see (repository/search/indexing.py).
         hooks.listen(version_published=version_listener, version_corrected=version_listener,
-                     version_withdrawn=version_listener)
+                     version_withdrawn=version_listener, version_access_changed=version_listener)

@@ -23,6 +23,9 @@ app.conf.beat_schedule = {
     # Primary storage: unused blobs are marked, and deleted once marked for BLOB_GC_GRACE_HOURS; crashed uploads'
     # temporary objects go too.
     "blob-gc-daily": {"task": "repository.tasks.blob_gc_task", "schedule": crontab(hour=3, minute=30)},
+    # Embargoes whose day has come: files opened, DataCite and harvesters told (the access policy already opens
+    # them at midnight UTC; this records it). Shortly after midnight, and hourly after that as a safety net.
+    "embargoes-lift-due": {"task": "repository.tasks.embargoes_lift_due_task", "schedule": crontab(minute=5)},
     # Views and downloads: the events pages wrote become COUNTER-style counts on the landing page and in the API.
     "usage-aggregate": {"task": "repository.tasks.usage_aggregate_task", "schedule": 60.0},
 }

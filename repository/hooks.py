@@ -25,6 +25,11 @@ go to `transaction.on_commit`, as everywhere.
 | `version_published(version)` | services/versions.py `version_publish` | GitLab mirror, search index, OAI payloads |
 | `version_corrected(version, actor, fields, reason)` | services/published.py | moderation (e-mail), search, OAI |
 | `version_withdrawn(version)` | services/published.py `version_withdraw` | the search index, OAI payloads |
+| `version_access_changed(version, actor, before, after)` | services/embargoes.py, services/published.py | search, OAI |
+
+`version_access_changed` is sent whenever a published version's files open: by an embargo's lift (early, or by
+the daily job; actor None) and by a correction (after its `version_corrected`), so that whoever serves or mirrors
+the files (the GitLab mirror, which pushes no files while they are closed) hears of it in one place.
 
 An unfilled hook answers as the core alone would: nobody but the global moderators moderates, nothing is
 harvested, and submitting is refused with a message (there is no review without moderation). Call a hook
@@ -98,7 +103,8 @@ _HOOK_NAMES = frozenset({"submit_for_review", "moderates_version", "review_of", 
                          "corrections_reviewed", "hold_correction", "external_metadata_for_dois",
                          "communities_of", "community_names", "communities_listed"})
 
-_listeners: dict[str, list[Callable]] = {"version_published": [], "version_corrected": [], "version_withdrawn": []}
+_listeners: dict[str, list[Callable]] = {"version_published": [], "version_corrected": [], "version_withdrawn": [],
+                                         "version_access_changed": []}
 
 
 def listen(**listeners: Callable) -> None:

@@ -78,6 +78,17 @@ def version_metadata(version: Version) -> dict:
         "related_identifiers": [{"identifier": r.identifier, "scheme": r.scheme, "relation": r.relation}
                                 for r in version.related_identifiers.all()],
         "data_references": [{f: getattr(d, f) for f in REFERENCE_FIELDS} for d in version.data_references.all()],
+        "access": version_access(version),
+    }
+
+
+def version_access(version: Version) -> dict:
+    """Who may read the version's files, as the API shows it (and as `draft_update` takes it): the stored state,
+    not the effective one (an embargo whose day has come shows until the lift job records it as open)."""
+    return {
+        "files": version.access_files,
+        "embargo_until": version.embargo_until.isoformat() if version.embargo_until else None,
+        "embargo_reason": version.embargo_reason,
     }
 
 

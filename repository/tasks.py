@@ -36,6 +36,13 @@ def reverify_due_task() -> list[str]:
 
 
 @shared_task
+def embargoes_lift_due_task() -> int:
+    from repository.services.embargoes import embargoes_lift_due
+
+    return len(embargoes_lift_due())
+
+
+@shared_task
 def runs_reap_task() -> list[str]:
     from repository.services.run_leases import runs_reap
 

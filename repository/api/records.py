@@ -20,10 +20,12 @@ from rest_framework.views import APIView
 from repository import selectors
 from repository.api.renderers import CITATION_RENDERERS, render_export
 from repository.api.serializers import (
+    AccessField,
     DraftMetadataInput,
     DraftOutput,
     ProblemOutput,
     StrictInput,
+    metadata_without_access,
     with_problem_responses,
 )
 from repository.errors import NotFound
@@ -44,6 +46,7 @@ class PublicVersionOutput(serializers.Serializer):
     published_at = serializers.DateTimeField()
     withdrawn_at = serializers.DateTimeField(allow_null=True)
     withdrawal_reason = serializers.CharField()
+    access = AccessField()
     metadata = serializers.SerializerMethodField()
     files = serializers.SerializerMethodField()
     stats = serializers.SerializerMethodField()
@@ -58,7 +61,7 @@ class PublicVersionOutput(serializers.Serializer):
         return doi_url(version.doi) if version.doi else ""
 
     def get_metadata(self, version) -> dict:
-        return selectors.version_metadata(version)
+        return metadata_without_access(version)
 
     def get_files(self, version) -> list[dict]:
         if version.state == Version.State.WITHDRAWN:
@@ -103,7 +106,7 @@ class CorrectionInput(DraftMetadataInput):
 
     envelope_read_only = frozenset({"id", "version", "state", "doi", "doi_url", "concept_doi", "published_at",
                                     "withdrawn_at", "withdrawal_reason", "files", "stats", "links"})
-    envelope_kept = frozenset({"reason"})
+    envelope_kept = frozenset({"reason", "access"})
 
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000,
                                    help_text="Why the metadata is corrected; kept in the audit trail.")

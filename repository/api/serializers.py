@@ -10,8 +10,9 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from repository.models import DataReference, RelatedIdentifier, ResourceType, Version
-from repository.selectors import version_metadata
+from repository.models import DataReference, FileAccess, RelatedIdentifier, ResourceType, Version
+from repository.selectors import version_access, version_metadata
+from repository.services.file_access import MAX_EMBARGO_YEARS, MAX_REASON_CHARS
 
 
 def _text(**kwargs):
@@ -112,6 +113,57 @@ class ToleranceField(serializers.JSONField):
     """An object of tolerance overrides; the service checks the keys and values (runners/compare/numeric.py)."""
 
 
+class IsoDateField(serializers.DateField):
+    """A day as YYYY-MM-DD, handed to the services as that text (held corrections are kept as JSON)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(input_formats=["iso-8601"], **kwargs)
+
+    def to_internal_value(self, value):
+        return super().to_internal_value(value).isoformat()
+
+
+ACCESS_HELP = ("Who may read the files; the metadata, landing page, DOI and citation are public in every case. "
+               "open: everyone. embargoed: the owners and moderators until embargo_until, then everyone (the "
+               "files open on that day). restricted: the owners, moderators and those they grant access. Left out "
+               "of a PUT, the access is kept. After publication it can only become more open (restricted, "
+               "embargoed, open) and an embargo only end earlier.")
+
+
+class AccessInput(StrictInput):
+    files = serializers.ChoiceField(choices=FileAccess.choices)
+    embargo_until = IsoDateField(
+        required=False, allow_null=True, help_text="The day the files open (UTC), YYYY-MM-DD: required for "
+        f"embargoed, null otherwise; after today and at most {MAX_EMBARGO_YEARS} years ahead.")
+    embargo_reason = _text(max_length=MAX_REASON_CHARS, help_text="Why the files are closed, shown to readers "
+                           "(embargoed or restricted); empty for open files.")
+
+
+class AccessOutput(serializers.Serializer):
+    files = serializers.ChoiceField(choices=FileAccess.choices)
+    embargo_until = serializers.DateField(allow_null=True, help_text="The day an embargo ends; null unless "
+                                          "embargoed.")
+    embargo_reason = serializers.CharField(allow_blank=True)
+
+
+@extend_schema_field(AccessOutput(help_text=ACCESS_HELP))
+class AccessField(serializers.Field):
+    """A version's access as `selectors.version_access` shows it (read-only)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, help_text=ACCESS_HELP, **kwargs)
+
+    def to_representation(self, version: Version) -> dict:
+        return version_access(version)
+
+
+def metadata_without_access(version: Version) -> dict:
+    """The metadata object of the API: `access` is beside it (as InvenioRDM has it), not inside."""
+    metadata = version_metadata(version)
+    metadata.pop("access", None)
+    return metadata
+
+
 class MetadataEnvelopeInput(StrictInput):
     """Metadata sent flat, or as GET answers it: the object around `metadata` (id, state, files, links...) with its
     read-only fields ignored, so that a client may PUT back what it read. Anything else around it is refused."""
@@ -139,12 +191,13 @@ class MetadataEnvelopeInput(StrictInput):
 
 
 class DraftMetadataInput(MetadataEnvelopeInput):
-    """The whole metadata of a draft. PUT replaces it: fields left out are cleared. It may also be sent as GET
-    answers a draft (the metadata under `metadata`; id, state, files and links are ignored). Unknown fields are
-    refused."""
+    """The whole metadata of a draft. PUT replaces it: fields left out are cleared, except `access`, which is kept.
+    It may also be sent as GET answers a draft (the metadata under `metadata`, `access` beside it; id, state,
+    files and links are ignored). Unknown fields are refused."""
 
     envelope_read_only = frozenset({"id", "version", "state", "doi", "created", "updated", "files",
                                     "missing_for_submission", "uploads", "links"})
+    envelope_kept = frozenset({"access"})
 
     title = _text(max_length=500)
     description = _text()
@@ -163,6 +216,7 @@ class DraftMetadataInput(MetadataEnvelopeInput):
         required=False, help_text="Overrides of the output comparison tolerance, e.g. {\"rtol\": 1e-6} for a notebook "
         "computing in single precision; keys left out keep the archive's defaults."
     )
+    access = AccessInput(required=False, help_text=ACCESS_HELP)
 
 
 class FileOutput(serializers.Serializer):
@@ -192,6 +246,7 @@ class DraftOutput(serializers.Serializer):
     doi = serializers.CharField()
     created = serializers.DateTimeField()
     updated = serializers.DateTimeField()
+    access = AccessField()
     metadata = serializers.SerializerMethodField()
     files = FileOutput(many=True)
     uploads = serializers.SerializerMethodField(help_text="Direct uploads that are not files yet: uploading, "
@@ -200,7 +255,7 @@ class DraftOutput(serializers.Serializer):
     links = serializers.SerializerMethodField()
 
     def get_metadata(self, version: Version) -> dict:
-        return version_metadata(version)
+        return metadata_without_access(version)
 
     def get_uploads(self, version: Version) -> list[dict]:
         return [{"id": str(upload.upload_id), "path": upload.path, "size": upload.size, "state": upload.state,

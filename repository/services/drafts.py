@@ -18,6 +18,7 @@ from repository.models import Blob, Creator, DataReference, Record, RelatedIdent
 from repository.permissions import is_owner
 from repository.services.audit import audit_event_append
 from repository.services.dois import doi_reserve_for_draft
+from repository.services.file_access import access_clean
 
 VERSION_FIELDS = ("title", "description", "resource_type", "version_label", "license", "container_image",
                   "notebook_path")
@@ -85,7 +86,8 @@ def record_create(*, owner, metadata: dict | None = None) -> Version:
 
 @transaction.atomic
 def draft_update(*, version: Version, actor, metadata: dict) -> Version:
-    """Replace the draft's metadata with `metadata` (fields left out are cleared, as with HTTP PUT)."""
+    """Replace the draft's metadata with `metadata` (fields left out are cleared, as with HTTP PUT, except
+    `access`, which is kept: services/file_access.py)."""
     version = draft_lock_for_change(version=version, actor=actor)
     metadata_write(version, metadata)
     audit_event_append(actor=actor, action="draft.update", version=version)
@@ -111,6 +113,8 @@ def metadata_write(version: Version, metadata: dict) -> None:
     version.comparison_tolerance = _clean_tolerance(metadata.get("comparison_tolerance") or {}, errors)
     version.keywords = _clean_keywords(metadata.get("keywords") or [], errors)
     version.funding = _clean_funding(metadata.get("funding") or [], errors)
+    if metadata.get("access") is not None:  # left out: kept (services/file_access.py says why)
+        access_clean(metadata["access"], version=version, errors=errors)
     try:
         version.full_clean(exclude=["record", "created_by", "number", "state", "doi"])
     except ValidationError as exc:

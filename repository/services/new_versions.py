@@ -1,14 +1,16 @@
 """Starting a new version of a published record, and discarding a draft.
 
-A new version starts as a copy of the latest published version's metadata and files. Files are shared by
-content hash (new VersionFile rows pointing at the same Blob), never copied. It gets its own reserved DOI.
+A new version starts as a copy of the latest published version's metadata, files and file access. Files are
+shared by content hash (new VersionFile rows pointing at the same Blob), never copied. It gets its own reserved
+DOI.
 """
 
 from django.db import transaction
 from django.db.models import Max
 
+from repository.access.policy import effective_access
 from repository.errors import Conflict
-from repository.models import Creator, DataReference, Record, RelatedIdentifier, Version, VersionFile
+from repository.models import Creator, DataReference, FileAccess, Record, RelatedIdentifier, Version, VersionFile
 from repository.services.audit import audit_event_append
 from repository.services.dois import doi_discard_for_draft, doi_reserve_for_draft
 from repository.services.drafts import require_owner
@@ -38,12 +40,22 @@ def version_new_draft(*, record: Record, actor) -> Version:
                        "finish or discard it before starting another.")
     number = (record.versions.aggregate(Max("number"))["number__max"] or 0) + 1
     draft = Version.objects.create(record=record, number=number, created_by=actor,
-                                   **{field: getattr(latest, field) for field in COPIED_FIELDS})
+                                   **{field: getattr(latest, field) for field in COPIED_FIELDS},
+                                   **_access_copied(latest))
     _copy_rows(latest, draft)
     doi_reserve_for_draft(draft)
     audit_event_append(actor=actor, action="version.new_draft", version=draft,
                        data={"from_version": latest.number, "doi": draft.doi})
     return draft
+
+
+def _access_copied(latest: Version) -> dict:
+    """The new version's files are closed as the latest version's are (the same files, mostly); an embargo that
+    has ended, even if the lift job has not recorded it yet, is not carried over."""
+    if effective_access(latest) == FileAccess.OPEN:
+        return {"access_files": FileAccess.OPEN, "embargo_until": None, "embargo_reason": ""}
+    return {"access_files": latest.access_files, "embargo_until": latest.embargo_until,
+            "embargo_reason": latest.embargo_reason}
 
 
 def _copy_rows(source: Version, draft: Version) -> None:

@@ -12,6 +12,7 @@ from repository.selectors import changed_fields, version_metadata
 from repository.services.audit import audit_event_append
 from repository.services.dois import doi_metadata_changed, doi_withdraw_version
 from repository.services.drafts import metadata_write
+from repository.services.file_access import access_change_refusals
 
 # What a correction may not touch: they decide what was verified and accepted.
 FROZEN_FIELDS = ("container_image", "notebook_path", "comparison_tolerance", "data_references", "resource_type")
@@ -31,7 +32,8 @@ def version_correct_metadata(*, version: Version, actor, metadata: dict, reason:
     """Correct a published version's citation metadata (a typo, a new related identifier). The previous and new
     metadata are kept in the audit trail, shown on the record's page (`selectors.record_corrections`) and to the
     version's moderators (the `version_corrected` event); the DOI's metadata is sent again. Owners and admins may
-    correct, at once: a typo must not wait for a review.
+    correct, at once: a typo must not wait for a review. The files' access may change only towards open
+    (`services.file_access.access_change_refusals`); `access` left out keeps it.
 
     Unless the community that accepted the version reviews corrections (`hooks.corrections_reviewed`): then the
     correction, validated, is handed to `hooks.hold_correction` and nothing changes yet; the returned version has
@@ -61,6 +63,7 @@ def version_correct_metadata(*, version: Version, actor, metadata: dict, reason:
         return _hold_for_review(version, actor=actor, metadata=metadata, reason=reason, before=before)
     metadata_write(version, metadata)
     after = version_metadata(version)
+    _refuse_closing(before, after)
     if after == before:
         return version
     version.public_changed_at = timezone.now()
@@ -72,7 +75,17 @@ def version_correct_metadata(*, version: Version, actor, metadata: dict, reason:
     audit_event_append(actor=actor, action="version.correct", version=version, data=data)
     doi_metadata_changed(version)
     hooks.send("version_corrected", version=version, actor=actor, fields=fields, reason=reason)
+    if after["access"] != before["access"]:
+        hooks.send("version_access_changed", version=version, actor=actor, before=before["access"],
+                   after=after["access"])
     return version
+
+
+def _refuse_closing(before: dict, after: dict) -> None:
+    """Published files may only become more open (services/file_access.py); the caller's transaction is undone."""
+    refusals = access_change_refusals(before["access"], after["access"])
+    if refusals:
+        raise InvalidInput("A published version's files can only become more open.", field_errors=refusals)
 
 
 def _hold_for_review(version: Version, *, actor, metadata: dict, reason: str, before: dict) -> Version:
@@ -81,6 +94,7 @@ def _hold_for_review(version: Version, *, actor, metadata: dict, reason: str, be
     with transaction.atomic():
         metadata_write(version, metadata)
         after = version_metadata(version)
+        _refuse_closing(before, after)
         transaction.set_rollback(True)
     version = _locked_public(version)
     version.correction_held = False

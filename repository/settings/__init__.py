@@ -303,6 +303,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "repository.api.serializers.strict_inputs_in_schema"],
+    # A version's `access.files`: named for what it is, not after the field ("FilesEnum").
+    "ENUM_NAME_OVERRIDES": {"FileAccessEnum": "repository.models.FileAccess"},
 }
 
 # Logs (repository/observability/logs.py): one JSON object per line in production (LOG_FORMAT=json, the default

@@ -37,6 +37,9 @@ SECTIONS = {
 }
 TEXT_FIELDS = ("title", "description", "resource_type", "version_label", "license", "container_image",
                "notebook_path")
+# The service's access errors (`access.files`), on the form's fields.
+ACCESS_ERROR_FIELDS = {"access": "access_files", "access.files": "access_files",
+                       "access.embargo_until": "embargo_until", "access.embargo_reason": "embargo_reason"}
 ROW_ERROR_RE = re.compile(r"^(?P<section>\w+)\[(?P<index>\d+)\](?:\.(?P<field>\w+))?$")
 
 
@@ -71,6 +74,9 @@ class DepositForm:
         metadata["keywords"] = cleaned.get("keywords") or []
         if "comparison_tolerance" in self.form.fields:
             metadata["comparison_tolerance"] = cleaned.get("comparison_tolerance") or {}
+        access = self.form.access()
+        if access is not None:
+            metadata["access"] = access
         for name, formset in self.formsets.items():
             rows, sent = [], []
             for form in formset.forms:
@@ -93,6 +99,7 @@ class DepositForm:
                 self.other_errors.extend(f"{path}: {message}" for message in messages)
 
     def _attach_error(self, path: str, messages: list[str]) -> bool:
+        path = ACCESS_ERROR_FIELDS.get(path, path)
         if path in self.form.fields:
             self.form.add_error(path, messages)
             return True
@@ -148,6 +155,8 @@ def _version_initial(version: Version) -> dict:
     initial = {field: getattr(version, field) for field in TEXT_FIELDS}
     initial["keywords"] = ", ".join(version.keywords or [])
     initial["comparison_tolerance"] = json.dumps(version.comparison_tolerance) if version.comparison_tolerance else ""
+    initial.update(access_files=version.access_files, embargo_until=version.embargo_until,
+                   embargo_reason=version.embargo_reason)
     return initial
 
 

@@ -9,7 +9,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from repository.json_input import json_loads_bounded
-from repository.models import DataReference, RelatedIdentifier, ResourceType
+from repository.models import DataReference, FileAccess, RelatedIdentifier, ResourceType
+from repository.services.file_access import MAX_EMBARGO_YEARS, MAX_REASON_CHARS
 from repository.services.published import FROZEN_FIELDS, MAX_REASON_LENGTH
 
 # Offered in the licence field's datalist; any other SPDX identifier may still be typed.
@@ -70,6 +71,31 @@ class DraftMetadataForm(forms.Form):
         help_text='Optional overrides of how closely fresh outputs must match, e.g. {"rtol": 1e-6} for a notebook '
         "computing in single precision. Keys: rtol, atol, pixel_tolerance, max_differing_pixels.")
 
+    # Who may read the files (services/file_access.py decides what is acceptable, as for the API).
+    access_files = forms.ChoiceField(
+        required=False, label="Access to the files", widget=forms.RadioSelect, initial=FileAccess.OPEN,
+        choices=[(FileAccess.OPEN, "Open: anyone may download the files"),
+                 (FileAccess.EMBARGOED, "Embargoed: the files open on a day you choose"),
+                 (FileAccess.RESTRICTED, "Restricted: readers ask you for access")],
+        help_text="The title, description, creators, DOI and citation are public in every case.")
+    embargo_until = forms.DateField(
+        required=False, label="Embargo ends on", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=f"Embargoed only: the day (UTC) the files open, at most {MAX_EMBARGO_YEARS} years ahead.")
+    embargo_reason = _text("Why the files are closed", max_length=MAX_REASON_CHARS,
+                           widget=forms.Textarea(attrs={"rows": 2, "maxlength": MAX_REASON_CHARS}),
+                           help_text="Embargoed or restricted: shown to readers, e.g. “Until the paper is "
+                           "published” or “Personal data: ask the authors”.")
+
+    def access(self) -> dict | None:
+        """The `access` of the metadata, or None when the form did not send it (the service then keeps it). A day
+        or reason left in a field that does not apply to the chosen access is dropped, not refused."""
+        files = self.cleaned_data.get("access_files")
+        if not files:
+            return None
+        until = self.cleaned_data.get("embargo_until") if files == FileAccess.EMBARGOED else None
+        reason = (self.cleaned_data.get("embargo_reason") or "").strip() if files != FileAccess.OPEN else ""
+        return {"files": files, "embargo_until": until.isoformat() if until else None, "embargo_reason": reason}
+
     def clean_comparison_tolerance(self) -> dict:
         text = self.cleaned_data["comparison_tolerance"].strip()
         if not text:
@@ -96,6 +122,9 @@ class CorrectionMetadataForm(DraftMetadataForm):
         super().__init__(*args, **kwargs)
         for field in FROZEN_FIELDS:
             self.fields.pop(field, None)
+        self.fields["access_files"].help_text = (
+            "A published version's files can only become more open: restricted, then embargoed, then open; an "
+            "embargo can only end earlier. The title, description, creators, DOI and citation stay public.")
 
 
 class CreatorForm(forms.Form):

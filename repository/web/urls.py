@@ -1,6 +1,6 @@
 from django.urls import path
 
-from repository.web import badges, citing, crate, landing, notebook, run_data, search, seo, views
+from repository.web import badges, citing, crate, embargo, landing, notebook, run_data, search, seo, views
 
 app_name = "repository"
 
@@ -36,6 +36,8 @@ urlpatterns = [
     path("records/<str:record_id>/versions/<int:number>/", landing.record_landing, name="version_landing"),
     path("records/<str:record_id>/versions/<int:number>/linkset", landing.record_linkset, name="version_linkset"),
     path("records/<str:record_id>/versions/<int:number>/edit/", landing.version_correct, name="version_correct"),
+    path("records/<str:record_id>/versions/<int:number>/embargo/lift/", embargo.version_embargo_lift,
+         name="version_embargo_lift"),
     path("records/<str:record_id>/versions/<int:number>/withdraw/", landing.version_withdraw_view,
          name="version_withdraw"),
     path("records/<str:record_id>/versions/<int:number>/files/<path:file_path>", landing.published_file,
