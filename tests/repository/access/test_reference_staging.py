@@ -3,6 +3,7 @@ the referencing version may read it (an owner of that record too, or someone gra
 fails at staging with a message naming the reference and saying why."""
 
 import datetime
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.utils import timezone
@@ -11,6 +12,7 @@ from repository import demo
 from repository.access.models import AccessGrant
 from repository.models import ExecutionRun, FileAccess, Version
 from repository.services.drafts import draft_update, record_create
+from repository.services.run_data import run_data_url
 from repository.services.runs import reference_spec, run_execute, run_request
 from tests.factories import UserFactory, upload
 
@@ -95,3 +97,24 @@ def test_a_grant_to_one_owner_or_owning_both_records_lets_the_file_be_staged(use
 def test_open_files_are_staged_for_anyone(user):
     source = published_data(UserFactory())
     assert refusal(draft_reading(source, user)) is None
+
+
+def test_a_signed_input_url_serves_a_closed_reference_only_while_an_owner_may_read_it(client, user, settings):
+    """The GitLab runner's jobs fetch their inputs by signed URL after staging checked them; a grant revoked (or
+    a file closed) meanwhile stops the download too."""
+    settings.RUNNER = "gitlab"
+    source = published_data(UserFactory())
+    draft = draft_reading(source, user)
+    grant = AccessGrant.objects.create(record=source.record, user=user)
+    close(source, FileAccess.RESTRICTED)
+    run = run_request(version=draft, requested_by=user)
+    ExecutionRun.objects.filter(pk=run.pk).update(status="running", runner="gitlab")
+    parts = urlsplit(run_data_url(run=run, target_path=demo.DATA_PATH))
+    query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+
+    served = client.get(parts.path, query)
+    AccessGrant.objects.filter(pk=grant.pk).update(revoked_at=timezone.now())
+    refused = client.get(parts.path, query)
+
+    assert served.status_code == 200 and b"".join(served.streaming_content) == demo.measurements_csv()
+    assert refused.status_code == 403 and not getattr(refused, "streaming", False)
