@@ -30,7 +30,7 @@ from repository.models import ExecutionRun, FileAccess, Verdict, Version
 from repository.permissions import MODERATORS_GROUP
 from repository.selectors import version_metadata
 from repository.services.drafts import draft_update
-from tests.factories import UserFactory, demo_draft, sync_pending, upload
+from tests.factories import UserFactory, demo_draft, published_version, sync_pending, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -309,3 +309,13 @@ def test_presigned_urls_are_minted_only_for_readers(world, local_blob_storage, s
 
     assert refused.status_code == 403 and "Location" not in refused
     assert allowed.status_code == 302 and "X-Amz-Signature" in allowed["Location"]
+
+
+def test_scholarly_indexers_are_not_sent_to_a_closed_pdf(people):
+    version = published_version(people["owner"], people["admin"], extra_files={"paper.pdf": b"%PDF-1.4\n%%EOF\n"})
+    landing = f"/records/{version.record.public_id}/versions/{version.number}/"
+    assert 'name="citation_pdf_url"' in Client().get(landing).content.decode()
+
+    set_state(version, "embargoed")
+
+    assert 'name="citation_pdf_url"' not in Client().get(landing).content.decode()
