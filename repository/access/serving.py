@@ -29,11 +29,11 @@ REPORT_CELL_KEYS = ("index", "cell_id", "execution_count", "status", "status_if_
 
 def closed_files_message(version: Version) -> str:
     """Why the reader gets no files, in one sentence."""
+    if version.state == Version.State.WITHDRAWN:
+        return "This version was withdrawn; its files are no longer served."
     if effective_access(version) == FileAccess.EMBARGOED and version.embargo_until:
         return (f"The files of this version are embargoed until {version.embargo_until:%Y-%m-%d}; the metadata "
                 f"and the DOI are public.")
-    if version.state == Version.State.WITHDRAWN:
-        return "This version was withdrawn; its files are no longer served."
     return ("The files of this version are restricted: only its owners and the people they grant access can read "
             "them; the metadata and the DOI are public.")
 

@@ -319,3 +319,14 @@ def test_scholarly_indexers_are_not_sent_to_a_closed_pdf(people):
     set_state(version, "embargoed")
 
     assert 'name="citation_pdf_url"' not in Client().get(landing).content.decode()
+
+
+def test_an_api_client_with_a_share_link_gets_download_links_that_open(world):
+    set_state(world["version"], "restricted")
+    api_version = routes(world)["api_version"]
+
+    files = Client().get(f"{api_version}?share={SHARE_TOKEN}").json()["files"]
+    download = next(f["links"]["download"] for f in files if f["path"] == DATA_PATH)
+
+    response = Client().get(download)  # a fresh client: no session, only what the link carries
+    assert response.status_code == 200 and MARKER.encode() in body_of(response)
