@@ -330,3 +330,17 @@ def test_an_api_client_with_a_share_link_gets_download_links_that_open(world):
 
     response = Client().get(download)  # a fresh client: no session, only what the link carries
     assert response.status_code == 200 and MARKER.encode() in body_of(response)
+
+
+def test_a_requester_reads_once_granted_and_no_longer_once_revoked(world):
+    set_state(world["version"], "restricted")
+    client, _ = client_for(world, "requester")
+    url = routes(world)["file"]
+    assert client.get(url).status_code == 403
+
+    grant = AccessGrant.objects.create(record=world["version"].record, user=world["requester"],
+                                       granted_by=world["owner"])
+    assert client.get(url).status_code == 200
+
+    AccessGrant.objects.filter(pk=grant.pk).update(revoked_at=timezone.now())
+    assert client.get(url).status_code == 403
