@@ -150,7 +150,11 @@ def request_comment(request, request_id):
 
 
 def _notebook_file(review: ReviewRequest):
-    """The version's notebook (its VersionFile with the blob), or None when it names none that it has."""
+    """The version's notebook (its VersionFile with the blob), or None when it names none that it has.
+
+    No file-access check here (issue 17): a request is only shown to the version's owners and the moderators of
+    its community or all communities (`can_view_request`), who always read its files whatever their access
+    (repository.access.policy); tests/repository/access/test_routes.py walks these routes too."""
     version = review.version
     if not version.notebook_path:
         return None

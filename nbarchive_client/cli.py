@@ -124,6 +124,10 @@ def _version_files(api: Api, record: str, number: int | None) -> tuple[str, list
         raise ClientError(f"record '{record}' version {number or 'latest'} was withdrawn; its files are not served")
     if response.status_code == 200:
         version = response.json()
+        if any("download" not in f.get("links", {}) for f in version["files"]):
+            # Embargoed or restricted files are listed without links for those who may not read them.
+            raise ClientError(f"the files of record '{record}' version {version['version']} are not open to you "
+                              f"(embargoed or restricted); see {version['links']['html']}")
         return f"version {version['version']}", [
             {"path": f["path"], "size": f["size"], "sha256": f["checksum"].split(":", 1)[1],
              "url": f["links"]["download"]} for f in version["files"]]

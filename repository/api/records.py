@@ -9,6 +9,8 @@ citation (`text/x-bibliography`, `?style=apa`), the formats DOI content negotiat
 answers 410 with its representation and the reason.
 """
 
+from urllib.parse import urlencode
+
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -18,6 +20,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from repository import selectors
+from repository.access.http import QUERY_PARAMETER as SHARE_PARAMETER
+from repository.access.http import request_can_read_files
 from repository.api.renderers import CITATION_RENDERERS, render_export
 from repository.api.serializers import (
     AccessField,
@@ -67,10 +71,16 @@ class PublicVersionOutput(serializers.Serializer):
         if version.state == Version.State.WITHDRAWN:
             return []  # a tombstone serves no files
         request = self.context["request"]
+        # Closed files are listed (names, sizes and checksums are metadata) without a link the reader could use.
+        readable = request_can_read_files(request, version)
+        # A share-link holder's links carry the token they came with, or they would not open.
+        token = request.GET.get(SHARE_PARAMETER, "")
+        query = f"?{urlencode({SHARE_PARAMETER: token})}" if token else ""
         return [{"path": f.path, "size": f.blob.size, "checksum": f"sha256:{f.blob.sha256}",
                  "links": {"download": request.build_absolute_uri(reverse(
                      "repository:published_file", kwargs={"record_id": version.record.public_id,
-                                                          "number": version.number, "file_path": f.path}))}}
+                                                          "number": version.number, "file_path": f.path})) + query}
+                 if readable else {}}
                 for f in version.files.select_related("blob").order_by("path")]
 
     def get_links(self, version) -> dict:
@@ -85,7 +95,7 @@ class PublicVersionOutput(serializers.Serializer):
             "badge": request.build_absolute_uri(reverse("repository:version_badge",
                                                         kwargs={"record_id": record_id, "number": version.number})),
         }
-        if version.state != Version.State.WITHDRAWN:
+        if version.state != Version.State.WITHDRAWN and request_can_read_files(request, version):
             links["archive"] = request.build_absolute_uri(reverse(  # "Download all": one RO-Crate zip
                 "repository:version_crate", kwargs={"record_id": record_id, "number": version.number}))
         return links

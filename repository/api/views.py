@@ -11,6 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from repository import hooks, selectors, storage
+from repository.access.http import request_can_read_files
+from repository.access.serving import closed_files_message, report_without_content
 from repository.api.search import search_response, search_schema
 from repository.api.serializers import (
     DraftMetadataInput,
@@ -223,16 +225,24 @@ class RunApi(APIView):
                    summary="A verification run with its reproducibility report")
     def get(self, request, run_id):
         run = _readable_run(request, run_id)
-        return Response(RunDetailOutput(run, context={"request": request}).data)
+        data = RunDetailOutput(run, context={"request": request}).data
+        if not request_can_read_files(request, run.version):
+            # A public report of closed files: the verdict and each cell's comparison status, nothing they hold.
+            data["report"] = report_without_content(data["report"])
+            data["logs"] = ""
+            data["links"].pop("executed_notebook", None)
+        return Response(data)
 
 
 class RunExecutedNotebookApi(APIView):
     permission_classes = [AllowAny]  # as RunApi: the selector decides
 
-    @extend_schema(responses=_with_errors({(200, "application/x-ipynb+json"): OpenApiTypes.BINARY}, 404),
+    @extend_schema(responses=_with_errors({(200, "application/x-ipynb+json"): OpenApiTypes.BINARY}, 403, 404),
                    operation_id="run_executed_notebook", summary="Download the notebook as the run executed it")
     def get(self, request, run_id):
         run = _readable_run(request, run_id)
+        if not request_can_read_files(request, run.version):
+            raise PermissionDenied(closed_files_message(run.version))
         if run.executed_notebook is None:
             raise NotFound("This run produced no executed notebook.")
         response = FileResponse(storage.open_blob(run.executed_notebook.storage_key), as_attachment=True,

@@ -72,7 +72,7 @@ def _signature(run_id: str, target_path: str, expires_at: int) -> str:
 
 
 def _open_input(run: ExecutionRun, target_path: str) -> RunData:
-    from repository.services.runs import reference_blob_key
+    from repository.services.runs import reference_blob_key, repository_file_refusal
 
     filename = target_path.rsplit("/", 1)[-1]
     version_file = None
@@ -84,6 +84,8 @@ def _open_input(run: ExecutionRun, target_path: str) -> RunData:
     if reference is None:
         raise NotFound("The run has no input at this path.")
     if reference.kind == DataReference.Kind.REPOSITORY_FILE:
+        if repository_file_refusal(reference) is not None:  # closed since staging checked it: serve nothing
+            raise PermissionDenied("The repository file of this reference may no longer be read.")
         blob_key = reference_blob_key(reference)
         if blob_key is None:
             raise NotFound("The repository file of this reference is gone.")

@@ -21,8 +21,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from repository import storage
+from repository.access.policy import can_read_files, effective_access, files_are_open
 from repository.errors import Conflict, NbarchiveError, PermissionDenied, StorageUnavailable
-from repository.models import Blob, DataReference, ExecutionRun, Verdict, Version
+from repository.models import Blob, DataReference, ExecutionRun, FileAccess, Verdict, Version
 from repository.permissions import can_cancel_run
 from repository.runners.base import InputFile, RunCancelled, RunnerGaveUp, RunnerUnavailable, get_runner
 from repository.runners.cleanup import remove_tree
@@ -297,13 +298,16 @@ def _settled_key(blob: Blob) -> str:
         return Blob.objects.filter(pk=blob.pk).values_list("storage_key", flat=True).first() or blob.storage_key
 
 
-def _repository_file_refusal(reference: DataReference) -> str | None:
+def repository_file_refusal(reference: DataReference) -> str | None:
     """Why a `repository_file` reference may not be staged now although its file exists: its version was
-    withdrawn after the reference was accepted. Checked at every run, so a withdrawal stops it at once."""
+    withdrawn after the reference was accepted, or its files are closed (embargoed, restricted) to every owner of
+    the referencing version. Checked at every run, so a withdrawal or a revoked grant stops it at once."""
     version, _ = _repository_file(reference)
-    if version is None or version.state == Version.State.PUBLISHED:
+    if version is None:
         return None
     record_id = reference.identifier.partition("/v")[0]
+    if version.state == Version.State.PUBLISHED:
+        return _closed_reference_refusal(reference, version, record_id)
     if version.state == Version.State.WITHDRAWN:
         when = f" on {version.withdrawn_at:%Y-%m-%d}" if version.withdrawn_at else ""
         gone = f"version {version.number} of record {record_id} was withdrawn{when}"
@@ -312,13 +316,28 @@ def _repository_file_refusal(reference: DataReference) -> str | None:
     return f"{gone}, so its files can no longer be used; reference another version or another copy of the data."
 
 
+def _closed_reference_refusal(reference: DataReference, version: Version, record_id: str) -> str | None:
+    """The run stages what its version's owners may read, as they would download it themselves: a closed file
+    only when one of them may read it (an owner of that record too, or a grant). A reference that belongs to no
+    version (the verify_notebook command, run by an operator who has the database) is not asked."""
+    if files_are_open(version) or reference.version_id is None:
+        return None
+    owners = reference.version.record.owners.all()
+    if any(can_read_files(owner, version) for owner in owners):
+        return None
+    why = (f"embargoed until {version.embargo_until:%Y-%m-%d}" if effective_access(version) == FileAccess.EMBARGOED
+           else "restricted")
+    return (f"the files of version {version.number} of record {record_id} are {why}, and no owner of this record "
+            f"may read them; ask that record's owners for access, or reference an open copy of the data.")
+
+
 def reference_spec(position: int, reference: DataReference) -> ReferenceSpec:
     """What staging gets for the reference at `position` (1-based) of a version (the verify_notebook command
     builds its references the same way)."""
     blob_key = refusal = None
     if reference.kind == DataReference.Kind.REPOSITORY_FILE:
         blob_key = reference_blob_key(reference)
-        refusal = _repository_file_refusal(reference)
+        refusal = repository_file_refusal(reference)
     return ReferenceSpec(
         label=f"data reference {position} ({reference.identifier[:200]})", kind=reference.kind,
         identifier=reference.identifier, target_path=reference.target_path, sha256=reference.sha256,

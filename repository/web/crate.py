@@ -12,11 +12,12 @@ from django.views.decorators.http import require_safe
 from zipstream import ZIP_STORED, ZipStream
 
 from repository import selectors, storage
+from repository.access.http import request_can_read_files
+from repository.access.serving import files_cache_control, files_closed_response
 from repository.errors import NotFound
 from repository.exports.rocrate import METADATA_NAME, crate_metadata_json
 from repository.models import UsageEvent, Version
 from repository.services.usage import usage_record
-from repository.web.notebook import PUBLIC_CACHE_CONTROL
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -48,12 +49,14 @@ def version_crate_download(request, record_id, number):
         raise Http404(exc.detail) from None
     if version.state == Version.State.WITHDRAWN:
         raise Http404("This version was withdrawn; its files are no longer served.")
+    if not request_can_read_files(request, version):
+        return files_closed_response(request, version)
     version = selectors.draft_with_details(version)
     archive = version_zip(version)
     response = StreamingHttpResponse(archive, content_type="application/zip")
     response["Content-Length"] = str(len(archive))
     response["Content-Disposition"] = f'attachment; filename="{crate_filename(version)}"'
-    response["Cache-Control"] = PUBLIC_CACHE_CONTROL
+    response["Cache-Control"] = files_cache_control(version)
     response["X-Content-Type-Options"] = "nosniff"
     usage_record(request, version, UsageEvent.Kind.DOWNLOAD, target="zip")
     return response

@@ -35,6 +35,9 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from repository import exports, selectors
+from repository.access.http import request_can_read_files
+from repository.access.policy import files_are_open
+from repository.access.serving import PRIVATE_CACHE_CONTROL, closed_files_message, files_closed_response
 from repository.downloads import blob_download_response
 from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied
 from repository.exports import (
@@ -194,10 +197,16 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
     context["head"].update(meta=_head_meta(version, files, concept=concept),
                            jsonld=jsonld_script(concept_jsonld(record) if concept else version_jsonld(version)))
     owner = is_owner(request.user, record)
-    reader, reader_status = reader_context(request, version, files, verification.latest)
+    files_readable = request_can_read_files(request, version)
+    reader, reader_status = reader_context(request, version, files, verification.latest,
+                                           files_readable=files_readable)
     context.update(reader)
     context.update({
         "files": files,
+        # Closed files: the page (metadata, DOI, citation) stays; the notebook and the download links give way
+        # to the notice.
+        "files_readable": files_readable,
+        "files_closed_message": "" if files_readable else closed_files_message(version),
         "described_references": data_references_described(version),
         "run": verification.latest,
         "verification": verification,
@@ -243,7 +252,8 @@ def _head_meta(version: Version, files: list[VersionFile], *, concept: bool) -> 
     meta += [("citation_keywords", keyword) for keyword in version.keywords]
     meta.append(("citation_abstract_html_url", landing_url))
     # Google Scholar indexes the full text it finds here; a notebook archive has one only if a PDF was deposited.
-    pdf = next((f for f in files if f.path.lower().endswith(".pdf")), None)
+    # Not for closed files: an indexer would only meet a 403.
+    pdf = next((f for f in files if f.path.lower().endswith(".pdf")), None) if files_are_open(version) else None
     if pdf is not None:
         meta.append(("citation_pdf_url", file_download_url(version, pdf.path)))
     return [(name, content) for name, content in meta if content and content.strip()]
@@ -339,6 +349,8 @@ def published_file(request, record_id, number, file_path):
     version, versions = _public_or_404(record_id, number)
     if version.state == Version.State.WITHDRAWN:
         return _render_landing(request, version, versions)  # the tombstone, with 410: files are no longer served
+    if not request_can_read_files(request, version):
+        return files_closed_response(request, version)  # before any presigned URL is minted
     version_file = version.files.select_related("blob").filter(path=file_path).first()
     if version_file is None:
         raise Http404("No such file in a published version.")
@@ -348,6 +360,8 @@ def published_file(request, record_id, number, file_path):
         usage_record(request, version, UsageEvent.Kind.DOWNLOAD, target=file_path)  # not each resumed piece
     response["Digest"] = f"sha-256={version_file.blob.sha256}"
     response["Link"] = collection_link_header(version)  # Signposting: the landing page the file belongs to
+    if not files_are_open(version):
+        response["Cache-Control"] = PRIVATE_CACHE_CONTROL
     return response
 
 

@@ -17,13 +17,13 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_safe
 
 from repository import rendering, selectors
+from repository.access.http import request_can_read_files
+from repository.access.serving import closed_files_message, files_cache_control
 from repository.errors import NotFound
 from repository.models import Version, VersionFile
 from repository.rendering.toc import Heading, headings
 
 TOC_CACHE_SECONDS = 7 * 24 * 3600
-# A published page may be kept by browsers and proxies for a while; a withdrawal is then seen within the hour.
-PUBLIC_CACHE_CONTROL = "public, max-age=3600"
 
 
 def notebook_file(version: Version, files: list[VersionFile] | None = None) -> VersionFile | None:
@@ -44,7 +44,10 @@ def version_notebook(request, record_id, number):
     except NotFound as exc:
         raise Http404(exc.detail) from None
     notebook = notebook_file(version) if version.state != Version.State.WITHDRAWN else None
-    if notebook is None:
+    if version.state != Version.State.WITHDRAWN and not request_can_read_files(request, version):
+        # Closed files: 403 (repository.access.serving), in the frame's own words; nothing is rendered.
+        page = rendering.RenderedPage(rendering.error_page(closed_files_message(version)), 403)
+    elif notebook is None:
         message = ("This version was withdrawn; its files are no longer served." if version.state ==
                    Version.State.WITHDRAWN else "This version has no notebook to show.")
         page = rendering.RenderedPage(rendering.error_page(message),
@@ -55,7 +58,9 @@ def version_notebook(request, record_id, number):
     for header, value in rendering.RESPONSE_HEADERS.items():
         response[header] = value
     if page.status == 200:
-        response["Cache-Control"] = PUBLIC_CACHE_CONTROL
+        # Open files: kept by browsers and proxies for up to an hour (a withdrawal is seen within the hour);
+        # closed ones, served to those who may read them, never by a shared cache.
+        response["Cache-Control"] = files_cache_control(version)
     elif page.status == 503:
         response["Retry-After"] = "60"
     return response

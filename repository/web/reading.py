@@ -14,9 +14,11 @@ from repository.web.citing import EXPORTS, STYLE_CHOICES, StyleError, chosen_sty
 from repository.web.notebook import notebook_panel
 
 
-def reader_context(request, version: Version, files: list[VersionFile], run) -> tuple[dict, int]:
+def reader_context(request, version: Version, files: list[VersionFile], run, *,
+                   files_readable: bool = True) -> tuple[dict, int]:
     """The landing page's reader parts, and its status: 400 when `?style=` names no citation style (the
-    citation box then says so and shows APA)."""
+    citation box then says so and shows APA). No notebook panel (frame, headings) when the reader may not read
+    the files: its headings are the notebook's content."""
     kwargs = {"record_id": version.record.public_id, "number": version.number}
     status, style_error = 200, ""
     try:
@@ -36,7 +38,7 @@ def reader_context(request, version: Version, files: list[VersionFile], run) -> 
                     for fmt, (label, *_rest) in EXPORTS.items()],
         "download_all_url": reverse("repository:version_crate", kwargs=kwargs),
         "download_all_size": sum(f.blob.size for f in files),
-        "notebook": notebook_panel(version, files),
+        "notebook": notebook_panel(version, files) if files_readable else None,
         "run_report_url": reverse("repository:run_report", kwargs={"run_id": run.run_id}) if run else "",
         "badge": badge_snippets(version),
         "related": related_identifiers(version),

@@ -16,6 +16,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from repository import hooks, selectors
+from repository.access.http import request_can_read_files
+from repository.access.serving import closed_files_message, report_without_content
 from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied, TooManyRequests
 from repository.models import AccessToken, Version
 from repository.permissions import can_edit_draft, can_request_run, can_view_draft, is_owner
@@ -247,7 +249,10 @@ def run_report(request, run_id):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         raise Http404(exc.detail) from None
-    report = run.report or {}
+    # The public report of a version whose files are closed to this reader: the verdict and how each cell
+    # compared, but no source, outputs, diffs, logs or executed notebook.
+    files_readable = request_can_read_files(request, run.version)
+    report = (run.report or {}) if files_readable else report_without_content(run.report)
     for cell in report.get("cells", []):
         cell["status_label"] = STATUS_LABELS.get(cell.get("status"), cell.get("status", ""))
         for output in cell.get("outputs", []):
@@ -258,6 +263,8 @@ def run_report(request, run_id):
         "version": run.version,
         # Readers reach a public report from the landing page; only those who may see the draft go back to it.
         "can_view_draft": can_view_draft(request.user, run.version),
+        "files_readable": files_readable,
+        "files_closed_message": "" if files_readable else closed_files_message(run.version),
         "record_id": run.version.record.public_id,
         "report": report,
         "cells": report.get("cells", []),

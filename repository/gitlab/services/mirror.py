@@ -5,6 +5,10 @@ the record's project `<GITLAB_MIRROR_NAMESPACE>/<record id>` is created when mis
 the files of its default branch in one commit; the commit is tagged `v<number>` with the DOI and the citation in
 the tag's message. Earlier tags stay, so every version stays reachable.
 
+Files closed to the public (embargoed, restricted: repository.access.policy) are never pushed: the mirror is a
+public copy, whatever the project's visibility. Such a version is left out ("closed"); mirroring it once its
+files open is the lift's business (a follow-up: queue `gitlab_mirror_task` when an embargo is lifted).
+
 Idempotent: a tag `v<number>` that exists means done. A retry after a commit whose tag was not made finds the
 branch already holding the version's files (compared by git blob id), makes no second commit and tags the head.
 Raises GitLabUnavailable (retry later) or another GitLabError (a configuration problem); never runs inside a
@@ -18,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 
 from repository import storage
+from repository.access.policy import files_are_open
 from repository.exports.citation import version_citation
 from repository.gitlab.client import GitLabClient, GitLabError
 from repository.models import Version
@@ -60,10 +65,13 @@ def mirror_tag_message(version: Version) -> str:
 
 
 def version_mirror(*, version_pk: int, client: GitLabClient | None = None) -> str:
-    """Mirror one published version; returns "tagged", "exists" or "skipped" (not published, or gone)."""
+    """Mirror one published version; returns "tagged", "exists", "skipped" (not published, or gone) or "closed"
+    (its files are not open to everyone)."""
     version = Version.objects.select_related("record").filter(pk=version_pk).first()
     if version is None or version.state not in MIRRORED_STATES:
         return "skipped"
+    if not files_are_open(version):
+        return "closed"
     client = client or GitLabClient.from_settings()
     record = version.record
     project = client.project_ensure(namespace=settings.GITLAB_MIRROR_NAMESPACE, path=record.public_id,

@@ -151,3 +151,18 @@ def test_an_existing_project_is_reused_and_unpublished_versions_are_skipped(user
 def _commit_posts(server) -> int:
     return sum(1 for request in server.requests if request.method == "POST" and request.path.split("?")[0].endswith(
         "/repository/commits"))
+
+
+def test_a_version_whose_files_are_closed_is_not_pushed(user, other_user, mirror):
+    from repository.models import FileAccess
+
+    version = published_version(user, other_user)
+    Version.objects.filter(pk=version.pk).update(access_files=FileAccess.RESTRICTED)
+    client = GitLabClient(mirror.url, mirror.token)
+
+    assert version_mirror(version_pk=version.pk, client=client) == "closed"
+    assert list(mirror.requests) == []  # not even a project made for it
+    assert not AuditEvent.objects.filter(action="version.mirror", version=version).exists()
+
+    Version.objects.filter(pk=version.pk).update(access_files=FileAccess.OPEN)  # opened: now it is mirrored
+    assert version_mirror(version_pk=version.pk, client=client) == "tagged"
