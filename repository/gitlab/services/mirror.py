@@ -6,8 +6,8 @@ the files of its default branch in one commit; the commit is tagged `v<number>` 
 the tag's message. Earlier tags stay, so every version stays reachable.
 
 Files closed to the public (embargoed, restricted: repository.access.policy) are never pushed: the mirror is a
-public copy, whatever the project's visibility. Such a version is left out ("closed"); mirroring it once its
-files open is the lift's business (a follow-up: queue `gitlab_mirror_task` when an embargo is lifted).
+public copy, whatever the project's visibility. Such a version is left out ("closed") and mirrored when its files
+open (`version_access_changed`: an embargo lifted, or a correction that opens the files).
 
 Idempotent: a tag `v<number>` that exists means done. A retry after a commit whose tag was not made finds the
 branch already holding the version's files (compared by git blob id), makes no second commit and tags the head.
@@ -43,6 +43,13 @@ def version_mirror_enqueue(version: Version) -> None:
 
     version_pk = version.pk
     transaction.on_commit(lambda: gitlab_mirror_task.delay(version_pk))
+
+
+def version_mirror_on_access_change(*, version: Version, after: dict | None = None, **_) -> None:
+    """An embargo lifted or files opened by a correction: mirror the version now that it may be pushed (the task
+    checks again, after the commit, whether the files are open)."""
+    if files_are_open(version):
+        version_mirror_enqueue(version)
 
 
 def mirror_tag_name(version: Version) -> str:

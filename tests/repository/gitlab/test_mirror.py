@@ -166,3 +166,22 @@ def test_a_version_whose_files_are_closed_is_not_pushed(user, other_user, mirror
 
     Version.objects.filter(pk=version.pk).update(access_files=FileAccess.OPEN)  # opened: now it is mirrored
     assert version_mirror(version_pk=version.pk, client=client) == "tagged"
+
+
+def test_lifting_an_embargo_queues_the_mirror_of_the_opened_version(user, other_user, mirror, monkeypatch,
+                                                                    django_capture_on_commit_callbacks):
+    import datetime
+
+    from repository.models import FileAccess
+    from repository.services.embargoes import embargo_lift
+
+    version = published_version(user, other_user)
+    Version.objects.filter(pk=version.pk).update(access_files=FileAccess.EMBARGOED,
+                                                 embargo_until=datetime.date.today() + datetime.timedelta(days=30))
+    queued = []
+    monkeypatch.setattr(tasks.gitlab_mirror_task, "delay", lambda pk: queued.append(pk))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        embargo_lift(version=version, actor=user)
+
+    assert queued == [version.pk]
