@@ -35,6 +35,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from repository import exports, selectors
+from repository.access.http import not_indexed
+from repository.access.views import landing_access_context
 from repository.downloads import blob_download_response
 from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied
 from repository.exports import (
@@ -193,6 +195,12 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
     verification = verification_history(version)
     context["head"].update(meta=_head_meta(version, files, concept=concept),
                            jsonld=jsonld_script(concept_jsonld(record) if concept else version_jsonld(version)))
+    # The "Request access" box of a restricted version; `noindex` when reached through a share link, whose
+    # pages carry no Signposting (neither in the head nor in the Link header).
+    access = landing_access_context(request, version)
+    context.update(access)
+    if access["noindex"]:
+        context["head"]["links"] = []
     owner = is_owner(request.user, record)
     reader, reader_status = reader_context(request, version, files, verification.latest)
     context.update(reader)
@@ -213,6 +221,8 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
     })
     response = render(request, "repository/landing.html", context,
                       status=status if status != 200 else reader_status)
+    if access["noindex"]:
+        return not_indexed(response)
     response["Link"] = link_header(signposts)
     return response
 
