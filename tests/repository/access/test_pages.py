@@ -238,3 +238,13 @@ def test_a_link_to_a_draft_of_a_published_restricted_record_opens_the_restricted
 def test_robots_txt_keeps_crawlers_out_of_share_links(db):
     lines = Client().get("/robots.txt").content.decode().splitlines()
     assert "Disallow: /access/" in lines and "Disallow: /records/*/access/" in lines
+
+
+def test_the_owner_shares_a_draft_from_its_page(owner):
+    draft = demo_draft(owner)
+    client = _signed_in(owner)
+    page = _text(client.get(reverse("repository:draft_detail", kwargs={"record_id": draft.record.public_id})))
+    assert f'href="/records/{draft.record.public_id}/access/" id="share-draft"' in page
+    response = client.post(reverse("access:link_create", kwargs={"record_id": draft.record.public_id}),
+                           {"label": "Referees"})
+    assert response.status_code == 201 and "and the draft" in _text(response)
