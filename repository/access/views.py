@@ -21,7 +21,13 @@ from repository import selectors as core_selectors
 from repository.access import selectors
 from repository.access.api import share_url
 from repository.access.forms import AccessAcceptForm, AccessDeclineForm, AccessRequestForm, ShareLinkForm
-from repository.access.http import holds_share_link, not_indexed, remember_share_link, request_can_read_files
+from repository.access.http import (
+    holds_share_link,
+    live_share_link,
+    not_indexed,
+    remember_share_link,
+    request_can_read_files,
+)
 from repository.access.models import AccessGrant
 from repository.access.notifications import record_title
 from repository.access.permissions import restricted_versions, shareable_draft
@@ -246,7 +252,12 @@ def share_redeem(request, token):
     """Open a share link: kept in the session (the holder then browses), one use counted, and on to what it opens:
     the newest restricted version's landing page, else the shared draft, else the record's public page."""
     try:
-        link = share_link_redeem(token=token)
+        if request.method == "HEAD":  # link checkers and previews: answered alike, not counted as a use
+            link = live_share_link(token)
+            if link is None:
+                raise NotFound("This share link does not work: it is unknown, was revoked, or has expired.")
+        else:
+            link = share_link_redeem(token=token)
     except NotFound as exc:
         response = render(request, "access/share_invalid.html", {"detail": exc.detail}, status=404)
         return not_indexed(response)

@@ -162,6 +162,9 @@ def test_redeeming_a_share_link_counts_a_use_and_opens_the_restricted_version(re
     link.refresh_from_db()
     assert link.uses == 1 and link.last_used_at is not None
     assert holder.session[SESSION_KEY] == [link.pk]
+    assert Client().head(f"/access/share/{token}").status_code == 302  # a link checker's HEAD is no use
+    link.refresh_from_db()
+    assert link.uses == 1
 
     page = holder.get(_landing(restricted))
     assert page.status_code == 200
