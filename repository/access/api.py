@@ -13,14 +13,13 @@ Owners' routes answer 404 to everyone else, signed in or not, as the GitLab link
 record has requests); without credentials, 401.
 """
 
-from django.conf import settings
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from repository.access import selectors
+from repository.access.http import share_link_url
 from repository.access.models import AccessGrant, AccessRequest, ShareLink
 from repository.access.services import (
     MAX_LABEL_LENGTH,
@@ -33,12 +32,6 @@ from repository.access.services import (
     share_link_revoke,
 )
 from repository.api.serializers import ProblemOutput, StrictInput, with_problem_responses
-
-
-def share_url(token: str) -> str:
-    """The absolute link a share token opens, on SITE_URL like every link the site hands out."""
-    return settings.SITE_URL + reverse("access:share", kwargs={"token": token})
-
 
 # Inputs
 
@@ -260,7 +253,7 @@ class RecordShareLinksApi(APIView):
                                         expires=serializer.validated_data.get("expires"),
                                         label=serializer.validated_data.get("label", ""))
         link = ShareLink.objects.select_related("created_by").get(pk=link.pk)
-        return Response({**ShareLinkOutput(link).data, "url": share_url(token)}, status=status.HTTP_201_CREATED)
+        return Response({**ShareLinkOutput(link).data, "url": share_link_url(token)}, status=status.HTTP_201_CREATED)
 
 
 class ShareLinkApi(APIView):

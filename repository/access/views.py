@@ -19,7 +19,6 @@ from django.views.decorators.http import require_POST, require_safe
 
 from repository import selectors as core_selectors
 from repository.access import selectors
-from repository.access.api import share_url
 from repository.access.forms import AccessAcceptForm, AccessDeclineForm, AccessRequestForm, ShareLinkForm
 from repository.access.http import (
     holds_share_link,
@@ -27,6 +26,7 @@ from repository.access.http import (
     not_indexed,
     remember_share_link,
     request_can_read_files,
+    share_link_url,
 )
 from repository.access.models import AccessGrant
 from repository.access.notifications import record_title
@@ -224,7 +224,7 @@ def link_create(request, record_id):
         except NbarchiveError as exc:
             form.add_error(None, exc.detail)
         else:
-            return _render_manage(request, record, created_url=share_url(token), status=201)
+            return _render_manage(request, record, created_url=share_link_url(token), status=201)
     return _render_manage(request, record, link_form=form, status=400)
 
 
