@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("oai", include("harvest.urls")),
+    path("", include("repository.access.urls")),
     path("", include("repository.web.urls")),
 ]
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 
+from django.conf import settings
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from repository.access.models import ShareLink
@@ -59,3 +61,24 @@ def remember_share_link(request, link: ShareLink) -> None:
 
 def request_can_read_files(request, version: Version) -> bool:
     return can_read_files(request.user, version, shared_record_ids=shared_record_ids(request))
+
+
+def share_link_url(token: str) -> str:
+    """The absolute link a share token opens, on SITE_URL like every link the site hands out (DOIs, e-mails)."""
+    return settings.SITE_URL + reverse("access:share", kwargs={"token": token})
+
+
+def holds_share_link(request, record) -> bool:
+    """Whether the request reads `record` through a live share link: its pages are then kept out of indexes."""
+    return record.pk in shared_record_ids(request)
+
+
+def not_indexed(response):
+    """A page reached through a share link: never indexed (`X-Robots-Tag`, beside the page's own robots meta
+    tag), never cached by shared caches, and without FAIR Signposting items, which would invite harvesters to
+    a page that exists only for the link's holders."""
+    response["X-Robots-Tag"] = "noindex"
+    response["Cache-Control"] = "private, no-store"
+    if response.has_header("Link"):
+        del response["Link"]
+    return response

@@ -4,6 +4,7 @@ versions, as in InvenioRDM."""
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class AccessRequest(models.Model):
@@ -75,3 +76,10 @@ class ShareLink(models.Model):
 
     def __str__(self) -> str:
         return f"share link {self.pk} of {self.record.public_id}"
+
+    @property
+    def state(self) -> str:
+        """live, expired or revoked (what the owners' list shows)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at is not None and self.expires_at <= timezone.now() else "live"

@@ -32,6 +32,8 @@ urlpatterns = [
          name="record_version_withdraw"),
     # The GitLab app's endpoints, in this namespace (api:record_gitlab, ...); included by name, not imported.
     path("", include("repository.gitlab.api_urls")),
+    # The access app's: requests, grants and share links (api:record_access_requests, ...).
+    path("", include("repository.access.api_urls")),
     path("records/<str:record_id>/draft", views.DraftApi.as_view(), name="draft"),
     path("records/<str:record_id>/draft/files", views.DraftFilesApi.as_view(), name="draft_files"),
     path("records/<str:record_id>/draft/files/<anypath:file_path>", views.DraftFileApi.as_view(), name="draft_file"),

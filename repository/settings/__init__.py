@@ -301,6 +301,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several outputs have a `state` with their own choices: each set is named here, or the schema's names would
+    # depend on which other sets exist.
+    "ENUM_NAME_OVERRIDES": {"UploadStateEnum": ["uploading", "checking", "ready", "failed"],
+                            "AccessRequestStateEnum": "repository.access.models.AccessRequest.State",
+                            "ShareLinkStateEnum": ["live", "expired", "revoked"]},
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "repository.api.serializers.strict_inputs_in_schema"],
     # A version's `access.files`: named for what it is, not after the field ("FilesEnum").

@@ -35,9 +35,10 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from repository import exports, selectors
-from repository.access.http import request_can_read_files
+from repository.access.http import holds_share_link, not_indexed, request_can_read_files
 from repository.access.policy import files_are_open
 from repository.access.serving import PRIVATE_CACHE_CONTROL, closed_files_message, files_closed_response
+from repository.access.views import landing_access_context
 from repository.downloads import blob_download_response
 from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied
 from repository.exports import (
@@ -196,6 +197,12 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
     verification = verification_history(version)
     context["head"].update(meta=_head_meta(version, files, concept=concept),
                            jsonld=jsonld_script(concept_jsonld(record) if concept else version_jsonld(version)))
+    # The "Request access" box of a restricted version; `noindex` when reached through a share link, whose
+    # pages carry no Signposting (neither in the head nor in the Link header).
+    access = landing_access_context(request, version)
+    context.update(access)
+    if access["noindex"]:
+        context["head"]["links"] = []
     owner = is_owner(request.user, record)
     files_readable = request_can_read_files(request, version)
     reader, reader_status = reader_context(request, version, files, verification.latest,
@@ -222,6 +229,8 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
     })
     response = render(request, "repository/landing.html", context,
                       status=status if status != 200 else reader_status)
+    if access["noindex"]:
+        return not_indexed(response)
     response["Link"] = link_header(signposts)
     return response
 
@@ -362,6 +371,8 @@ def published_file(request, record_id, number, file_path):
     response["Link"] = collection_link_header(version)  # Signposting: the landing page the file belongs to
     if not files_are_open(version):
         response["Cache-Control"] = PRIVATE_CACHE_CONTROL
+        if holds_share_link(request, version.record):
+            return not_indexed(response)  # a file reached through a share link: no Signposting, no index
     return response
 
 

@@ -39,7 +39,9 @@ LISTED_STATES = (Version.State.PUBLISHING, Version.State.PUBLISHED)
 # (the landing pages carry the same metadata inline). The OAI-PMH endpoint is left to harvesters, which do not
 # read robots.txt; no page links to it.
 ROBOTS_DISALLOW = ("/api/", "/uploads/", "/requests/", "/account/", "/accounts/", "/admin/", "/runs/",
-                   "/records/*/versions/new/", "/records/*/edit/", "/records/*/withdraw/")
+                   "/records/*/versions/new/", "/records/*/edit/", "/records/*/withdraw/",
+                   # Share links and what they open, and the owners' access pages (repository/access/urls.py).
+                   "/access/", "/records/*/access/")
 
 
 @require_safe
