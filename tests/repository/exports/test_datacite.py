@@ -70,7 +70,8 @@ def test_mandatory_and_recommended_properties(rich_version, settings):
     assert {"date": "2024-05-04", "dateType": "Issued"} in metadata["dates"]
     assert metadata["rightsList"] == [{
         "rights": "CC-BY-4.0", "rightsUri": "https://spdx.org/licenses/CC-BY-4.0", "rightsIdentifier": "CC-BY-4.0",
-        "rightsIdentifierScheme": "SPDX", "schemeUri": "https://spdx.org/licenses/"}]
+        "rightsIdentifierScheme": "SPDX", "schemeUri": "https://spdx.org/licenses/"},
+        {"rights": "Open Access", "rightsUri": "info:eu-repo/semantics/openAccess"}]
     assert metadata["descriptions"][0] == {"description": rich_version.description, "descriptionType": "Abstract"}
     assert metadata["formats"] == ["application/x-ipynb+json", "text/csv"]
     assert metadata["sizes"] == ["2 files", "21 bytes"]
