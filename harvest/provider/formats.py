@@ -62,7 +62,7 @@ OAI_DC = MetadataFormat(
     prefetch=(_CREATORS, _SIBLINGS,
               ("version", "files", VersionFile.objects.only("id", "version_id", "path").order_by("path"))),
     columns=(*HEADER_COLUMNS, "record__concept_doi", "doi", "title", "description", "license", "keywords",
-             "published_at"),
+             "published_at", "access_files", "embargo_until"),
     available=Q(), describes=lambda version: True,
 )
 OAI_DATACITE = MetadataFormat(

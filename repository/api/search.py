@@ -2,12 +2,12 @@
 (`hits.hits`, `hits.total`, `aggregations.<facet>.buckets`, `links.next`). Anyone may search."""
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from repository.api.serializers import ProblemOutput
-from repository.models import ResourceType, Verdict
+from repository.models import FileAccess, ResourceType, Verdict
 from repository.search import SORTS, SearchResult, search_params_from_query, search_run
 from repository.search.engine import MAX_PAGE_SIZE
 from repository.services.dois import doi_url
@@ -17,6 +17,13 @@ class CreatorHitOutput(serializers.Serializer):
     name = serializers.CharField()
     orcid = serializers.CharField()
     affiliation = serializers.CharField()
+
+
+class AccessHitOutput(serializers.Serializer):
+    files = serializers.ChoiceField(choices=FileAccess.choices, help_text=(
+        "Who may download the files: everyone (open), no one until embargo_until (embargoed), or the people the "
+        "owners grant access (restricted). The metadata are public in every case."))
+    embargo_until = serializers.DateField(allow_null=True, help_text="The day an embargo ends; null otherwise.")
 
 
 class HitOutput(serializers.Serializer):
@@ -36,10 +43,16 @@ class HitOutput(serializers.Serializer):
     verdict = serializers.CharField(help_text=f"Latest verification verdict, one of {', '.join(Verdict.values)}; "
                                     "empty when never verified.")
     published_at = serializers.DateTimeField()
+    access = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
     def get_doi_url(self, document) -> str:
         return doi_url(document.doi) if document.doi else ""
+
+    @extend_schema_field(AccessHitOutput)
+    def get_access(self, document) -> dict:
+        return {"files": document.access,
+                "embargo_until": document.embargo_until.isoformat() if document.embargo_until else None}
 
     def get_links(self, document) -> dict[str, str]:
         request = self.context["request"]
@@ -74,6 +87,7 @@ class AggregationsOutput(serializers.Serializer):
     verdict = FacetOutput()
     license = FacetOutput()
     year = FacetOutput()
+    access = FacetOutput()
     keyword = FacetOutput()
     creator = FacetOutput()
 
@@ -104,6 +118,7 @@ SEARCH_PARAMETERS = [
     _facet_parameter("verdict", "Verification verdict."),
     _facet_parameter("license", "SPDX licence id."),
     _facet_parameter("year", "Publication year."),
+    _facet_parameter("access", f"File access, one of {', '.join(FileAccess.values)}."),
     _facet_parameter("keyword", "Keyword (case-insensitive)."),
     _facet_parameter("creator", "Creator's name as in the facet, or ORCID iD."),
 ]

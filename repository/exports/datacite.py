@@ -9,6 +9,9 @@ cannot carry (a control character pasted into a title) rather than writing XML n
 
 Versions are linked the way DataCite and Zenodo link them: each version IsVersionOf the concept DOI and
 IsNewVersionOf / IsPreviousVersionOf its accepted neighbours; the concept HasVersion every accepted version.
+
+The access to the files (repository/exports/access.py) is in `rightsList` after the licence, as an info:eu-repo
+term in `rightsURI` (what OpenAIRE harvests), and an embargo's end is the `Available` date.
 """
 
 import datetime
@@ -28,6 +31,7 @@ from repository.exports import (
     version_label,
     version_landing_url,
 )
+from repository.exports.access import access_statement
 from repository.exports.dublincore import xml_text
 from repository.integrations import datacite
 from repository.models import DataReference, RelatedIdentifier, ResourceType, Version
@@ -148,7 +152,7 @@ def _descriptive_metadata(version: Version) -> dict:
         "sizes": [f"{len(files)} file{'s' if len(files) != 1 else ''}",
                   f"{sum(f.blob.size for f in files)} bytes"] if files else [],
         "formats": sorted({media_type for f in files if (media_type := _media_type(f.path))}),
-        "rightsList": [_rights(version.license)] if version.license else [],
+        "rightsList": _rights_list(version),
         "descriptions": _descriptions(version),
         "fundingReferences": [_funding(entry) for entry in version.funding],
         "schemaVersion": SCHEMA_VERSION,
@@ -180,6 +184,9 @@ def _dates(version: Version) -> list[dict]:
         dates.append({"date": _utc_date(version.submitted_at), "dateType": "Submitted"})
     if version.published_at:
         dates.append({"date": publication_date(version).isoformat(), "dateType": "Issued"})
+    if available := access_statement(version).available_from:
+        # DataCite's practice for an embargo (and OpenAIRE's): the day the files become available.
+        dates.append({"date": available.isoformat(), "dateType": "Available"})
     if version.withdrawn_at:
         dates.append({"date": _utc_date(version.withdrawn_at), "dateType": "Withdrawn"})
     return dates
@@ -193,6 +200,14 @@ def _media_type(path: str) -> str | None:
     if path.lower().endswith(".ipynb"):
         return NOTEBOOK_MEDIA_TYPE
     return mimetypes.guess_type(path, strict=False)[0]
+
+
+def _rights_list(version: Version) -> list[dict]:
+    """The licence, then the access right as OpenAIRE's guidelines for data archives write it in DataCite
+    (`rightsURI` an info:eu-repo access term; there is no registered rightsIdentifierScheme for those terms)."""
+    access = access_statement(version)
+    licence = [_rights(version.license)] if version.license else []
+    return [*licence, {"rights": access.label, "rightsUri": access.rights_uri}]
 
 
 def _rights(spdx_id: str) -> dict:

@@ -12,7 +12,10 @@ What goes where:
 - format: the media types of the version's files;
 - identifier: the DOI as a URL, then the landing page;
 - relation: the concept DOI, then the previous and the next accepted version's DOIs;
-- rights: the licence as its SPDX URL.
+- rights: the licence as its SPDX URL (first: readers that take one rights statement take the licence), then the
+  access right as an info:eu-repo term (openAccess, embargoedAccess, restrictedAccess: what OpenAIRE harvesters
+  read); while an embargo runs, `date` also carries its end as
+  `info:eu-repo/date/embargoEnd/YYYY-MM-DD` (OpenAIRE's guidelines for literature repositories, version 3).
 There is no `language`: the model keeps no language for the text, and guessing one would be worse than none.
 """
 
@@ -28,6 +31,7 @@ from repository.exports import (
     publication_date,
     version_landing_url,
 )
+from repository.exports.access import access_statement
 from repository.models import ResourceType, Version
 
 OAI_DC_NAMESPACE = "http://www.openarchives.org/OAI/2.0/oai_dc/"
@@ -62,18 +66,20 @@ def version_dublin_core(version: Version) -> dict[str, list[str]]:
     """
     identifiers = [doi_url(version.doi)] if version.doi else []
     identifiers.append(version_landing_url(version))
+    access = access_statement(version)
+    embargo_end = [f"info:eu-repo/date/embargoEnd/{access.embargo_end.isoformat()}"] if access.embargo_end else []
     elements = {
         "title": [version.title],
         "creator": [creator_name(creator).display for creator in version.creators.all()],
         "subject": list(version.keywords),
         "description": [version.description],
         "publisher": [settings.DOI_PUBLISHER],
-        "date": [publication_date(version).isoformat()],
+        "date": [publication_date(version).isoformat(), *embargo_end],
         "type": list(DCMI_TYPES.get(version.resource_type, (version.resource_type,))),
         "format": sorted({media_type for f in version.files.all() if (media_type := _media_type(f.path))}),
         "identifier": identifiers,
         "relation": _relations(version),
-        "rights": [SPDX_LICENSE_URL.format(version.license)] if version.license else [],
+        "rights": [*([SPDX_LICENSE_URL.format(version.license)] if version.license else []), access.rights_uri],
     }
     return {name: values for name in DC_ELEMENTS
             if (values := [v for v in elements.get(name, ()) if v and v.strip()])}

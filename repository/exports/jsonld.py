@@ -9,7 +9,10 @@ What search engines (Google Dataset Search), Zenodo-style harvesters and the FAI
   its ROR id as `@id`) or an `Organization`.
 - the files: `distribution` (`DataDownload`) for a Dataset, `associatedMedia` (`MediaObject`) for a notebook, each
   with `contentUrl`, `encodingFormat`, `contentSize` and `sha256`. A withdrawn version lists none: its files are no
-  longer served, and `creativeWorkStatus` says "Withdrawn".
+  longer served, and `creativeWorkStatus` says "Withdrawn". Nor does a version whose files are closed (embargoed
+  or restricted): no download link of a closed file is published.
+- access: `isAccessibleForFree` (true only when everyone may download the files) and `conditionsOfAccess` (the
+  access in a sentence, with an embargo's end date) (repository/exports/access.py).
 - versions: a version `isPartOf` its concept (the concept DOI) and `isBasedOn` the version it is a new version of;
   the concept `hasPart` every accepted version. `isBasedOn` also lists what the submitter said the work is derived
   from and the data the notebook reads (DOIs and URLs); `citation` what it cites or references.
@@ -39,6 +42,7 @@ from repository.exports import (
     version_label,
     version_landing_url,
 )
+from repository.exports.access import access_statement, files_linkable
 from repository.models import DataReference, RelatedIdentifier, ResourceType, Version
 from repository.validators import normalize_doi, normalize_ror
 
@@ -88,6 +92,7 @@ def version_jsonld(version: Version) -> dict:
         "datePublished": publication_date(version).isoformat(),
         "dateModified": _datetime(version.public_changed_at),
         "creativeWorkStatus": _status(version),
+        **_access(version),
     }
     if record.concept_doi:
         document["isPartOf"] = {"@type": schema_type(version), **_identification(record.concept_doi,
@@ -120,6 +125,7 @@ def concept_jsonld(record) -> dict:
         "datePublished": publication_date(latest).isoformat(),
         "dateModified": _datetime(max(changes)) if changes else None,
         "creativeWorkStatus": _status(latest),
+        **_access(latest),
         "hasPart": [_version_part(v) for v in reversed(accepted)],  # newest first, as the landing page lists them
         "isBasedOn": _unique(_related(latest, IS_BASED_ON_RELATIONS) + _data_references(latest)),
         "citation": _related(latest, CITATION_RELATIONS),
@@ -184,9 +190,18 @@ def _author(creator) -> dict:
     return person
 
 
-def _files(version: Version) -> dict:
-    """`distribution` of a Dataset or `associatedMedia` of a notebook; nothing once withdrawn."""
+def _access(version: Version) -> dict:
+    """Whether the files are free to download, and on what terms; a tombstone says neither (it has no files)."""
     if version.state == Version.State.WITHDRAWN:
+        return {}
+    access = access_statement(version)
+    return {"isAccessibleForFree": access.is_open, "conditionsOfAccess": access.conditions}
+
+
+def _files(version: Version) -> dict:
+    """`distribution` of a Dataset or `associatedMedia` of a notebook; nothing once withdrawn, nothing while the
+    files are closed, nothing for a draft (its files are not public)."""
+    if not files_linkable(version):
         return {}
     dataset = version.resource_type == ResourceType.DATASET
     media = []

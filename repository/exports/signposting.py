@@ -11,7 +11,9 @@ The links of a landing page (its URL is the anchor):
 - `license` (the SPDX URL), `author` (one per ORCID iD), `item` (one per file, with its media type);
 - `linkset`: the same links as a linkset document, in both formats.
 A tombstone (a withdrawn version) has `cite-as` and `describedby` only: the DOI still resolves to it and its
-metadata is still served, but the page no longer presents the work, and its files are gone.
+metadata is still served, but the page no longer presents the work, and its files are gone. A version whose files
+are closed (embargoed, restricted; repository/exports/access.py) has no `item` links: its metadata is public, its
+files are not, and a crawler following `item` would only meet refusals.
 
 The `Link` header is capped, because proxies refuse responses with large headers (nginx: 4 or 8 KB for all the
 headers, by default): it carries at most MAX_HEADER_LINKS_PER_RELATION `item` and `author` links, and stops adding
@@ -28,6 +30,7 @@ from django.urls import reverse
 from django.utils.encoding import iri_to_uri
 
 from repository.exports import doi_url, record_landing_url, version_landing_url
+from repository.exports.access import files_linkable
 from repository.exports.jsonld import file_download_url, file_media_type, schema_type
 from repository.models import Version
 
@@ -136,8 +139,10 @@ def _signposts(version: Version, *, anchor: str, doi: str, metadata: dict[str, s
               Link(f"{linkset}?format={LINKSET_FORMATS[LINKSET]}", "linkset", LINKSET)]
     links += [Link(f"https://orcid.org/{creator.orcid}", "author") for creator in version.creators.all()
               if creator.orcid]
-    links += [Link(file_download_url(version, f.path), "item", file_media_type(f.path) or "application/octet-stream")
-              for f in sorted(version.files.all(), key=lambda f: f.path)]
+    if files_linkable(version):
+        links += [Link(file_download_url(version, f.path), "item",
+                       file_media_type(f.path) or "application/octet-stream")
+                  for f in sorted(version.files.all(), key=lambda f: f.path)]
     return _signposts_of(anchor, links)
 
 

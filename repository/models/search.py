@@ -36,6 +36,10 @@ class SearchDocument(models.Model):
     verdict = models.CharField(max_length=32, blank=True)
     license = models.CharField(max_length=100, blank=True)
     publication_year = models.PositiveIntegerField(null=True)
+    # The file access readers had when the document was written (repository.access.policy.effective_access); a
+    # closed version is indexed by its metadata only (no notebook_text). The embargo lift rewrites the document.
+    access = models.CharField(max_length=16, default="open")
+    embargo_until = models.DateField(null=True)
     published_at = models.DateTimeField(null=True)
     # The record's unique views (its UsageCount with no version), kept here for the `mostviewed` sort: a column
     # on this row lets the sort read an index instead of joining the counts of every match. Written with the

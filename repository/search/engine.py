@@ -12,7 +12,7 @@ from django.db.models import Count, Q, QuerySet
 
 from repository import hooks
 from repository.errors import InvalidInput
-from repository.models import ResourceType, SearchDocument, SearchTerm, Verdict
+from repository.models import FileAccess, ResourceType, SearchDocument, SearchTerm, Verdict
 from repository.search.backends import JSON_COLUMNS, backend, term_facet_sql
 from repository.search.query import ParsedQuery, Term, normalise_orcid, parse_query
 
@@ -25,10 +25,11 @@ FACET_SIZE = 10
 
 # facet name -> the SearchDocument column it counts, or the SearchTerm field
 COLUMN_FACETS = {"community": "community", "resource_type": "resource_type", "verdict": "verdict",
-                 "license": "license", "year": "publication_year"}
+                 "license": "license", "year": "publication_year", "access": "access"}
 TERM_FACETS = {"keyword": "keyword", "creator": "creator"}
 FACETS = (*COLUMN_FACETS, *TERM_FACETS)
-_CHOICES = {"resource_type": dict(ResourceType.choices), "verdict": dict(Verdict.choices)}
+_CHOICES = {"resource_type": dict(ResourceType.choices), "verdict": dict(Verdict.choices),
+            "access": dict(FileAccess.choices)}
 
 
 @dataclass

@@ -5,6 +5,12 @@ of it changes.
 repository/hooks.py's events), so a search never sees a version its landing page does not show, nor misses one
 it does. It also moves the record's "latest" flag, so a new version supersedes the one before it.
 `search_reindex` rebuilds everything in batches (after an upgrade, after `seed_records`).
+
+The file access is part of the document (the `access` facet) and decides what is indexed: a version whose files
+are closed (embargoed, restricted) is found by its metadata only (title, description, creators, keywords), never
+by the text of its notebook. A change of access (a correction, an embargo lifted on its day) must therefore
+rewrite the document: `search_index_version` is what the access services call (through the version_corrected
+event, or directly).
 """
 
 import json
@@ -17,7 +23,8 @@ from django.db.models import F, Max, OuterRef, Prefetch, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from repository import hooks, storage
-from repository.models import ExecutionRun, SearchDocument, SearchTerm, UsageCount, Version, VersionFile
+from repository.access.policy import effective_access
+from repository.models import ExecutionRun, FileAccess, SearchDocument, SearchTerm, UsageCount, Version, VersionFile
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +33,9 @@ SEARCHABLE_STATES = (Version.State.PUBLISHING, Version.State.PUBLISHED)
 
 
 def search_index_version(*, version: Version) -> None:
-    """Write (or remove, when it is no longer public) the index entry of one version; update its record's
-    latest flag. Call inside the transaction that changed the version."""
+    """Write (or remove, when it is no longer public) the index entry of one version, with its access as readers
+    get it today; update its record's latest flag. Call inside the transaction that changed the version (a
+    publication, a correction, a withdrawal, a change of access, an embargo lifted)."""
     SearchDocument.objects.filter(pk=version.pk).delete()  # its terms go with it
     version = Version.objects.filter(pk=version.pk).first()
     if version is not None and version.state in SEARCHABLE_STATES:
@@ -98,15 +106,19 @@ def _document(version: Version, *, community: str, verdict: str) -> SearchDocume
     creators = list(version.creators.all())
     keywords = [str(k) for k in version.keywords or []]
     published = version.published_at
+    access = effective_access(version)
+    # Closed files are closed to search too: their words would tell what the notebook holds.
+    notebook_text = _notebook_text(getattr(version, "notebook_files", [])) if access == FileAccess.OPEN else ""
     return SearchDocument(
         version=version, record_id=version.record_id, number=version.number,
         title=version.title, description=version.description,
         creators_text=" ; ".join(c.name for c in creators), keywords_text=" ; ".join(keywords),
-        notebook_text=_notebook_text(getattr(version, "notebook_files", [])),
+        notebook_text=notebook_text,
         creators=[{"name": c.name, "orcid": c.orcid, "affiliation": c.affiliation} for c in creators],
         keywords=keywords, doi=version.doi.lower(), concept_doi=version.record.concept_doi.lower(),
         community=community, resource_type=version.resource_type, verdict=verdict, license=version.license,
         publication_year=published.year if published else None, published_at=published,
+        access=access, embargo_until=version.embargo_until if access == FileAccess.EMBARGOED else None,
     )
 
 

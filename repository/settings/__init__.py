@@ -303,13 +303,14 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Several outputs have a `state` with their own choices: each set is named here, or the schema's names would
     # depend on which other sets exist.
+    # Enums named for what they are, not after the field ("StateEnum", "FilesEnum"); a version's `access.files` is
+    # FileAccessEnum.
     "ENUM_NAME_OVERRIDES": {"UploadStateEnum": ["uploading", "checking", "ready", "failed"],
                             "AccessRequestStateEnum": "repository.access.models.AccessRequest.State",
-                            "ShareLinkStateEnum": ["live", "expired", "revoked"]},
+                            "ShareLinkStateEnum": ["live", "expired", "revoked"],
+                            "FileAccessEnum": "repository.models.FileAccess"},
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "repository.api.serializers.strict_inputs_in_schema"],
-    # A version's `access.files`: named for what it is, not after the field ("FilesEnum").
-    "ENUM_NAME_OVERRIDES": {"FileAccessEnum": "repository.models.FileAccess"},
 }
 
 # Logs (repository/observability/logs.py): one JSON object per line in production (LOG_FORMAT=json, the default

@@ -48,6 +48,7 @@ from repository.exports import (
     record_landing_url,
     version_landing_url,
 )
+from repository.exports.access import files_linkable
 from repository.exports.datacite import concept_datacite_metadata, datacite_xml, version_datacite_metadata
 from repository.exports.dublincore import version_dublin_core
 from repository.exports.jsonld import concept_jsonld, file_download_url, jsonld_script, version_jsonld
@@ -248,6 +249,9 @@ def _head_meta(version: Version, files: list[VersionFile], *, concept: bool) -> 
         dublin_core["identifier"] = [exports.doi_url(record.concept_doi)] if record.concept_doi else []
         dublin_core["identifier"].append(landing_url)
         dublin_core["relation"] = [exports.doi_url(v.doi) for v in reversed(accepted_versions(record))]
+    # Only the publication date: reference managers take a DC.date as the work's date, and an embargo's end
+    # (`info:eu-repo/date/embargoEnd/...`, for OAI-PMH harvesters) is not one.
+    dublin_core["date"] = dublin_core["date"][:1]
     meta = [(f"DC.{element}", value) for element, values in dublin_core.items() for value in values]
 
     meta.append(("citation_title", version.title))
@@ -261,8 +265,8 @@ def _head_meta(version: Version, files: list[VersionFile], *, concept: bool) -> 
     meta += [("citation_keywords", keyword) for keyword in version.keywords]
     meta.append(("citation_abstract_html_url", landing_url))
     # Google Scholar indexes the full text it finds here; a notebook archive has one only if a PDF was deposited.
-    # Not for closed files: an indexer would only meet a 403.
-    pdf = next((f for f in files if f.path.lower().endswith(".pdf")), None) if files_are_open(version) else None
+    # Not while the files are closed: the link would only lead crawlers to a refusal.
+    pdf = next((f for f in files if f.path.lower().endswith(".pdf")), None) if files_linkable(version) else None
     if pdf is not None:
         meta.append(("citation_pdf_url", file_download_url(version, pdf.path)))
     return [(name, content) for name, content in meta if content and content.strip()]

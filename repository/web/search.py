@@ -10,7 +10,8 @@ from repository.models import ResourceType, Verdict
 from repository.search import SORTS, SearchParams, search_params_from_query, search_run
 
 FACET_TITLES = {"community": "Community", "resource_type": "Resource type", "verdict": "Verification",
-                "license": "Licence", "year": "Publication year", "keyword": "Keyword", "creator": "Creator"}
+                "license": "Licence", "year": "Publication year", "access": "Access",
+                "keyword": "Keyword", "creator": "Creator"}
 _LABELS = {"resource_type": dict(ResourceType.choices), "verdict": dict(Verdict.choices)}
 
 

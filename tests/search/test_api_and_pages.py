@@ -32,8 +32,8 @@ def test_get_api_records_is_public_and_shaped_like_invenio(publish, anonymous):
     assert hit["creators"] == [{"name": "Doe, Jane", "orcid": "", "affiliation": ""}]
     assert body["aggregations"]["keyword"]["buckets"] == [
         {"key": "geophysics", "label": "geophysics", "doc_count": 2, "is_selected": False}]
-    assert set(body["aggregations"]) == {"community", "resource_type", "verdict", "license", "year", "keyword",
-                                         "creator"}
+    assert set(body["aggregations"]) == {"community", "resource_type", "verdict", "license", "year", "access",
+                                         "keyword", "creator"}
     assert body["sortBy"] == "bestmatch"
     assert "page=2" in body["links"]["next"] and "q=seismic" in body["links"]["next"]
     second = anonymous.get(body["links"]["next"]).json()

@@ -24,7 +24,7 @@ def test_dublin_core_elements_of_a_version(publish):
     assert elements["type"] == ["Dataset"]
     assert elements["identifier"] == [f"https://doi.org/{version.doi}",
                                       f"https://{NAMESPACE}/records/{version.record.public_id}/versions/1/"]
-    assert elements["rights"] == ["https://spdx.org/licenses/MIT"]
+    assert elements["rights"] == ["https://spdx.org/licenses/MIT", "info:eu-repo/semantics/openAccess"]
 
 
 def test_dublin_core_xml_is_a_valid_oai_dc_document(publish, schemas):

@@ -52,7 +52,7 @@ def test_oai_dc_record_of_a_published_version(oai, publish):
     assert dc(response, "identifier") == [f"https://doi.org/{version.doi}",
                                           f"https://{NAMESPACE}/records/{public_id}/versions/1/"]
     assert dc(response, "relation") == [f"https://doi.org/{version.record.concept_doi}"]
-    assert dc(response, "rights") == ["https://spdx.org/licenses/CC-BY-4.0"]
+    assert dc(response, "rights") == ["https://spdx.org/licenses/CC-BY-4.0", "info:eu-repo/semantics/openAccess"]
     assert dc(response, "language") == []
 
 

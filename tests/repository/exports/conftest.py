@@ -4,14 +4,27 @@ Exports only read, so the tests build the rows they describe directly instead of
 """
 
 import datetime
+from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from repository.models import Version
 from tests.factories import RecordFactory, VersionFactory, add_creator, add_file, add_reference, add_related
 
 PUBLISHED_AT = datetime.datetime(2024, 5, 3, 12, 30, tzinfo=datetime.UTC)
 ORCID = "0000-0002-1825-0097"
+
+# The official XSD copies live beside the project (../shared/schemas), not inside it; a checkout without them
+# skips the XML check rather than failing.
+XSD_PATH = Path(__file__).resolve().parents[3].parent / "shared" / "schemas" / "datacite-4.5" / "metadata.xsd"
+
+
+@pytest.fixture(scope="session")
+def datacite_xsd():
+    if not XSD_PATH.is_file():
+        pytest.skip(f"The DataCite 4.5 XSD is not at {XSD_PATH} (the shared/schemas folder beside the project).")
+    return etree.XMLSchema(etree.parse(str(XSD_PATH)))
 
 
 @pytest.fixture

@@ -131,7 +131,7 @@ def test_a_version_page_carries_dublin_core_and_highwire_tags(client, published)
     assert head.values("DC.creator") == ["Doe, Jane", "van der Berg, Anna", "CERN"]
     assert head.values("DC.identifier")[:2] == [doi, landing]
     assert head.values("DC.date") == [published.published_at.astimezone(datetime.UTC).date().isoformat()]
-    assert head.values("DC.rights") == ["https://spdx.org/licenses/CC-BY-4.0"]
+    assert head.values("DC.rights") == ["https://spdx.org/licenses/CC-BY-4.0", "info:eu-repo/semantics/openAccess"]
     assert head.values("DC.publisher") == [settings.DOI_PUBLISHER]
     assert head.values("DC.type") == ["Software", "ComputationalNotebook"]
     assert head.values("DC.subject") == ["thermal expansion", "copper"]

@@ -1,0 +1,100 @@
+"""OAI-PMH and file access: both formats say the access right the way OpenAIRE harvesters read it, in each
+state, valid against oai_dc.xsd and DataCite 4.5 (the `oai` fixture checks every response); the stored payloads
+follow a change of access."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+from lxml import etree
+
+from harvest.models import OaiFragment
+from repository import hooks
+from repository.models import FileAccess, Version
+from tests.factories import accept, demo_draft, sync_pending
+
+from .conftest import oai_id
+from .test_fragments import assert_fresh
+
+pytestmark = pytest.mark.django_db
+
+EMBARGO_END = datetime.date(2031, 3, 1)
+
+
+@pytest.fixture
+def publish_with(user, moderator):
+    """publish_with(access, embargo_until=None, **metadata) -> a version published with that file access."""
+    def make(access: str, embargo_until: datetime.date | None = None, **metadata) -> Version:
+        draft = demo_draft(user, **metadata)
+        Version.objects.filter(pk=draft.pk).update(access_files=access, embargo_until=embargo_until)
+        version = accept(draft, moderator)
+        sync_pending()
+        version.refresh_from_db()
+        return version
+    return make
+
+
+def dc(response, element: str) -> list[str]:
+    return [e.text for e in response.findall(f".//oai_dc:dc/dc:{element}")]
+
+
+def datacite_rights(response) -> list[tuple[str, str]]:
+    return [(e.get("rightsURI"), e.text) for e in response.findall(".//datacite:rightsList/datacite:rights")]
+
+
+def files_prefix(version: Version) -> str:
+    return f"/records/{version.record.public_id}/versions/{version.number}/files/"
+
+
+@pytest.mark.parametrize(("access", "embargo_until", "uri", "label"), [
+    (FileAccess.OPEN, None, "info:eu-repo/semantics/openAccess", "Open Access"),
+    (FileAccess.EMBARGOED, EMBARGO_END, "info:eu-repo/semantics/embargoedAccess", "Embargoed Access"),
+    (FileAccess.RESTRICTED, None, "info:eu-repo/semantics/restrictedAccess", "Restricted Access"),
+])
+def test_both_formats_carry_the_access_right(oai, publish_with, access, embargo_until, uri, label):
+    version = publish_with(access, embargo_until, license="CC-BY-4.0")
+
+    oai_dc = oai(verb="GetRecord", identifier=oai_id(version), metadataPrefix="oai_dc")
+    datacite = oai(verb="GetRecord", identifier=oai_id(version), metadataPrefix="oai_datacite")
+
+    assert dc(oai_dc, "rights") == ["https://spdx.org/licenses/CC-BY-4.0", uri]
+    assert datacite_rights(datacite)[1] == (uri, label)
+    available = [e.text for e in datacite.findall(".//datacite:dates/datacite:date[@dateType='Available']")]
+    published = version.published_at.astimezone(datetime.UTC).date().isoformat()
+    if access == FileAccess.EMBARGOED:
+        assert dc(oai_dc, "date") == [published, "info:eu-repo/date/embargoEnd/2031-03-01"]
+        assert available == ["2031-03-01"]
+    else:
+        assert dc(oai_dc, "date") == [published]
+        assert available == []
+    for response in (oai_dc, datacite):
+        assert files_prefix(version) not in etree.tostring(response.root, encoding="unicode")
+
+
+def test_a_change_of_access_rewrites_the_stored_payloads(oai, publish_with):
+    version = publish_with(FileAccess.EMBARGOED, EMBARGO_END)
+    assert "embargoedAccess" in OaiFragment.objects.get(version=version).oai_dc
+
+    # What lifting the embargo does: the row changes, the datestamp moves, the core announces a correction.
+    Version.objects.filter(pk=version.pk).update(access_files=FileAccess.OPEN, public_changed_at=timezone.now())
+    version.refresh_from_db()
+    hooks.send("version_corrected", version=version, actor=None, fields=["access"], reason="Embargo lifted.")
+
+    assert_fresh(version)
+    response = oai(verb="ListRecords", metadataPrefix="oai_dc")
+    assert dc(response, "rights")[-1] == "info:eu-repo/semantics/openAccess"
+    assert not [d for d in dc(response, "date") if "embargoEnd" in d]
+    header_datestamp = response.find(".//oai:header/oai:datestamp").text
+    assert header_datestamp == version.public_changed_at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_payload_written_before_a_change_of_access_is_never_served(oai, publish_with, caplog):
+    """Even if nothing rewrote the row, the moved datestamp makes it out of date: it is rebuilt, not served."""
+    version = publish_with(FileAccess.OPEN)
+    Version.objects.filter(pk=version.pk).update(access_files=FileAccess.RESTRICTED,
+                                                 public_changed_at=timezone.now())
+
+    response = oai(verb="GetRecord", identifier=oai_id(version), metadataPrefix="oai_dc")
+
+    assert dc(response, "rights")[-1] == "info:eu-repo/semantics/restrictedAccess"
+    assert "built them on the fly" in caplog.text
