@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from tests.smoke.supervisor import SmokeFailure, Supervisor, free_port, port_open
@@ -18,26 +17,27 @@ BACKUP_BUCKET = "nbarchive-backup"
 RESTORE_BUCKET = "nbarchive-restored"  # the primary storage a restore check rebuilds from the backup alone
 
 
-@dataclass
-class Backing:
-    database_urls: dict[str, str]  # name -> postgres://... (the app's, and the empty one a restore fills)
-    redis_url: str
-    s3_endpoint: str
-    datacite: object  # tests.fakes.datacite.FakeDataCite, running in a thread of this process
-    registry_host: str
-    image_ref: str
-
-
-def create_databases(names: list[str]) -> dict[str, str]:
+def create_database(name: str) -> str:
     import psycopg
 
     if not port_open(POSTGRES["port"]):
         raise SmokeFailure(f"PostgreSQL does not answer on {POSTGRES['host']}:{POSTGRES['port']}")
     with psycopg.connect(dbname="postgres", autocommit=True, **POSTGRES) as connection:
-        for name in names:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            connection.execute(f'CREATE DATABASE "{name}"')
-    return {name: f"postgres://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{name}" for name in names}
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return database_url(name)
+
+
+def database_url(name: str) -> str:
+    return f"postgres://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{name}"
+
+
+def copy_database(source: str, copy: str) -> None:
+    """`copy` as `source` is now (nobody may be connected to it): a migrated empty database in a moment."""
+    import psycopg
+
+    with psycopg.connect(dbname="postgres", autocommit=True, **POSTGRES) as connection:
+        connection.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{source}"')
 
 
 def drop_databases(names: list[str]) -> None:

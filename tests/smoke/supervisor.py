@@ -86,6 +86,17 @@ class Supervisor:
             raise SmokeFailure(f"{' '.join(command[-3:])} exited with {result.returncode}", log=name)
         return result.stdout
 
+    def finish(self, name: str, *, timeout: float = 300) -> None:
+        """Wait for a process started with `start` to end; SmokeFailure naming its log unless it exited 0."""
+        process = self.started[name].process
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise SmokeFailure(f"{name} did not end within {timeout:.0f} s", log=name) from exc
+        if code != 0:
+            raise SmokeFailure(f"{name} exited with {code}", log=name)
+        del self.started[name]  # done: no longer one of the processes that must keep running
+
     def log_text(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -4,6 +4,7 @@ pools with the shipped configurations, a Celery worker per queue and one beat.""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -93,23 +94,29 @@ def manage(*arguments: str) -> list[str]:
 
 
 def release(supervisor: Supervisor, *, env: dict[str, str], root: Path) -> None:
-    """What every release runs before the processes start (README's production section)."""
-    supervisor.run("release", manage("check", "--deploy", "--fail-level", "ERROR"), env=env, cwd=root)
-    supervisor.run("release", manage("migrate", "--no-input"), env=env, cwd=root)
-    supervisor.run("release", manage("collectstatic", "--no-input"), env=env, cwd=root)
+    """What every release runs before the processes start (README's production section). The deployment checks
+    and collectstatic need no database, so they run beside migrate."""
+    supervisor.start("check", manage("check", "--deploy", "--fail-level", "ERROR"), env=env, cwd=root)
+    supervisor.start("collectstatic", manage("collectstatic", "--no-input"), env=env, cwd=root)
+    supervisor.run("migrate", manage("migrate", "--no-input"), env=env, cwd=root)
+    supervisor.finish("check")
+    supervisor.finish("collectstatic")
 
 
 def create_users(supervisor: Supervisor, *, env: dict[str, str], root: Path) -> dict[str, str]:
-    """The submitter and the moderator, and an API token for each (manage.py create_token); {username: token}."""
+    """The submitter and the moderator (a global one), and an API token for each, in one `manage.py shell`: the
+    same service as `manage.py create_token`, without two more interpreter starts; {username: token}."""
     script = (
+        "import json\n"
         "from django.contrib.auth.models import Group, User\n"
-        f"User.objects.create_user({SUBMITTER!r}, 'submitter@smoke.example.org', None)\n"
+        "from repository.services.tokens import token_create\n"
+        f"submitter = User.objects.create_user({SUBMITTER!r}, 'submitter@smoke.example.org', None)\n"
         f"moderator = User.objects.create_user({MODERATOR!r}, 'moderator@smoke.example.org', None)\n"
         "moderator.groups.add(Group.objects.get_or_create(name='moderators')[0])\n"
+        "tokens = {user.username: token_create(user=user, name='smoke')[1] for user in (submitter, moderator)}\n"
+        "print(json.dumps(tokens))\n"
     )
-    supervisor.run("users", manage("shell", "--no-imports", "-c", script), env=env, cwd=root)
-    return {user: supervisor.run("users", manage("create_token", user, "--name", "smoke"), env=env,
-                                 cwd=root).strip() for user in (SUBMITTER, MODERATOR)}
+    return json.loads(supervisor.run("users", manage("shell", "--no-imports", "-c", script), env=env, cwd=root))
 
 
 def start_app(supervisor: Supervisor, *, env: dict[str, str], root: Path, addresses: Addresses,
