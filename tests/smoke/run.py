@@ -163,6 +163,9 @@ def main() -> int:
         print(f"SMOKE FAILED at step {step}: {reason}")
         if log:
             print(f"--- last lines of {log}.log ({smoke.supervisor.log_dir}) ---\n{smoke.supervisor.tail(log)}")
+        for part in work.iterdir():  # the logs stay for a look; the unpacked image, spool and buckets go
+            if part != smoke.supervisor.log_dir:
+                _remove(part)
         print(f"(logs kept in {smoke.supervisor.log_dir})")
         return 1
     with smoke.step("remove the work folder"):
