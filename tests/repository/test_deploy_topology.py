@@ -126,3 +126,16 @@ def test_the_config_map_and_secret_set_only_documented_settings():
     assert set(secret) - documented == set()
     assert config["DJANGO_DEBUG"] == "0" and config["RUNNER"] == "image"
     assert not set(config) & set(secret)
+
+
+def test_compose_and_systemd_run_the_same_workers_and_one_beat(settings):
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} | {"celery"}
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    commands = [service["command"] for service in compose.values() if isinstance(service.get("command"), str)]
+    units = [path.read_text() for path in (DEPLOY / "systemd").glob("*.service")]
+
+    for described in (commands, units):
+        queues = [re.search(r"--queues (\S+)", text).group(1) for text in described if " worker " in text]
+        assert sorted(queues) == sorted(routed)
+        assert sum("celery -A repository beat" in text for text in described) == 1
+    assert "migrate --no-input" in compose["migrate"]["command"]
