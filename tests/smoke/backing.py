@@ -48,18 +48,29 @@ def drop_databases(names: list[str]) -> None:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def start_redis(supervisor: Supervisor, work: Path) -> str:
-    """A Redis of our own on a free port, nothing persisted: no other run's tasks reach our workers (the tests use
-    the shared 127.0.0.1:6379), and ours reach no one else's."""
-    if shutil.which("redis-server") is None:
-        raise SmokeFailure("redis-server is not installed (Debian package redis-server)")
-    port = free_port()
-    folder = work / "redis"
-    folder.mkdir()
-    supervisor.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                               "--appendonly", "no", "--dir", str(folder)], env=_plain_env(), cwd=folder)
-    supervisor.wait_for_port("redis", port)
-    return f"redis://127.0.0.1:{port}"
+def start_redis(supervisor: Supervisor, work: Path) -> dict[str, str]:
+    """Redis databases for the broker, results and cache: {"broker": url, "results": url, "cache": url}.
+
+    A Redis of our own on a free port, nothing persisted, when redis-server is installed: no other run's tasks reach
+    our workers, and ours reach no one else's. Otherwise the machine's at 127.0.0.1:6379 (as the tests use it),
+    databases 10-12, emptied first: two smoke runs at once would then share them."""
+    if shutil.which("redis-server") is not None:
+        port = free_port()
+        folder = work / "redis"
+        folder.mkdir()
+        supervisor.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                                   "--appendonly", "no", "--dir", str(folder)], env=_plain_env(), cwd=folder)
+        supervisor.wait_for_port("redis", port)
+        base, first = f"redis://127.0.0.1:{port}", 0
+    elif port_open(6379):
+        import redis
+
+        base, first = "redis://127.0.0.1:6379", 10
+        for number in range(first, first + 3):
+            redis.Redis.from_url(f"{base}/{number}").flushdb()
+    else:
+        raise SmokeFailure("no Redis: redis-server is not installed and nothing answers on 127.0.0.1:6379")
+    return {role: f"{base}/{first + offset}" for offset, role in enumerate(("broker", "results", "cache"))}
 
 
 def start_s3(supervisor: Supervisor, repository_root: Path) -> str:

@@ -35,7 +35,7 @@ class Addresses:
         return f"http://127.0.0.1:{self.uploads_port}"
 
 
-def production_environment(*, work: Path, addresses: Addresses, database_url: str, redis_url: str,
+def production_environment(*, work: Path, addresses: Addresses, database_url: str, redis: dict[str, str],
                            s3_endpoint: str, datacite, registry_host: str) -> dict[str, str]:
     """What deploy/env.example lists, filled in for this machine's loopback services."""
     image_cache = work / "image-cache"
@@ -60,9 +60,9 @@ def production_environment(*, work: Path, addresses: Addresses, database_url: st
         "UPLOADS_PROMETHEUS_MULTIPROC_DIR": str(work / "metrics-uploads"),
         "MALLOC_ARENA_MAX": "2",
         "DATABASE_URL": database_url,
-        "CACHE_URL": f"{redis_url}/2",
-        "CELERY_BROKER_URL": f"{redis_url}/0",
-        "CELERY_RESULT_BACKEND": f"{redis_url}/1",
+        "CACHE_URL": redis["cache"],
+        "CELERY_BROKER_URL": redis["broker"],
+        "CELERY_RESULT_BACKEND": redis["results"],
         "S3_BUCKET": FILES_BUCKET,
         "S3_ENDPOINT_URL": s3_endpoint,
         "S3_REGION": S3_KEYS["region_name"],
