@@ -143,4 +143,8 @@ def start_app(supervisor: Supervisor, *, env: dict[str, str], root: Path, addres
 
 
 def new_addresses() -> Addresses:
-    return Addresses(web_port=free_port(), uploads_port=free_port())
+    web = free_port()
+    uploads = free_port()
+    while uploads == web:  # each was free when asked; the kernel may hand out the same one twice
+        uploads = free_port()
+    return Addresses(web_port=web, uploads_port=uploads)
