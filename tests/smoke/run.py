@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.smoke import backing, flow, topology
-from tests.smoke.supervisor import SmokeFailure, Supervisor
+from tests.smoke.supervisor import STOP_SECONDS, SmokeFailure, Supervisor
 
 ROOT = Path(__file__).resolve().parents[2]
 VERIFICATION_TIMEOUT = 180  # a cold image pull and unpack, then two cells
@@ -172,6 +172,8 @@ def main(arguments: list[str]) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         with smoke.step("stop everything"):
             smoke.stop()
+    if smoke.supervisor.killed:
+        print(f"(killed after {STOP_SECONDS} s of SIGTERM: {', '.join(smoke.supervisor.killed)})")
     if failure is not None:
         step, reason, log = failure
         print(f"SMOKE FAILED at step {step}: {reason}")

@@ -58,6 +58,7 @@ class Supervisor:
         self.log_dir = log_dir
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.started: dict[str, Started] = {}
+        self.killed: list[str] = []  # what did not stop within STOP_SECONDS of SIGTERM
 
     def start(self, name: str, command: list[str], *, env: dict[str, str], cwd: Path) -> Started:
         log_path = self.log_dir / f"{name}.log"
@@ -134,7 +135,7 @@ class Supervisor:
             try:
                 started.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                pass
+                self.killed.append(started.name)
         for started in self.started.values():
             # Also the groups whose leader ended: a Celery pool process may outlive its parent for a moment.
             _signal_group(started.process.pid, signal.SIGKILL)
