@@ -100,11 +100,12 @@ def verification(site: Site, *, submitter: str, run: Deposit, timeout: float) ->
     if (latest["status"], latest["verdict"], latest["runner"]) != ("finished", "reproduced", "image"):
         raise SmokeFailure(f"the run ended {latest['status']}/{latest['verdict']} with runner {latest['runner']}: "
                            f"{latest.get('message')}", log="worker-verification")
-    details = site.call("GET", f"/api/runs/{run.run_id}", user=submitter).json()
-    ran = (details.get("environment") or {}).get("image")
-    if ran != latest["container_image"]:
-        raise SmokeFailure(f"the run reports image {ran!r}, not the pinned {latest['container_image']!r}",
-                           log="worker-verification")
+    environment = site.call("GET", f"/api/runs/{run.run_id}", user=submitter).json().get("environment") or {}
+    pinned_digest = latest["container_image"].rsplit("@", 1)[1]
+    ran = (environment.get("image"), environment.get("manifest_digest"), environment.get("sandbox"))
+    if ran != (latest["container_image"], pinned_digest, "bubblewrap"):
+        raise SmokeFailure(f"the run reports image, digest and sandbox {ran}, not the pinned "
+                           f"{latest['container_image']} in bubblewrap", log="worker-verification")
 
 
 def accept(site: Site, *, moderator: str, run: Deposit) -> None:
