@@ -80,11 +80,11 @@ class Supervisor:
         except subprocess.TimeoutExpired as exc:
             with log_path.open("a") as log:
                 log.write(f"$ {' '.join(command)}\n{_text(exc.stdout)}{_text(exc.stderr)}(timed out)\n")
-            raise SmokeFailure(f"{' '.join(command[-3:])} did not end within {timeout:.0f} s", log=name) from exc
+            raise SmokeFailure(f"{_describe(command)} did not end within {timeout:.0f} s", log=name) from exc
         with log_path.open("a") as log:
             log.write(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}(exit {result.returncode})\n")
         if result.returncode != 0:
-            raise SmokeFailure(f"{' '.join(command[-3:])} exited with {result.returncode}", log=name)
+            raise SmokeFailure(f"{_describe(command)} exited with {result.returncode}", log=name)
         return result.stdout
 
     def finish(self, name: str, *, timeout: float = 300) -> None:
@@ -153,3 +153,10 @@ def _signal_group(pid: int, signum: int) -> None:
 def _text(output: bytes | str | None) -> str:
     # TimeoutExpired carries bytes even when the command ran with text=True.
     return output.decode(errors="replace") if isinstance(output, bytes) else (output or "")
+
+
+def _describe(command: list[str]) -> str:
+    """`manage.py migrate`, not the interpreter's path or a whole shell script."""
+    if "manage.py" in command:
+        return " ".join(command[command.index("manage.py"):][:2])
+    return Path(command[0]).name
