@@ -141,6 +141,10 @@ class Supervisor:
             _signal_group(started.process.pid, signal.SIGKILL)
             if started.process.poll() is None:
                 started.process.wait(timeout=10)
+        # A signal is delivered when the process next runs: return once every group is really gone.
+        deadline = time.monotonic() + 10
+        while any(_group_exists(s.process.pid) for s in self.started.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _signal_group(pid: int, signum: int) -> None:
@@ -148,6 +152,22 @@ def _signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _group_exists(pgid: int) -> bool:
+    """A process of the group still runs. Zombies do not count: whether they are reaped soon depends on this
+    machine's init (in a container often a process that reaps slowly or never)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                state, _parent, group = handle.read().rsplit(b")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group) == pgid and state != b"Z":
+            return True
+    return False
 
 
 def _text(output: bytes | str | None) -> str:
