@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ADDRESS ?= 127.0.0.1:8000
 
-.PHONY: install kernel-env run lint test test-sqlite test-postgres bench-upload
+.PHONY: install kernel-env run lint test test-sqlite test-postgres smoke bench-upload
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ test-sqlite:
 
 test-postgres:
 	$(BIN)/python -m pytest
+
+# The production topology as separate processes on this machine (DJANGO_DEBUG=0, gunicorn pools, a Celery worker
+# per queue, beat, PostgreSQL, Redis, S3 on moto, the DataCite fake, a registry with the test image), driven over
+# HTTP from deposit to DOI, OAI-PMH, search, backup and restore; everything it started is stopped at the end.
+# Needs PostgreSQL at 127.0.0.1:5432 (trust) and redis-server, skopeo, umoci, docker-registry, mmdebstrap, bwrap.
+smoke: install
+	$(BIN)/python -m tests.smoke.run
 
 bench-upload: install
 	$(BIN)/python tests/bench/upload.py
