@@ -14,6 +14,7 @@ restored on request (`make_readable`) before they are read.
 """
 
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -125,8 +126,7 @@ class S3Target(BackupTarget):
         instead would leave that connection idle for as long as a large blob takes to upload, and S3 closes idle
         connections. The download itself is boto3's managed transfer: ranged GETs in parallel, retried.
         """
-        spool = tempfile.NamedTemporaryFile(prefix="nbarchive-volume-", suffix=".tar",
-                                            dir=settings.BACKUP_SPOOL_DIR or None)
+        spool = tempfile.NamedTemporaryFile(prefix="nbarchive-volume-", suffix=".tar", dir=_spool_dir())
         try:
             self.bucket.download_to(self._key(name), spool)
         except StorageError as exc:
@@ -164,12 +164,20 @@ class S3Target(BackupTarget):
         return pending
 
 
+def _spool_dir() -> str | None:
+    """BACKUP_SPOOL_DIR, made if missing (a fresh volume mount, a new machine), or the system's temporary folder."""
+    if not settings.BACKUP_SPOOL_DIR:
+        return None
+    os.makedirs(settings.BACKUP_SPOOL_DIR, exist_ok=True)
+    return settings.BACKUP_SPOOL_DIR
+
+
 class _S3Sink(VolumeSink):
     def __init__(self, target: S3Target, name: str):
         self._target = target
         self._name = name
-        self.file = tempfile.NamedTemporaryFile(prefix="nbarchive-volume-", suffix=".tar",
-                                                dir=settings.BACKUP_SPOOL_DIR or None, buffering=0)
+        self.file = tempfile.NamedTemporaryFile(prefix="nbarchive-volume-", suffix=".tar", dir=_spool_dir(),
+                                                buffering=0)
 
     def commit(self) -> datetime | None:
         self.file.flush()

@@ -40,8 +40,7 @@ def production_environment(*, work: Path, addresses: Addresses, database_url: st
     """What deploy/env.example lists, filled in for this machine's loopback services."""
     image_cache = work / "image-cache"
     image_cache.mkdir(mode=0o755)  # the sandbox uid reads unpacked images: every folder above must be searchable
-    # The backup spools an S3 volume here and expects the folder to exist, as a deployment's volume would.
-    (work / "backup-spool").mkdir()
+    # The backup spools S3 volumes in work/backup-spool; it makes the folder when missing, as on a new machine.
     inherited = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if key in os.environ}
     return {
         **inherited,

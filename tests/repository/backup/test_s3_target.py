@@ -64,3 +64,15 @@ def test_a_bucket_without_object_lock_says_so_in_the_log(s3_backup, caplog):
 
     assert f"Backup bucket {bucket}-plain: no object lock (ObjectLockConfigurationNotFoundError: " in caplog.text
     assert target_from_settings().object_lock_enabled() is True
+
+
+def test_volumes_are_spooled_in_the_configured_folder_made_when_missing(s3_backup, settings, tmp_path):
+    """A new machine or a fresh volume mount has no spool folder yet: the backup makes it rather than failing with
+    "No such file or directory" halfway through its first volume."""
+    settings.BACKUP_SPOOL_DIR = str(tmp_path / "spool" / "volumes")
+    client, bucket = s3_backup
+    client.put_object(Bucket=bucket, Key="volumes/v.tar", Body=b"volume bytes")
+
+    with target_from_settings().open_read("volumes/v.tar") as volume:
+        assert volume.read() == b"volume bytes"
+        assert volume.name.startswith(settings.BACKUP_SPOOL_DIR)
