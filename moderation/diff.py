@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 METADATA_FIELDS = ("title", "description", "resource_type", "version_label", "license", "keywords",
                    "container_image", "notebook_path")
-# Parsed whole in the web process to list cells; larger notebooks are not diffed (the files part still says they
+# Parsed whole (in the worker) to list cells; larger notebooks are not diffed (the files part still says they
 # changed). Far above real notebooks' sources, which is what is diffed.
 MAX_DIFFED_NOTEBOOK_BYTES = 20 * 1024 * 1024
 MAX_DIFF_CHARS = 200_000  # of diff text shown on the page
@@ -164,7 +164,8 @@ def _queue_once(key: str, version_pk: int) -> None:
 
 def cell_diff_prepare(*, version_pk: int) -> str:
     """Compute the cell diff of `version_pk` against the previous published version into the shared cache (a
-    Celery task's work). Returns what happened: "prepared", "cached" or "nothing to compare"."""
+    Celery task's work). Returns what happened: "prepared", "cached", "unreadable" (storage failed; remembered
+    for UNREADABLE_RETRY_SECONDS) or "nothing to compare"."""
     version = Version.objects.filter(pk=version_pk).first()
     previous = version and previous_published(version)
     key = previous and _cell_diff_key(previous, version)
@@ -174,15 +175,14 @@ def cell_diff_prepare(*, version_pk: int) -> str:
         return "cached"
     try:
         changes = _bounded_cell_diff(_cell_sources(_notebook_blob(previous)), _cell_sources(_notebook_blob(version)))
+        outcome, seconds = "prepared", CELL_DIFF_CACHE_SECONDS
     except _Unreadable:
         logger.exception("Could not read a notebook to diff versions %s and %s", previous.pk, version.pk)
         # Said on the page for a while, then a later view queues the diff again.
-        _cache_set(key, {"available": False, "diff": ""}, UNREADABLE_RETRY_SECONDS)
-        return "unreadable"
-    finally:
-        _cache_delete(f"{key}:queued")
-    _cache_set(key, changes, CELL_DIFF_CACHE_SECONDS)
-    return "prepared"
+        changes, outcome, seconds = {"available": False, "diff": ""}, "unreadable", UNREADABLE_RETRY_SECONDS
+    _cache_set(key, changes, seconds)
+    _cache_delete(f"{key}:queued")  # after the result is there, so no view in between queues it again
+    return outcome
 
 
 def _bounded_cell_diff(before: list[str] | None, after: list[str] | None) -> dict:

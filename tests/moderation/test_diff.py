@@ -256,3 +256,17 @@ def test_submitting_a_new_version_has_its_diff_prepared_before_a_moderator_opens
     with django_capture_on_commit_callbacks(execute=True):
         review_act(request_id=review.pk, action="resubmit", actor=user)
     assert queued_diffs == [second.pk, second.pk]
+
+
+def test_notebooks_the_worker_cannot_read_are_said_not_comparable_for_a_while_not_prepared_for_ever(
+        user, local_blob_storage, queued_diffs):
+    import shutil
+
+    _, second = crafted_pair(user, lines=30)
+    shutil.rmtree(local_blob_storage)  # storage failing under the worker
+
+    assert cell_diff_prepare(version_pk=second.pk) == "unreadable"
+
+    cells = version_diff(second)["cells"]
+    assert cells["available"] is False and not cells.get("pending")
+    assert queued_diffs == []
