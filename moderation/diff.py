@@ -6,10 +6,11 @@ notebook's cells (source changes as unified diffs). Nothing is stored in the dat
 The cell diff is the one costly part, and its input is chosen by the author: difflib's matching can take time
 that grows with the cube of the lines fed to it (a crafted 83 KB notebook took 16 s). So it is bounded like the
 output comparison's diff (`limits.DIFF_INPUT_LINES` lines per side, from just before the first difference, out
-of notebooks of at most MAX_DIFFED_NOTEBOOK_BYTES) — about a second in the worst case found — and cached by the
-two notebooks' sha256, so a page view, a reload or many moderators pay it at most once per pair of notebooks.
-It stays in the request rather than in a Celery task because, bounded, it is no slower than rendering a page of
-the queue, and a task would need a cache shared by web and workers and a "being prepared" page to reload.
+of notebooks of at most MAX_DIFFED_NOTEBOOK_BYTES) — about a second in the worst case found — cached by the two
+notebooks' sha256, and computed off the request path: `cell_diff_prepare` runs in a Celery task
+(moderation/tasks.py), queued when a version is submitted or resubmitted and again when a page finds the cache
+empty. A page never diffs: until the worker has filled the cache it says the diff is being prepared. The cache
+is shared by web and worker processes (Redis in production, a directory under VAR_DIR on the embedded default).
 """
 
 import difflib
@@ -17,6 +18,7 @@ import json
 import logging
 
 from django.core.cache import cache
+from django.db import transaction
 
 from repository import storage
 from repository.models import Version
@@ -28,11 +30,13 @@ logger = logging.getLogger(__name__)
 
 METADATA_FIELDS = ("title", "description", "resource_type", "version_label", "license", "keywords",
                    "container_image", "notebook_path")
-# Parsed whole in the web process to list cells; larger notebooks are not diffed (the files part still says they
+# Parsed whole (in the worker) to list cells; larger notebooks are not diffed (the files part still says they
 # changed). Far above real notebooks' sources, which is what is diffed.
 MAX_DIFFED_NOTEBOOK_BYTES = 20 * 1024 * 1024
 MAX_DIFF_CHARS = 200_000  # of diff text shown on the page
 CELL_DIFF_CACHE_SECONDS = 30 * 24 * 3600  # the key names both notebooks' contents, so it never goes stale
+CELL_DIFF_QUEUED_SECONDS = 300  # a queued diff not done by then (its worker lost) is queued again by the next view
+UNREADABLE_RETRY_SECONDS = 300  # storage failing: the page says so, and a view after this tries again
 CELL_DIFF_FORMAT = 1  # bump when the diff's output changes: cached diffs of the old format are then ignored
 
 
@@ -52,6 +56,12 @@ def version_diff(version: Version) -> dict | None:
         "files": _file_changes(previous, version),
         "cells": _cell_changes(previous, version),
     }
+
+
+def cell_changes(version: Version) -> dict | None:
+    """The cells part of `version_diff` alone (the page's poll while it is being prepared)."""
+    previous = previous_published(version)
+    return None if previous is None else _cell_changes(previous, version)
 
 
 def _metadata_values(version: Version) -> dict:
@@ -91,7 +101,7 @@ def _notebook_blob(version: Version):
 
 
 class _Unreadable(Exception):
-    """The notebook could not be read right now (storage): not remembered, tried again on the next view."""
+    """The notebook could not be read right now (storage): remembered only briefly, then tried again."""
 
 
 def _cell_sources(blob) -> list[str] | None:
@@ -111,21 +121,71 @@ def _cell_sources(blob) -> list[str] | None:
             else str(cell.get("source", "")) for cell in document["cells"] if isinstance(cell, dict)]
 
 
-def _cell_changes(previous: Version, version: Version) -> dict:
+def _cell_diff_key(previous: Version, version: Version) -> str | None:
+    """The cache key of the two versions' cell diff: their notebooks' contents; None when one has no notebook."""
     before_blob, after_blob = _notebook_blob(previous), _notebook_blob(version)
     if before_blob is None or after_blob is None:
+        return None
+    return f"moderation:cell-diff:{CELL_DIFF_FORMAT}:{before_blob.sha256}:{after_blob.sha256}"
+
+
+def _cell_changes(previous: Version, version: Version) -> dict:
+    """The cached cell diff, or {"pending": True} after queueing its computation: never computed here."""
+    key = _cell_diff_key(previous, version)
+    if key is None:
         return {"available": False, "diff": ""}
-    key = f"moderation:cell-diff:{CELL_DIFF_FORMAT}:{before_blob.sha256}:{after_blob.sha256}"
     cached = _cache_get(key)
     if cached is not None:
         return _with_labels(cached, previous, version)
+    _queue_once(key, version.pk)
+    return {"pending": True, "available": False, "diff": ""}
+
+
+def cell_diff_queue(version: Version) -> None:
+    """After the caller's transaction commits, have a worker diff the version's notebook against the previous
+    published one (on submission, so that the diff is usually ready when a moderator opens the request)."""
+    version_pk = version.pk
+
+    def queue() -> None:
+        previous = previous_published(Version.objects.get(pk=version_pk))
+        key = previous and _cell_diff_key(previous, Version.objects.get(pk=version_pk))
+        if key and _cache_get(key) is None:
+            _queue_once(key, version_pk)
+
+    transaction.on_commit(queue)
+
+
+def _queue_once(key: str, version_pk: int) -> None:
+    # Every view of a request whose diff is not ready lands here; one task per pair of notebooks is enough.
+    # The marker lapses, so a task lost with its worker is queued again by a later view.
+    if not _cache_add(f"{key}:queued", CELL_DIFF_QUEUED_SECONDS):
+        return
+    from moderation.tasks import cell_diff_prepare_task
+
+    cell_diff_prepare_task.delay(version_pk)
+
+
+def cell_diff_prepare(*, version_pk: int) -> str:
+    """Compute the cell diff of `version_pk` against the previous published version into the shared cache (a
+    Celery task's work). Returns what happened: "prepared", "cached", "unreadable" (storage failed; remembered
+    for UNREADABLE_RETRY_SECONDS) or "nothing to compare"."""
+    version = Version.objects.filter(pk=version_pk).first()
+    previous = version and previous_published(version)
+    key = previous and _cell_diff_key(previous, version)
+    if not key:
+        return "nothing to compare"
+    if _cache_get(key) is not None:
+        return "cached"
     try:
-        changes = _bounded_cell_diff(_cell_sources(before_blob), _cell_sources(after_blob))
+        changes = _bounded_cell_diff(_cell_sources(_notebook_blob(previous)), _cell_sources(_notebook_blob(version)))
+        outcome, seconds = "prepared", CELL_DIFF_CACHE_SECONDS
     except _Unreadable:
         logger.exception("Could not read a notebook to diff versions %s and %s", previous.pk, version.pk)
-        return {"available": False, "diff": ""}
-    _cache_set(key, changes)
-    return _with_labels(changes, previous, version)
+        # Said on the page for a while, then a later view queues the diff again.
+        changes, outcome, seconds = {"available": False, "diff": ""}, "unreadable", UNREADABLE_RETRY_SECONDS
+    _cache_set(key, changes, seconds)
+    _cache_delete(f"{key}:queued")  # after the result is there, so no view in between queues it again
+    return outcome
 
 
 def _bounded_cell_diff(before: list[str] | None, after: list[str] | None) -> dict:
@@ -158,12 +218,28 @@ def _cache_get(key: str):
     try:
         return cache.get(key)
     except Exception:  # a cache server that is down must not take the review page with it
-        logger.warning("The cache could not be read; diffing without it", exc_info=True)
+        logger.warning("The cache could not be read", exc_info=True)
         return None
 
 
-def _cache_set(key: str, value: dict) -> None:
+def _cache_set(key: str, value: dict, seconds: int) -> None:
     try:
-        cache.set(key, value, CELL_DIFF_CACHE_SECONDS)
-    except Exception:  # as above: the diff is still shown, only not remembered
+        cache.set(key, value, seconds)
+    except Exception:  # as above
+        logger.warning("The cache could not be written", exc_info=True)
+
+
+def _cache_add(key: str, seconds: int) -> bool:
+    """True when the marker was not there (and now is); also True when the cache is down, so work is not lost."""
+    try:
+        return cache.add(key, 1, seconds)
+    except Exception:
+        logger.warning("The cache could not be written", exc_info=True)
+        return True
+
+
+def _cache_delete(key: str) -> None:
+    try:
+        cache.delete(key)
+    except Exception:
         logger.warning("The cache could not be written", exc_info=True)

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from moderation import notifications, workflow
+from moderation.diff import cell_diff_queue
 from moderation.models import Community, ReviewEvent, ReviewRequest
 from moderation.permissions import can_comment, can_moderate
 from repository.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyRequests
@@ -56,7 +57,8 @@ def _check_submission_limits(user) -> None:
 
 def review_submit(*, version: Version, actor, community: Community | None = None) -> ReviewRequest:
     """Submit a draft for review to `community` (the default one if None): the version goes into review,
-    a verification run is queued and the community's moderators are told."""
+    a verification run is queued, the community's moderators are told and the notebook diff they will read is
+    prepared."""
     community = community or community_default()
     with transaction.atomic():
         open_request = ReviewRequest.objects.filter(version=version, state__in=ReviewRequest.OPEN_STATES).first()
@@ -70,6 +72,7 @@ def review_submit(*, version: Version, actor, community: Community | None = None
         ReviewEvent.objects.create(request=review, kind=ReviewEvent.Kind.STATE_CHANGE, actor=actor,
                                    from_state="", to_state=review.state)
         notifications.notify_submitted(review)
+        cell_diff_queue(version)
     return review
 
 
@@ -94,6 +97,7 @@ def review_act(*, request_id: int, action: str, actor, comment: str = "",
             notifications.notify_authors(review, actor=actor, what=ACTION_NOTICES[action], comment=comment)
         elif action == "resubmit":
             notifications.notify_submitted(review)
+            cell_diff_queue(review.version)
     return review
 
 

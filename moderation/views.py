@@ -12,7 +12,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST, require_safe
 
 from moderation import corrections, selectors, services, workflow
-from moderation.diff import version_diff
+from moderation.diff import cell_changes, version_diff
 from moderation.models import Community, ReviewRequest
 from moderation.permissions import can_comment, can_moderate
 from repository import rendering, storage
@@ -79,6 +79,21 @@ def request_detail(request, request_id):
         "published": _published_links(version),
     }
     return render(request, "moderation/request_detail.html", context)
+
+
+@login_required
+@require_safe
+def cell_diff(request, request_id):
+    """The notebook-cells part of the request page alone, polled by cell_diff.js while a worker prepares it:
+    202 while it is being prepared, 200 with the diff once it is ready."""
+    review = _request_or_404(request, request_id)
+    cells = cell_changes(review.version)
+    if cells is None:
+        raise Http404("This version has no earlier published version to compare with.")
+    response = render(request, "moderation/includes/cell_diff.html", {"review": review, "cells": cells},
+                      status=202 if cells.get("pending") else 200)
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _pending_corrections(review: ReviewRequest) -> list[dict]:

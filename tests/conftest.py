@@ -97,3 +97,30 @@ def no_queue(monkeypatch):
     sent = []
     monkeypatch.setattr(tasks.run_verification_task, "apply_async", lambda *a, **k: sent.append((a, k)))
     return sent
+
+
+def urlconf_rebuild() -> None:
+    """Import the URLconf again from the settings as they are now, as a restarted server would: some routes exist
+    only under some settings (the run-data links only with RUNNER=gitlab). The app's URLconf first, then the root
+    one that includes it."""
+    import importlib
+
+    from django.urls import clear_url_caches
+
+    import repository.urls
+    import repository.web.urls
+
+    importlib.reload(repository.web.urls)
+    importlib.reload(repository.urls)
+    clear_url_caches()
+
+
+@pytest.fixture
+def gitlab_runner(settings):
+    """RUNNER=gitlab, with the URLconf such a server has (the signed run-data route); the usual one afterwards."""
+    previous = settings.RUNNER
+    settings.RUNNER = "gitlab"
+    urlconf_rebuild()
+    yield settings
+    settings.RUNNER = previous
+    urlconf_rebuild()

@@ -105,7 +105,7 @@ def _execute_claimed(run: ExecutionRun) -> ExecutionRun:
             workdir=workdir, notebook_path=run.notebook_path, runner=get_runner(run.runner),
             tolerance=_tolerance_for(run.version), limits=limits_from_settings(),
             run_key=f"{run.run_id}-{run.attempts}", container_image=run.container_image,
-            inputs=_remote_inputs(run, staged), observer=_RunObserver(run.pk),
+            inputs=_remote_inputs(run, staged) if run.runner == "gitlab" else (), observer=_RunObserver(run.pk),
         )
     except RunCancelled as exc:
         return _end_cancelled(run, str(exc))
@@ -233,7 +233,8 @@ def _external_fields(locations: dict) -> dict:
 
 
 def _remote_inputs(run: ExecutionRun, staged: list[dict]) -> tuple[InputFile, ...]:
-    """Every staged input except the notebook, with a signed URL a remote job can fetch it from."""
+    """Every staged input except the notebook, with a signed URL a remote job can fetch it from: for the GitLab
+    runner only, the one whose jobs fetch inputs from outside (the run-data route exists only with it)."""
     from repository.services.run_data import run_data_url
 
     inputs = [InputFile(target_path=f.path, url=run_data_url(run=run, target_path=f.path), sha256=f.blob.sha256,

@@ -112,11 +112,6 @@ if env.str("NBARCHIVE_TEST_DATABASE_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": _test_name}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Cache --------------------------------------------------------------------------------------------
-# Formatted citations and notebooks' tables of contents (repository/web/citing.py, notebook.py): per process
-# unless CACHE_URL names a shared cache (redis://host:6379/2).
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
-
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -222,9 +217,12 @@ CELERY_TASK_ROUTES = {"repository.tasks.run_verification_task": {"queue": "verif
                       "repository.tasks.doi_sync_pending_task": {"queue": "dois"}}
 
 # --- Cache ---------------------------------------------------------------------------------------------
-# What is costly to compute and keyed by content (the moderators' diff of two notebooks). Per process by default;
-# with several web workers, a shared cache (e.g. redis://127.0.0.1:6379/1) computes each once for all of them.
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# What is costly to compute and keyed by content: the moderators' diff of two notebooks (computed by a worker, read
+# by the web pages, so the cache must be shared by both kinds of process), formatted citations, notebooks' tables
+# of contents. CACHE_URL names a shared server (redis://127.0.0.1:6379/1); unset, a directory under VAR_DIR that
+# every process of this machine shares (process memory would not: the web would never see the worker's diffs).
+CACHES = {"default": env.cache_url("CACHE_URL") if env.str("CACHE_URL", default="") else {
+    "BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}}
 
 # --- Pluggable parts ----------------------------------------------------------------------------------
 DOI_PROVIDER = env.str("DOI_PROVIDER", default="local")  # local | datacite

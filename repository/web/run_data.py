@@ -1,13 +1,11 @@
 """The signed, short-lived download URLs of a run's inputs (services/run_data.py): no login, the signature is the
 permission. Refused links answer 403 as plain text; a CI job only needs the status.
 
-They exist only for the GitLab runner, the one whose jobs fetch inputs from outside: with any other RUNNER the
-URL answers 404, whatever its signature, so a leaked or forged key opens nothing on a server that never needs
-them. (Checked per request rather than by leaving the route out of the URLconf: the URLconf is imported once,
-and the runner is a setting the tests and an operator's restart change.)"""
+They exist only for the GitLab runner, the one whose jobs fetch inputs from outside: repository/web/urls.py
+routes them only when RUNNER=gitlab, so on any other server the URL is unknown whatever its signature, and a
+leaked or forged key opens nothing."""
 
-from django.conf import settings
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, HttpResponse
 from django.views.decorators.http import require_GET
 
 from repository.errors import NbarchiveError
@@ -16,8 +14,6 @@ from repository.services.run_data import run_data_open
 
 @require_GET
 def run_data_download(request, run_id, target_path):
-    if settings.RUNNER != "gitlab":
-        raise Http404("Run inputs are served only to the GitLab runner.")
     try:
         data = run_data_open(run_id=run_id, target_path=target_path, expires=request.GET.get("expires", ""),
                              signature=request.GET.get("signature", ""))

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import path
 
 from repository.web import badges, citing, crate, embargo, landing, notebook, run_data, search, seo, views
@@ -19,8 +20,6 @@ urlpatterns = [
     path("uploads/<str:record_id>/discard/", views.draft_discard_view, name="draft_discard"),
     path("runs/<uuid:run_id>/", views.run_report, name="run_report"),
     path("runs/<uuid:run_id>/cancel/", views.run_cancel_view, name="run_cancel"),
-    # Signed, expiring links to a run's staged inputs, for CI jobs (services/run_data.py); no login.
-    path("runs/<uuid:run_id>/data/<path:target_path>", run_data.run_data_download, name="run_data"),
     path("records/<str:record_id>/", landing.record_landing, name="record_landing"),
     path("records/<str:record_id>/linkset", landing.record_linkset, name="record_linkset"),
     path("records/<str:record_id>/badge.svg", badges.record_badge, name="record_badge"),
@@ -52,3 +51,10 @@ urlpatterns = [
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
 ]
+
+if settings.RUNNER == "gitlab":
+    # Signed, expiring links to a run's staged inputs (services/run_data.py); no login. Only the GitLab runner's
+    # jobs fetch inputs from outside, so only then does the route exist: on any other runner a leaked or forged
+    # signing key opens nothing. The runner is read at start, like every setting.
+    urlpatterns.append(path("runs/<uuid:run_id>/data/<path:target_path>", run_data.run_data_download,
+                            name="run_data"))

@@ -111,3 +111,42 @@ def test_the_admin_works_with_nothing_blocked(watched, live_server):
     # SelectFilter2.js turned the moderators' list into its two-box widget.
     WebDriverWait(watched, WAIT_SECONDS).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".selector")))
     assert violations(watched) == []
+
+
+def test_the_request_page_swaps_in_the_notebook_diff_once_a_worker_has_prepared_it(watched, live_server,
+                                                                                    monkeypatch):
+    import json
+
+    from moderation import tasks
+    from moderation.models import Community, ReviewRequest
+    from repository.models import Version
+    from tests.factories import notebook_dict, upload
+
+    queued = []
+    monkeypatch.setattr(tasks.cell_diff_prepare_task, "delay", queued.append)
+    author, moderator = UserFactory(username="diff-author"), UserFactory(username="diff-moderator")
+    community = Community.objects.create(slug="diffs", name="Diffs")
+    community.moderators.add(moderator)
+    first = demo_draft(author)
+    notebook = notebook_dict()
+    first.files.filter(path=first.notebook_path).delete()
+    upload(first, author, first.notebook_path, json.dumps(notebook).encode())
+    Version.objects.filter(pk=first.pk).update(state=Version.State.PUBLISHED)
+    second = Version.objects.create(record=first.record, number=2, created_by=author, title="Second look",
+                                    license=first.license, notebook_path=first.notebook_path)
+    notebook["cells"][1]["source"] = "print('changed in the second version')"
+    upload(second, author, second.notebook_path, json.dumps(notebook).encode())
+    Version.objects.filter(pk=second.pk).update(state=Version.State.IN_REVIEW)
+    review = ReviewRequest.objects.create(version=second, community=community, submitted_by=author)
+    log_in(watched, live_server, moderator)
+
+    visit(watched, live_server.url + reverse("moderation:request_detail", kwargs={"request_id": review.pk}))
+    assert "The diff is being prepared" in watched.find_element(By.ID, "cell-diff").text
+    watched.find_element(By.ID, "decision-comment").send_keys("Half-typed comment")
+    tasks.cell_diff_prepare_task.apply(args=queued[:1])  # the worker
+
+    WebDriverWait(watched, WAIT_SECONDS).until(
+        EC.text_to_be_present_in_element((By.ID, "cell-diff"), "changed in the second version"))
+    assert "+++ v2" in watched.find_element(By.ID, "cell-diff").text
+    assert watched.find_element(By.ID, "decision-comment").get_attribute("value") == "Half-typed comment"
+    assert violations(watched) == []

@@ -29,7 +29,9 @@ Faults, for tests of retries and timeouts (each can be limited to one HTTP metho
 - `fail_next(n, status)` / `fail_with(status)` answer an error without carrying out the request;
 - `hang(seconds)` waits, then closes the connection: the request is NOT carried out;
 - `lose_next(n, delay=...)` carries the request out, then waits and closes the connection without answering,
-  as DataCite may carry out a request whose answer never arrives.
+  as DataCite may carry out a request whose answer never arrives;
+- `failure_rate=0.3, failure_seed=...` (or `fail_randomly`) fails that share of all requests at random, seeded,
+  as DataCite did at a 30% rate in the fault injection of issue 18.
 """
 
 from __future__ import annotations
@@ -382,8 +384,9 @@ def _year(year: Any) -> Any:
 class FakeDataCite(LoopbackServer):
     """DataCite's REST API on http://127.0.0.1:<port>. Use `with FakeDataCite(...) as server:` or start()/stop().
 
-    Faults and the request log come from LoopbackServer: fail_next, fail_with, hang, lose_next, recover,
-    `requests`."""
+    Faults and the request log come from LoopbackServer: fail_next, fail_with, hang, lose_next, fail_randomly,
+    recover, `requests`. `failure_rate` > 0 starts it failing that share of requests (5xx answers) at random,
+    seeded by `failure_seed`."""
 
     def __init__(
         self,
@@ -393,8 +396,12 @@ class FakeDataCite(LoopbackServer):
         prefixes: tuple[str, ...] | list[str] = ("10.80000",),
         host: str = "127.0.0.1",
         port: int = 0,
+        failure_rate: float = 0.0,
+        failure_seed: int = 0,
     ):
         super().__init__(host=host, port=port)
+        if failure_rate:
+            self.fail_randomly(failure_rate, seed=failure_seed, statuses=(500, 502, 503, 504))
         self.username = username
         self.password = password
         self.prefixes = tuple(prefixes)

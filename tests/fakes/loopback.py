@@ -9,13 +9,15 @@ writes to `exchange` itself (slow or broken answers) and returns None. The base 
 - faults a test switches on, for the client's error handling: `fail_next(n, status)` answers an error
   without carrying the request out, `hang(seconds)` waits and closes without answering, `lose_next(n)` carries
   it out and then closes without answering; each may be limited to a method or a path fragment. The error's
-  body is the fake's own protocol's (`fault_response`);
+  body is the fake's own protocol's (`fault_response`). `fail_randomly(rate, seed=...)` fails a share of all
+  requests, chosen by a seeded generator (the same requests in the same order fail the same way);
 - `tls=trustme.CA()` serves HTTPS with a certificate of that CA for `hostnames`.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -88,6 +90,7 @@ class LoopbackServer:
         self._lock = threading.RLock()
         self._requests: list[Request] = []
         self._faults: list[Fault] = []
+        self._random_failure: tuple[float, random.Random, tuple[int, ...], float] | None = None
         self._httpd = _Server((host, port), Exchange)
         self._httpd.owner = self
         if tls is not None:
@@ -177,10 +180,22 @@ class LoopbackServer:
         (delay=0: a connection error at once; longer than the client's timeout: a timeout). The change is made."""
         self._add_fault(Fault("lose", n, method, seconds=delay))
 
+    def fail_randomly(self, rate: float, *, seed: int, statuses: tuple[int, ...] = (503,),
+                      lost_share: float = 0.0) -> None:
+        """Until recover(), fail each request with probability `rate`, as a registrar under load does: most such
+        failures answer one of `statuses` without carrying the request out; `lost_share` of them carry it out and
+        close the connection without answering (a change made whose answer never arrived). Seeded: the same
+        sequence of requests meets the same failures."""
+        if not 0 <= rate <= 1 or not 0 <= lost_share <= 1:
+            raise ValueError("rate and lost_share are probabilities")
+        with self._lock:
+            self._random_failure = (rate, random.Random(seed), tuple(statuses), lost_share)
+
     def recover(self) -> None:
         """Remove every fault: requests are answered normally again."""
         with self._lock:
             self._faults.clear()
+            self._random_failure = None
 
     def _add_fault(self, fault: Fault) -> None:
         fault.method = fault.method.upper() if fault.method else None
@@ -197,6 +212,12 @@ class LoopbackServer:
                     if fault.remaining <= 0:
                         self._faults.remove(fault)
                 return fault
+            if self._random_failure is not None:
+                rate, rng, statuses, lost_share = self._random_failure
+                if rng.random() < rate:
+                    if rng.random() < lost_share:
+                        return Fault("lose", 1)
+                    return Fault("fail", 1, status=rng.choice(statuses))
         return None
 
     # --- one exchange ---

@@ -93,3 +93,52 @@ def test_web(actors, run, actor, action):
     cancelled = ExecutionRun.objects.get(pk=run.pk).status == ExecutionRun.Status.CANCELLED
     allowed = actor not in ("anonymous", "other_user", "other_community_moderator")
     assert cancelled == (action == "cancel" and allowed)
+
+
+# --- what a moderator reads to decide: the draft's data files and a finished run's report (issue 18 §6) -----------
+
+
+@pytest.fixture
+def finished_run(run: ExecutionRun) -> ExecutionRun:
+    from django.utils import timezone
+
+    notebook = run.version.files.select_related("blob").get(path=run.version.notebook_path)
+    ExecutionRun.objects.filter(pk=run.pk).update(
+        status=ExecutionRun.Status.FINISHED, verdict="reproduced", message="All outputs identical",
+        finished_at=timezone.now(), executed_notebook=notebook.blob, logs="kernel started\nkernel stopped\n")
+    return ExecutionRun.objects.get(pk=run.pk)
+
+
+READER_ACTIONS = ["data-file-api", "data-file-browser", "report-page", "report-api", "executed-notebook"]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize("action", READER_ACTIONS)
+def test_moderators_read_a_submitted_drafts_data_files_and_run_reports(actors, finished_run, actor, action):
+    from repository import demo
+
+    user = actors[actor]
+    browser = Client()
+    if user.is_authenticated:
+        browser.force_login(user)
+    data_file = f"/api/records/{finished_run.version.record.public_id}/draft/files/{demo.DATA_PATH}"
+
+    response = {
+        "data-file-api": lambda: api_client(user).get(data_file),
+        "data-file-browser": lambda: browser.get(data_file),  # the request page's link, with the session
+        "report-page": lambda: browser.get(f"/runs/{finished_run.run_id}/"),
+        "report-api": lambda: api_client(user).get(f"/api/runs/{finished_run.run_id}"),
+        "executed-notebook": lambda: api_client(user).get(f"/api/runs/{finished_run.run_id}/executed-notebook"),
+    }[action]()
+
+    if actor == "anonymous":
+        assert response.status_code in ((302,) if action == "report-page" else (401, 403))
+    elif actor in ("other_user", "other_community_moderator"):
+        assert response.status_code == 404
+    else:
+        assert response.status_code == 200, response.content[:500]
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        expected = {"data-file-api": demo.measurements_csv(), "data-file-browser": demo.measurements_csv(),
+                    "report-page": b"All outputs identical", "report-api": b'"verdict":"reproduced"',
+                    "executed-notebook": b'"cells"'}[action]
+        assert expected in body

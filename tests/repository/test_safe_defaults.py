@@ -78,3 +78,16 @@ def test_a_var_dir_that_cannot_hold_the_key_gives_a_key_for_this_process_only(tm
     first, second = secret_key_kept_in(not_a_folder), secret_key_kept_in(not_a_folder)
 
     assert len(first) >= 50 and first != second and first != FORMER_CONSTANT_KEY
+
+
+def test_without_cache_url_the_cache_is_shared_by_the_processes_of_the_checkout(tmp_path, monkeypatch):
+    # The moderators' notebook diff is computed by a worker and read by the web: a per-process cache (LocMem)
+    # would leave the request page saying "being prepared" for ever.
+    monkeypatch.delenv("CACHE_URL", raising=False)
+    worker = manage(tmp_path, "shell", "-c", "from django.core.cache import cache; cache.set('diff', 'worker')")
+    assert worker.returncode == 0, worker.stderr
+
+    web = manage(tmp_path, "shell", "-c", "from django.core.cache import cache; print(cache.get('diff'))")
+
+    assert web.returncode == 0, web.stderr
+    assert web.stdout.strip().splitlines()[-1] == "worker"

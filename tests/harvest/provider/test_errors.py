@@ -87,14 +87,15 @@ def test_from_equal_to_until_is_one_day_or_one_second_not_an_error(oai, publish)
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_dates_at_the_ends_of_the_calendar_are_read_not_a_server_error(oai, publish, method):
+@pytest.mark.parametrize("verb", ["ListIdentifiers", "ListRecords"])
+def test_dates_at_the_ends_of_the_calendar_are_read_not_a_server_error(oai, publish, method, verb):
     publish(at=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC))
 
     # until the last day (or second) there is: everything; from the first: everything; from the last: nothing.
     for query, found in [("until=9999-12-31", 1), ("until=9999-12-31T23:59:59Z", 1), ("from=0001-01-01", 1),
                          ("from=0001-01-01&until=9999-12-31", 1), ("from=9999-12-31", 0),
                          ("from=9999-12-31T23:59:59Z&until=9999-12-31T23:59:59Z", 0)]:
-        response = oai(query=f"verb=ListIdentifiers&metadataPrefix=oai_dc&{query}", method=method)
+        response = oai(query=f"verb={verb}&metadataPrefix=oai_dc&{query}", method=method)
 
         assert len(response.identifiers) == found, (query, response.errors)
         assert [code for code, _ in response.errors] == ([] if found else ["noRecordsMatch"]), query

@@ -1,6 +1,6 @@
 """schemathesis against a live server, with a token: generated requests, valid and invalid, on every operation of
-the OpenAPI schema. No answer may be a 5xx, and every answer must match the schema. Bounded: a few examples per
-operation, well under two minutes."""
+the OpenAPI schema, the GitLab link and import endpoints included (against the fake GitLab). No answer may be a
+5xx, and every answer must match the schema. Bounded: a few examples per operation, well under two minutes."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import pytest
 
 from repository.services.drafts import record_create
 from repository.services.tokens import token_create
-from tests.factories import UserFactory, published_version, submitted_review, upload
+from tests.factories import UserFactory, notebook_bytes, published_version, submitted_review, upload
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 # Longer runs (to hunt, not in CI): NBARCHIVE_SCHEMATHESIS_EXAMPLES=100 NBARCHIVE_SCHEMATHESIS_PHASES=...
@@ -23,11 +23,34 @@ PHASES = os.environ.get("NBARCHIVE_SCHEMATHESIS_PHASES", "examples,fuzzing")
 pytestmark = pytest.mark.skipif(not SCHEMATHESIS.exists(), reason="schemathesis is not installed (the test extra)")
 
 
+GITLAB_PROJECT = "jane/fuzzed"
+
+
 @pytest.fixture
-def fuzzed(transactional_db, no_queue, tmp_path):
+def fake_gitlab(settings, monkeypatch):
+    """The fake GitLab (tests/fakes/gitlab.py) as the instance records link to, with one public project and a tag;
+    imports are queued (recorded), not run: the fuzzing is of the API, tests/repository/gitlab runs imports."""
+    from repository.gitlab import tasks
+    from tests.fakes.gitlab import FakeGitLab
+
+    with FakeGitLab() as server:
+        settings.GITLAB_URL, settings.GITLAB_TOKEN = server.url, server.token
+        server.push_pipelines = False
+        server.create_project(GITLAB_PROJECT, files={"analysis.ipynb": notebook_bytes()})
+        server.set_project(GITLAB_PROJECT, visibility="public")
+        server.create_tag(GITLAB_PROJECT, "v2.0", "main")
+        imports = []
+        monkeypatch.setattr(tasks.gitlab_import_task, "delay", imports.append)
+        yield server
+
+
+@pytest.fixture
+def fuzzed(transactional_db, no_queue, fake_gitlab, tmp_path):
     """A user's token and a schemathesis config that points the path parameters at rows this user can reach (a
-    draft, a published version, a review request and its run), so generated requests get past the 404s."""
+    draft, a published version linked to a GitLab project, a review request and its run), so generated requests
+    get past the 404s."""
     from moderation.models import ReviewRequest
+    from repository.gitlab.services.imports import gitlab_link_set
     from repository.models import ExecutionRun
     from repository.services.runs import run_request
 
@@ -35,6 +58,7 @@ def fuzzed(transactional_db, no_queue, tmp_path):
     draft = record_create(owner=user, metadata={"title": "Fuzzed"})
     upload(draft, user, path="analysis.ipynb")
     published = published_version(user, UserFactory())
+    gitlab_link_set(record=published.record, actor=user, project=GITLAB_PROJECT)
     review = submitted_review(user)
     run = ExecutionRun.objects.filter(version=review.version).first() or run_request(version=review.version,
                                                                                      requested_by=user)
@@ -48,7 +72,7 @@ exclude-method = "DELETE"
 parameters = {{ "path.record_id" = "{draft.record.public_id}", "path.file_path" = "analysis.ipynb" }}
 
 [[operations]]
-include-path-regex = "^/api/records/[{{]record_id[}}]($|/versions)"
+include-path-regex = "^/api/records/[{{]record_id[}}]($|/versions|/gitlab$)"
 parameters = {{ "path.record_id" = "{published.record.public_id}", "path.number" = 1 }}
 
 [[operations]]
@@ -78,9 +102,6 @@ def test_no_generated_request_is_a_server_error_and_every_answer_matches_the_sch
         "--request-timeout", "20",
         "--suppress-health-check", "all",
         "--no-shrink",
-        # GitLab linking and imports call a GitLab server that this test does not run (tests/repository/gitlab
-        # does, with its fake); the anonymous webhook stays in.
-        "--exclude-path-regex", r"^/api/records/\{record_id\}/(gitlab|versions/import)$",
         "--report", "json", "--report-json-path", str(report),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=170, cwd=tmp_path,

@@ -535,3 +535,17 @@ def test_concurrent_clients_get_distinct_dois(datacite_server, datacite_client):
     assert len(set(minted)) == 20
     assert set(datacite_server.all_dois()) == set(minted)
     assert len(datacite_server.requests) == 20
+
+
+def test_a_failure_rate_fails_that_share_of_requests_the_same_way_for_the_same_seed():
+    def statuses(seed: int) -> list[int]:
+        with FakeDataCite(username=DATACITE_USERNAME, password=DATACITE_PASSWORD, prefixes=(DATACITE_PREFIX,),
+                          failure_rate=0.3, failure_seed=seed) as server:
+            return [requests.get(f"{server.url}/dois/{DATACITE_PREFIX}/none", timeout=5).status_code
+                    for _ in range(200)]
+
+    first, again, other = statuses(7), statuses(7), statuses(8)
+
+    failed = [status for status in first if status != 404]
+    assert first == again and first != other
+    assert 40 <= len(failed) <= 80 and set(failed) <= {500, 502, 503, 504}

@@ -267,3 +267,89 @@ def test_a_sync_cut_by_the_database_gives_up_its_claim_at_once(settings):
         assert doi_sync(outbox_pk=row.pk) != BUSY
         assert not DoiOutbox.objects.get(pk=row.pk).is_pending
         assert len([r for r in datacite.requests if r.method == "POST"]) == 1  # the retry did not create it again
+
+
+# --- DataCite failing at random ---------------------------------------------------------------------------------
+
+MAX_ROUNDS = 6  # of the sweep; at a 30% failure rate an attempt (three tries within it) fails about one time in 8
+
+
+def drain(rounds_taken: list[int]) -> None:
+    """Sync every pending DOI, round after round as the sweep would once their backoffs passed, until none is
+    pending; records how many rounds that took (at most MAX_ROUNDS)."""
+    from django.db.models import F
+
+    for round_number in range(1, MAX_ROUNDS + 1):
+        pending = list(DoiOutbox.objects.filter(synced_generation__lt=F("generation"), needs_attention=False)
+                       .order_by("pk").values_list("pk", flat=True))
+        if not pending:
+            rounds_taken.append(round_number - 1)
+            return
+        for pk in pending:
+            try:
+                doi_sync(outbox_pk=pk)
+            except DoiUnavailable:
+                pass
+    still = DoiOutbox.objects.filter(synced_generation__lt=F("generation")).values_list("doi", "last_error")
+    assert not still, f"still pending after {MAX_ROUNDS} rounds: {list(still)}"
+    rounds_taken.append(MAX_ROUNDS)
+
+
+def second_version(first: Version, owner) -> Version:
+    from repository.selectors import version_metadata
+    from repository.services.drafts import draft_update
+    from repository.services.new_versions import version_new_draft
+
+    draft = version_new_draft(record=first.record, actor=owner)
+    metadata = version_metadata(draft)
+    return draft_update(version=draft, actor=owner, metadata={**metadata, "title": f"{first.title}, second look"})
+
+
+@pytest.mark.django_db
+def test_at_a_30_percent_failure_rate_every_doi_ends_findable_with_its_metadata_after_a_few_rounds(settings,
+                                                                                                  scheduled):
+    from repository.exports.datacite import concept_datacite_metadata, version_datacite_metadata
+
+    owner, moderator = UserFactory(), UserFactory()
+    rounds = []
+    with FakeDataCite(username=DATACITE_USERNAME, password=DATACITE_PASSWORD, prefixes=(DATACITE_PREFIX,),
+                      failure_rate=0.3, failure_seed=18) as datacite:
+        point_at(settings, datacite.url)
+        settings.DOI_SYNC_INNER_DELAY = 0.01
+        # Some answers are lost after DataCite carried the request out: a retry must not create a DOI twice.
+        datacite.fail_randomly(0.3, seed=18, statuses=(500, 502, 503, 504), lost_share=0.2)
+        # Ten records, each published twice: 20 version DOIs and 10 concept DOIs that must end on the second.
+        drafts = [demo_draft(owner, title=f"Thermal expansion {n}") for n in range(10)]
+        drain(rounds)
+        firsts = [accept(draft, moderator) for draft in drafts]
+        drain(rounds)
+        seconds = [accept(second_version(first, owner), moderator) for first in firsts]
+        drain(rounds)
+        failed = [r for r in datacite.requests if r.fault]
+
+    versions = [Version.objects.select_related("record").get(pk=v.pk) for v in [*firsts, *seconds]]
+    assert len(failed) > 20  # the failure mode was on
+    assert max(rounds) <= MAX_ROUNDS and not DoiOutbox.objects.filter(needs_attention=True).exists()
+    # No DOI lost, duplicated or left over: exactly the 20 versions' and 10 concepts' names, all findable.
+    expected_names = {v.doi for v in versions} | {v.record.concept_doi for v in versions}
+    assert len(expected_names) == 30
+    assert datacite.all_dois() == {doi: "findable" for doi in sorted(expected_names)}
+    for version in versions:
+        assert version.state == Version.State.PUBLISHED
+        registered = datacite.doi(version.doi)
+        assert registered["url"] == f"{settings.SITE_URL}/records/{version.record.public_id}/versions/{version.number}/"
+        sent = version_datacite_metadata(version)
+        assert {key: registered["metadata"].get(key) for key in sent if key not in ("doi", "url", "event")} == {
+            key: value for key, value in sent.items() if key not in ("doi", "url", "event")}
+        concept = datacite.doi(version.record.concept_doi)
+        assert concept["url"] == f"{settings.SITE_URL}/records/{version.record.public_id}/"
+        assert concept["metadata"]["titles"] == concept_datacite_metadata(version.record)["titles"]
+    # Concept DOIs end on the latest version (its title, both versions), which names the first as its previous.
+    for first, second in zip(firsts, seconds, strict=True):
+        concept = datacite.doi(first.record.concept_doi)["metadata"]
+        assert concept["titles"] == [{"title": f"{first.title}, second look"}]
+        assert {("HasVersion", first.doi), ("HasVersion", second.doi)} <= {
+            (r["relationType"], r["relatedIdentifier"]) for r in concept["relatedIdentifiers"]}
+        links = {(r["relationType"], r["relatedIdentifier"])
+                 for r in datacite.doi(first.doi)["metadata"]["relatedIdentifiers"]}
+        assert ("IsPreviousVersionOf", second.doi) in links

@@ -24,7 +24,7 @@ MISSING_DIGEST = "sha256:" + "0" * 64
 
 
 @pytest.fixture
-def gitlab_in_images(settings, gitlab_images, live_server):
+def gitlab_in_images(gitlab_runner, settings, gitlab_images, live_server):
     return use_fake_gitlab(settings, gitlab_images, live_server)
 
 

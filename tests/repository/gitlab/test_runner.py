@@ -54,9 +54,10 @@ def no_queue(monkeypatch):
 
 
 def use_fake_gitlab(settings, server, live_server):
-    """RUNNER=gitlab against the fake GitLab `server`, nbarchive's URLs at the live server, short waits."""
+    """The fake GitLab `server` as the GitLab runner's (RUNNER=gitlab is the `gitlab_runner` fixture's, which also
+    routes the run-data links), nbarchive's URLs at the live server, short waits."""
+    assert settings.RUNNER == "gitlab", "request the gitlab_runner fixture"
     server.create_project(VERIFY_PROJECT, files={"README.md": "Verification runs of nbarchive.\n"})
-    settings.RUNNER = "gitlab"
     settings.GITLAB_URL = server.url
     settings.GITLAB_TOKEN = server.token
     settings.GITLAB_PROJECT = VERIFY_PROJECT
@@ -70,7 +71,7 @@ def use_fake_gitlab(settings, server, live_server):
 
 
 @pytest.fixture
-def gitlab_env(settings, gitlab_kernel_env, live_server):
+def gitlab_env(gitlab_runner, settings, gitlab_kernel_env, live_server):
     """RUNNER=gitlab against the fake GitLab whose jobs run in the kernel environment (IMAGE is a placeholder)."""
     return use_fake_gitlab(settings, gitlab_kernel_env, live_server)
 
@@ -317,9 +318,8 @@ def test_the_cancel_api_answers_202_with_the_run(user, api):
 
 
 @pytest.fixture
-def running_run(user, settings):
-    """A GitLab run in progress, on a server whose runner is GitLab (the only one that serves these URLs)."""
-    settings.RUNNER = "gitlab"
+def running_run(user, gitlab_runner):
+    """A GitLab run in progress, on a server whose runner is GitLab (the only one that routes these URLs)."""
     version = demo_draft(user)
     run = run_request(version=version, requested_by=user)
     ExecutionRun.objects.filter(pk=run.pk).update(status="running", runner="gitlab")
@@ -363,11 +363,32 @@ def test_a_link_forged_with_the_former_constant_development_key_gets_nothing(cli
 
 
 @pytest.mark.django_db
-def test_run_inputs_are_not_served_unless_the_runner_is_gitlab(client, running_run, settings):
+def test_run_inputs_are_not_even_routed_unless_the_runner_is_gitlab(client, running_run, settings):
+    from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+
+    from tests.conftest import urlconf_rebuild
+
     path, query = _path_and_query(run_data_url(run=running_run, target_path="data/measurements.csv"))
+    assert resolve(path).url_name == "run_data"
     settings.RUNNER = "image"
+    urlconf_rebuild()  # the server restarted with another runner
 
     assert client.get(path, query).status_code == 404
+    with pytest.raises(Resolver404):
+        resolve(path)
+    with pytest.raises(NoReverseMatch):
+        reverse("repository:run_data", kwargs={"run_id": running_run.run_id, "target_path": "data/x.csv"})
+
+
+@pytest.mark.django_db
+def test_a_server_started_with_another_runner_has_no_run_data_route(client, settings):
+    from django.urls import Resolver404, resolve
+
+    assert settings.RUNNER == "local"  # the suite's runner, with the URLconf built at start
+    path = "/runs/00000000-0000-0000-0000-000000000000/data/data/measurements.csv"
+    with pytest.raises(Resolver404):
+        resolve(path)
+    assert client.get(path, {"expires": "1", "signature": "x"}).status_code == 404
 
 
 @pytest.mark.django_db
