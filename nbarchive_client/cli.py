@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from nbarchive_client import __version__
 from nbarchive_client.api import Api, ClientError
-from nbarchive_client.transfer import FileUpload
+from nbarchive_client.transfer import JOBS, FileUpload
 
 PIECE = 1024 * 1024
 
@@ -180,7 +180,7 @@ def parser() -> argparse.ArgumentParser:
     upload.add_argument("record")
     upload.add_argument("paths", nargs="+", metavar="PATH")
     upload.add_argument("--to", default="", metavar="DIR", help="folder in the version to put them in")
-    upload.add_argument("--jobs", type=int, default=4, help="parts sent at once (default 4)")
+    upload.add_argument("--jobs", type=int, default=JOBS, help=f"parts sent at once (default {JOBS})")
     upload.add_argument("--restart", action="store_true", help="discard an earlier upload of a changed file")
     upload.add_argument("--wait", type=float, default=600, help="seconds to wait for the server's check")
     upload.set_defaults(run=cmd_upload)
