@@ -11,7 +11,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-PIECE = 8 * 1024**2  # large reads: fewer trips through the HTTP client's Python code per byte
+PIECE = 4 * 1024**2  # large reads: less of the HTTP client's Python code per byte (4 MiB: a third less than 1 MiB)
 MD5_BACKLOG = 2  # pieces the MD5 thread may lag behind; bounds the memory held to (2 + 1) x PIECE
 
 

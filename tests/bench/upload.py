@@ -438,10 +438,9 @@ def part_headers_seen(headers, *, presigned: bool) -> dict:
     """What an UploadPart request carried to let the store check the bytes: its checksum headers, and whether the
     SigV4 signature covers a SHA-256 of the body (over plain http botocore signs the payload: a SHA-256 of every
     part, besides the checksum)."""
-    names = {str(name).lower(): value for name, value in headers.items()}
+    names = {str(name).lower(): value.decode() if isinstance(value, bytes) else str(value)
+             for name, value in headers.items()}
     payload = names.get("x-amz-content-sha256")
-    if isinstance(payload, bytes):
-        payload = payload.decode()
     if presigned:
         payload = "UNSIGNED-PAYLOAD (presigned URL)"
     elif payload and len(payload) == 64:
