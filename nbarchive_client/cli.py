@@ -67,10 +67,15 @@ def _draft(api: Api, record: str) -> dict:
 
 def cmd_upload(api: Api, args) -> int:
     _draft(api, args.record)
+    sent = []
     for local, remote in _files(args.paths, args.to):
         upload = FileUpload(api, args.record, local, remote, jobs=args.jobs, restart=args.restart,
                             wait_seconds=args.wait, quiet=args.quiet)
-        result = upload.run()
+        sent.append((remote, upload, upload.send()))
+    # The server checks each file (reads it back) while the next one is hashed and sent; the results are awaited
+    # at the end. A file whose check is still running when a later one fails is taken up by the next run.
+    for remote, upload, answer in sent:
+        result = upload.finish(answer)
         if not args.quiet:
             print(f"{remote}: {result['state']} (sha256 {result['sha256']})", file=sys.stderr)
     return 0

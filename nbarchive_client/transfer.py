@@ -81,6 +81,11 @@ class FileUpload:
         self.timings: dict[str, float] = {}  # seconds since run() began at which each phase ended (benchmark)
 
     def run(self) -> dict:
+        return self.finish(self.send())
+
+    def send(self) -> dict:
+        """Hash the file, begin the upload (or resume it), send the parts the store lacks and complete it; return
+        the upload, being checked by the server now (or ready already). `finish` waits for the check."""
         began = time.monotonic()
         self._mark = lambda phase: self.timings.__setitem__(phase, time.monotonic() - began)
         stat = self.local.stat()
@@ -103,7 +108,12 @@ class FileUpload:
             self._mark("parts_sent")
             upload = self.api.post(f"{self._upload_path(state)}/complete", what=f"completing {self.remote}")
             self._mark("completed")
-        upload = self._await_check(state, upload)
+        self._state = state
+        return upload
+
+    def finish(self, upload: dict) -> dict:
+        """Wait for the server's check of what `send` sent; return the upload, ready (ClientError if it failed)."""
+        upload = self._await_check(self._state, upload)
         self._mark("checked")
         self.state_store.forget()
         return upload
