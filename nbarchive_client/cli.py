@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from nbarchive_client import __version__
 from nbarchive_client.api import Api, ClientError
-from nbarchive_client.transfer import FileUpload
+from nbarchive_client.transfer import JOBS, FileUpload
 
 PIECE = 1024 * 1024
 
@@ -67,10 +67,15 @@ def _draft(api: Api, record: str) -> dict:
 
 def cmd_upload(api: Api, args) -> int:
     _draft(api, args.record)
+    sent = []
     for local, remote in _files(args.paths, args.to):
         upload = FileUpload(api, args.record, local, remote, jobs=args.jobs, restart=args.restart,
                             wait_seconds=args.wait, quiet=args.quiet)
-        result = upload.run()
+        sent.append((remote, upload, upload.send()))
+    # The server checks each file (reads it back) while the next one is hashed and sent; the results are awaited
+    # at the end. A file whose check is still running when a later one fails is taken up by the next run.
+    for remote, upload, answer in sent:
+        result = upload.finish(answer)
         if not args.quiet:
             print(f"{remote}: {result['state']} (sha256 {result['sha256']})", file=sys.stderr)
     return 0
@@ -184,7 +189,7 @@ def parser() -> argparse.ArgumentParser:
     upload.add_argument("record")
     upload.add_argument("paths", nargs="+", metavar="PATH")
     upload.add_argument("--to", default="", metavar="DIR", help="folder in the version to put them in")
-    upload.add_argument("--jobs", type=int, default=4, help="parts sent at once (default 4)")
+    upload.add_argument("--jobs", type=int, default=JOBS, help=f"parts sent at once (default {JOBS})")
     upload.add_argument("--restart", action="store_true", help="discard an earlier upload of a changed file")
     upload.add_argument("--wait", type=float, default=600, help="seconds to wait for the server's check")
     upload.set_defaults(run=cmd_upload)

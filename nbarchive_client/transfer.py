@@ -1,35 +1,36 @@
 """Uploading one file with the server's resumable protocol (repository/api/uploads.py), and resuming it.
 
-1. The file is read once to hash it: the SHA-256 the server will check, and the SHA-256 of every part, which
-   the object store checks as each part arrives (the part URLs are signed for them).
+1. The file is read once to hash it (hashing.py): the SHA-256 the server will check, and the SHA-256 of every
+   part, which the object store checks as each part arrives (the part URLs are signed for them).
 2. The upload begins (path, size, sha256, part size); the state is kept in the cache folder, keyed by server,
    record and path, with the file's size and modification time.
-3. Parts the store does not hold yet are sent, several at once, to the URLs the server signs (S3: presigned
-   URLs, straight to the object store; a local server: its own part URL), then the upload is completed and the
-   server's check awaited.
+3. Parts the store does not hold yet are sent, JOBS at once in parts of PART_SIZE (boto3's defaults), to the
+   URLs the server signs (S3: presigned URLs, straight to the object store; a local server: its own part URL),
+   then the upload is completed and the server's check awaited.
 
 Run again after an interruption (a dropped connection, a closed laptop, a killed process), it lists the parts the
 store holds and sends only the others. A file that changed since its upload began is refused: its parts would
 not fit together.
 """
 
-import base64
 import hashlib
 import json
 import os
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import requests
+from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
 from nbarchive_client.api import Api, ClientError
+from nbarchive_client.hashing import b64_sha256, hash_file, read_exactly
 
 MIB = 1024 * 1024
-PART_SIZE = 8 * MIB
+PART_SIZE = 8 * MIB  # boto3's TransferConfig default (multipart_chunksize)
+JOBS = 10  # parts sent at once: boto3's TransferConfig default (max_concurrency)
 MAX_PARTS = 10_000
 SIGN_BATCH = 64
 ATTEMPTS = 4
@@ -44,25 +45,6 @@ def cache_dir() -> Path:
 def part_size_for(size: int) -> int:
     smallest = -(-size // MAX_PARTS)
     return max(PART_SIZE, -(-smallest // MIB) * MIB)
-
-
-@dataclass
-class Hashes:
-    sha256: str
-    parts: list[str]  # base64, as in x-amz-checksum-sha256
-
-
-def hash_file(path: Path, part_size: int, progress: tqdm | None = None) -> Hashes:
-    """The file's SHA-256 and its parts'; the two digests run in two threads (hashlib lets go of the GIL)."""
-    whole, parts = hashlib.sha256(), []
-    with open(path, "rb") as handle, ThreadPoolExecutor(max_workers=1) as pool:
-        while chunk := handle.read(part_size):
-            pending = pool.submit(whole.update, chunk)
-            parts.append(_b64_sha256(chunk))
-            pending.result()
-            if progress is not None:
-                progress.update(len(chunk))
-    return Hashes(sha256=whole.hexdigest(), parts=parts)
 
 
 class ResumeState:
@@ -90,7 +72,7 @@ class ResumeState:
 
 
 class FileUpload:
-    def __init__(self, api: Api, record: str, local: Path, remote_path: str, *, jobs: int = 4, restart: bool = False,
+    def __init__(self, api: Api, record: str, local: Path, remote_path: str, *, jobs: int = JOBS, restart: bool = False,
                  wait_seconds: float = 600, quiet: bool = False):
         self.api, self.record, self.local, self.remote = api, record, local, remote_path
         self.jobs, self.restart, self.wait_seconds, self.quiet = jobs, restart, wait_seconds, quiet
@@ -99,6 +81,11 @@ class FileUpload:
         self.timings: dict[str, float] = {}  # seconds since run() began at which each phase ended (benchmark)
 
     def run(self) -> dict:
+        return self.finish(self.send())
+
+    def send(self) -> dict:
+        """Hash the file, begin the upload (or resume it), send the parts the store lacks and complete it; return
+        the upload, being checked by the server now (or ready already). `finish` waits for the check."""
         began = time.monotonic()
         self._mark = lambda phase: self.timings.__setitem__(phase, time.monotonic() - began)
         stat = self.local.stat()
@@ -121,7 +108,12 @@ class FileUpload:
             self._mark("parts_sent")
             upload = self.api.post(f"{self._upload_path(state)}/complete", what=f"completing {self.remote}")
             self._mark("completed")
-        upload = self._await_check(state, upload)
+        self._state = state
+        return upload
+
+    def finish(self, upload: dict) -> dict:
+        """Wait for the server's check of what `send` sent; return the upload, ready (ClientError if it failed)."""
+        upload = self._await_check(self._state, upload)
         self._mark("checked")
         self.state_store.forget()
         return upload
@@ -172,58 +164,37 @@ class FileUpload:
         missing = [n for n in range(1, len(state["parts"]) + 1) if n not in held]
         done = size - sum(min(part_size, size - (n - 1) * part_size) for n in missing)
         signed = getattr(self, "_signed", {})
-        lock = threading.Lock()
-        with self._bar(size, self.remote, initial=done) as bar, open(self.local, "rb") as handle, \
+        sender = _PartSender(self, state, signed)
+        pending: set = set()
+        with self._bar(size, self.remote, initial=done) as bar, open(self.local, "rb", buffering=0) as handle, \
                 ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            for start in range(0, len(missing), SIGN_BATCH):
-                batch = missing[start:start + SIGN_BATCH]
-                unsigned = [n for n in batch if n not in signed]
-                if unsigned:
-                    signed.update(self._sign(state, unsigned))
-                futures = [pool.submit(self._send_part, state, signed, n, handle, bar, lock) for n in batch]
-                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            try:
+                for start in range(0, len(missing), SIGN_BATCH):
+                    # The next batch is signed and queued while the parts before it are still being sent, so
+                    # no thread waits for a signature; not earlier, so URLs do not age in the queue.
+                    while len(pending) > 2 * self.jobs:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            future.result()
+                    batch = missing[start:start + SIGN_BATCH]
+                    unsigned = [n for n in batch if n not in signed]
+                    if unsigned:
+                        sender.sign(unsigned)
+                    pending |= {pool.submit(sender.send, number, handle.fileno(), bar) for number in batch}
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for future in finished:
                     future.result()
-                for future in futures:
-                    future.result()
+            except BaseException:
+                for future in pending:  # an error or ^C: the parts not begun stay unsent
+                    future.cancel()
+                raise
+            finally:
+                sender.close()
 
     def _sign(self, state: dict, numbers: list[int]) -> dict[int, dict]:
         payload = {"parts": [{"number": n, "sha256": state["parts"][n - 1]} for n in numbers]}
         targets = self.api.post(f"{self._upload_path(state)}/parts", payload, what=f"signing parts of {self.remote}")
         return {target["number"]: target for target in targets}
-
-    def _send_part(self, state: dict, signed: dict, number: int, handle, bar, lock) -> None:
-        part_size, size = state["part_size"], state["size"]
-        offset = (number - 1) * part_size
-        data = os.pread(handle.fileno(), min(part_size, size - offset), offset)
-        # Resuming (perhaps days later): the size and time matched, but check the bytes against the signed SHA-256
-        # here rather than have the store refuse them.
-        if self.resumed and _b64_sha256(data) != state["parts"][number - 1]:
-            raise ClientError(f"{self.local} changed since its upload to {self.remote} began (part {number} differs);"
-                              f" run again with --restart to start over")
-        for attempt in range(1, ATTEMPTS + 1):
-            target = signed[number]
-            try:
-                response = requests.request(target.get("method", "PUT"), target["url"], data=data,
-                                            headers=target["headers"], timeout=(10, 300))
-            except requests.RequestException as exc:
-                if attempt == ATTEMPTS:
-                    raise ClientError(f"{self.remote}: part {number} could not be sent: {exc}") from None
-                time.sleep(2 ** attempt)
-                continue
-            with lock:
-                self.sent_bytes += len(data)
-            if response.ok:
-                bar.update(len(data))
-                return
-            if response.status_code in (400, 403) and attempt < ATTEMPTS and "xpired" in response.text:
-                with lock:  # the URL expired while the part waited its turn: sign it again
-                    signed.update(self._sign(state, [number]))
-                continue
-            if response.status_code >= 500 and attempt < ATTEMPTS:
-                time.sleep(2 ** attempt)
-                continue
-            raise ClientError(f"{self.remote}: the store refused part {number}: {_store_error(response)}")
 
     def _await_check(self, state: dict, upload: dict) -> dict:
         deadline = time.monotonic() + self.wait_seconds
@@ -240,8 +211,74 @@ class FileUpload:
                     disable=self.quiet, leave=True, dynamic_ncols=True)
 
 
-def _b64_sha256(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+class _PartSender:
+    """Sends parts from several threads. Each thread reads its parts into one buffer of its own, sent as it is
+    (a memoryview: no copy of the bytes), over an HTTP session of its own whose connection stays open from part
+    to part."""
+
+    def __init__(self, upload: FileUpload, state: dict, signed: dict):
+        self.upload, self.state, self.signed = upload, state, signed
+        self.lock, self.sign_lock = threading.Lock(), threading.Lock()
+        self.local = threading.local()
+        self.sessions: list[requests.Session] = []
+
+    def sign(self, numbers: list[int]) -> None:
+        with self.sign_lock:  # one API request at a time on the client's session
+            targets = self.upload._sign(self.state, numbers)
+        with self.lock:
+            self.signed.update(targets)
+
+    def _thread_buffer_and_session(self) -> tuple[memoryview, requests.Session]:
+        if not hasattr(self.local, "session"):
+            self.local.buffer = memoryview(bytearray(self.state["part_size"]))
+            self.local.session = requests.Session()
+            self.local.session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=1))
+            self.local.session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=1))
+            with self.lock:
+                self.sessions.append(self.local.session)
+        return self.local.buffer, self.local.session
+
+    def close(self) -> None:
+        for session in self.sessions:
+            session.close()
+
+    def send(self, number: int, fd: int, bar) -> None:
+        upload, state = self.upload, self.state
+        part_size, size = state["part_size"], state["size"]
+        offset = (number - 1) * part_size
+        length = min(part_size, size - offset)
+        buffer, session = self._thread_buffer_and_session()
+        data = buffer[:length]
+        if read_exactly(fd, data, offset) != length:
+            raise ClientError(f"{upload.local} is shorter than when its upload to {upload.remote} began; run again "
+                              f"with --restart to start over")
+        # Resuming (perhaps days later): the size and time matched, but check the bytes against the signed SHA-256
+        # here rather than have the store refuse them.
+        if upload.resumed and b64_sha256(data) != state["parts"][number - 1]:
+            raise ClientError(f"{upload.local} changed since its upload to {upload.remote} began (part {number} "
+                              f"differs); run again with --restart to start over")
+        for attempt in range(1, ATTEMPTS + 1):
+            target = self.signed[number]
+            try:
+                response = session.request(target.get("method", "PUT"), target["url"], data=data,
+                                           headers=target["headers"], timeout=(10, 300))
+            except requests.RequestException as exc:
+                if attempt == ATTEMPTS:
+                    raise ClientError(f"{upload.remote}: part {number} could not be sent: {exc}") from None
+                time.sleep(2 ** attempt)
+                continue
+            with self.lock:
+                upload.sent_bytes += length
+            if response.ok:
+                bar.update(length)
+                return
+            if response.status_code in (400, 403) and attempt < ATTEMPTS and "xpired" in response.text:
+                self.sign([number])  # the URL expired while the part waited its turn: sign it again
+                continue
+            if response.status_code >= 500 and attempt < ATTEMPTS:
+                time.sleep(2 ** attempt)
+                continue
+            raise ClientError(f"{upload.remote}: the store refused part {number}: {_store_error(response)}")
 
 
 def _store_error(response: requests.Response) -> str:

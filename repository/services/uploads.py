@@ -18,7 +18,6 @@
 
 import base64
 import binascii
-import hashlib
 import logging
 import re
 import tempfile
@@ -38,6 +37,7 @@ from repository.services.drafts import draft_lock_for_change, require_owner
 from repository.services.files import file_addition_check, file_attach, file_path_check
 from repository.services.notebooks import notebook_validate
 from repository.storage import STORAGE_ERRORS
+from repository.stream_digests import stream_digests
 
 logger = logging.getLogger(__name__)
 
@@ -281,17 +281,13 @@ def upload_check(*, upload_pk: int) -> str:
     if not storage.object_exists(key):
         parts = upload_storage.received_parts(key, upload.multipart_id)
         upload_storage.assemble(key, upload.multipart_id, parts[:upload.part_count])
-    sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
     with storage.open_blob_stream(key) as stream:
-        while piece := stream.read(upload_storage.PIECE):
-            sha256.update(piece)
-            md5.update(piece)
-            size += len(piece)
-    if size != upload.size or sha256.hexdigest() != upload.sha256:
-        return _fail(upload, f"{upload.path}: the bytes stored ({size} bytes, sha256 {sha256.hexdigest()}) are not "
+        found = stream_digests(stream)
+    if found.size != upload.size or found.sha256 != upload.sha256:
+        return _fail(upload, f"{upload.path}: the bytes stored ({found.size} bytes, sha256 {found.sha256}) are not "
                              f"the ones declared ({upload.size} bytes, sha256 {upload.sha256}); the file was not added."
                              f" Upload it again.")
-    stored = storage.StoredObject(storage_key=key, sha256=upload.sha256, md5=md5.hexdigest(), size=size)
+    stored = storage.StoredObject(storage_key=key, sha256=upload.sha256, md5=found.md5, size=found.size)
     try:
         if upload.path.lower().endswith(".ipynb"):
             with tempfile.SpooledTemporaryFile(max_size=MIB) as spool, storage.open_blob_stream(key) as stream:
