@@ -344,3 +344,48 @@ def test_a_requester_reads_once_granted_and_no_longer_once_revoked(world):
 
     AccessGrant.objects.filter(pk=grant.pk).update(revoked_at=timezone.now())
     assert client.get(url).status_code == 403
+
+
+def failed_run(version: Version, *, after: ExecutionRun) -> ExecutionRun:
+    """A later run that ended with the notebook's own exception, whose message quotes what the data held."""
+    return ExecutionRun.objects.create(
+        version=version, runner="local", notebook_path=NOTEBOOK_PATH, status=ExecutionRun.Status.FINISHED,
+        verdict=Verdict.EXECUTION_FAILED, message=f"Cell 1 raised ValueError: {MARKER}",
+        finished_at=after.finished_at + datetime.timedelta(days=1), logs="",
+        report={"execution": {"outcome": "execution_failed", "message": f"ValueError: {MARKER}",
+                              "failed_cell_index": 1}})
+
+
+@pytest.mark.parametrize("state", ["embargoed", "restricted"])
+def test_a_failed_runs_message_quoting_the_notebook_stays_with_those_who_may_read_it(world, state):
+    set_state(world["version"], state)
+    run = failed_run(world["version"], after=world["run"])
+    pages = {"landing": routes(world)["landing"], "report": f"/runs/{run.run_id}/",
+             "api_run": f"/api/runs/{run.run_id}"}
+    owner, _ = client_for(world, "owner")
+
+    for name, url in pages.items():
+        refused, allowed = Client().get(url), owner.get(url)
+        assert refused.status_code == allowed.status_code == 200, name
+        assert MARKER.encode() not in refused.content, f"{name}: the exception's text reached a stranger"
+        assert MARKER.encode() in allowed.content, f"{name}: the owner no longer sees why the run failed"
+    assert Client().get(pages["api_run"]).json()["verdict"] == "execution_failed"
+
+
+def test_a_comparisons_message_is_shown_to_everyone(world):
+    set_state(world["version"], "restricted")
+
+    html = Client().get(routes(world)["report"]).content.decode()
+
+    assert "Outputs differ within what was allowed." in html
+
+
+@pytest.mark.parametrize("route", ["landing", "report", "api_run", "api_version", "api_executed_notebook"])
+def test_pages_that_show_the_privileged_more_of_closed_files_are_never_publicly_cached(world, route):
+    set_state(world["version"], "restricted")
+    owner, _ = client_for(world, "owner")
+
+    response = owner.get(routes(world)[route])
+
+    assert response.status_code == 200
+    assert "private" in response.get("Cache-Control", ""), response.get("Cache-Control")
