@@ -19,6 +19,8 @@ import logging
 from django.core.cache import cache
 
 from repository import storage
+from repository.access.policy import can_read_files
+from repository.access.serving import closed_files_message
 from repository.models import Version
 from repository.runners.compare import limits
 from repository.selectors import version_access
@@ -41,16 +43,20 @@ def previous_published(version: Version) -> Version | None:
             .order_by("-number").first())
 
 
-def version_diff(version: Version) -> dict | None:
-    """None when there is no earlier published version to compare with."""
+def version_diff(version: Version, *, reader) -> dict | None:
+    """None when there is no earlier published version to compare with. The cells' diff quotes the earlier
+    notebook, so `reader` gets it only when they may read that version's files (repository.access.policy): a
+    moderator of the community the new version was sent to is not one of an earlier restricted version's."""
     previous = previous_published(version)
     if previous is None:
         return None
+    readable = can_read_files(reader, previous)
     return {
         "previous_number": previous.number,
         "metadata": _metadata_changes(previous, version),
         "files": _file_changes(previous, version),
-        "cells": _cell_changes(previous, version),
+        "cells": (_cell_changes(previous, version) if readable
+                  else {"available": False, "diff": "", "closed": closed_files_message(previous)}),
     }
 
 

@@ -70,7 +70,7 @@ def request_detail(request, request_id):
         "timeline": selectors.request_timeline(review),
         "allowed_actions": [(action, ACTION_LABELS[action])
                             for action in workflow.allowed_actions(request.user, review)],
-        "diff": version_diff(version),
+        "diff": version_diff(version, reader=request.user),
         "can_moderate": can_moderate(request.user, review),
         "can_comment": can_comment(request.user, review),
         "checklist": [(key, label, bool(review.checklist.get(key))) for key, label in services.CHECKLIST_ITEMS.items()],

@@ -23,7 +23,7 @@ def next_version(previous: Version, user) -> Version:
 
 
 def test_a_first_version_has_nothing_to_compare_with(user):
-    assert version_diff(record_create(owner=user, metadata={"title": "x"})) is None
+    assert version_diff(record_create(owner=user, metadata={"title": "x"}), reader=user) is None
 
 
 def test_metadata_files_and_cells_that_changed_are_listed(user):
@@ -42,7 +42,7 @@ def test_metadata_files_and_cells_that_changed_are_listed(user):
     upload(second, user, "data.csv", b"a,b\n1,3\n")
     upload(second, user, "new.txt", b"new")
 
-    diff = version_diff(second)
+    diff = version_diff(second, reader=user)
 
     assert diff["previous_number"] == 1
     assert {"field": "title", "before": "Band gaps", "after": "Band gaps, corrected"} in diff["metadata"]
@@ -57,7 +57,7 @@ def test_unchanged_files_are_not_listed(user):
     upload(first, user, "a.txt", b"same")
     Version.objects.filter(pk=first.pk).update(state=Version.State.PUBLISHED)
 
-    diff = version_diff(next_version(Version.objects.get(pk=first.pk), user))
+    diff = version_diff(next_version(Version.objects.get(pk=first.pk), user), reader=user)
 
     assert diff["files"] == [] and diff["metadata"] == []
 
@@ -109,7 +109,7 @@ def crafted_pair(user, lines: int) -> tuple[Version, Version]:
 def test_a_crafted_notebook_is_diffed_only_up_to_the_line_cap_and_says_so(user, empty_cache):
     _, second = crafted_pair(user, lines=12_000)
 
-    cells = version_diff(second)["cells"]
+    cells = version_diff(second, reader=user)["cells"]
 
     assert cells["available"]
     assert cells["diff"].startswith("--- v1\n+++ v2\n")
@@ -120,11 +120,11 @@ def test_the_cell_diff_is_computed_once_per_pair_of_notebooks(user, empty_cache,
     import shutil
 
     _, second = crafted_pair(user, lines=300)
-    first_view = version_diff(second)["cells"]
+    first_view = version_diff(second, reader=user)["cells"]
     # A second view must not read (nor diff) the notebooks again: with their bytes gone it still shows the diff.
     shutil.rmtree(local_blob_storage)
 
-    second_view = version_diff(second)["cells"]
+    second_view = version_diff(second, reader=user)["cells"]
 
     assert first_view["available"] and second_view == first_view
 
@@ -135,4 +135,4 @@ def test_a_notebook_too_large_to_diff_is_named_as_such_not_parsed(user, empty_ca
     _, second = crafted_pair(user, lines=300)
     monkeypatch.setattr(diff, "MAX_DIFFED_NOTEBOOK_BYTES", 100)
 
-    assert version_diff(second)["cells"]["available"] is False
+    assert version_diff(second, reader=user)["cells"]["available"] is False

@@ -389,3 +389,28 @@ def test_pages_that_show_the_privileged_more_of_closed_files_are_never_publicly_
 
     assert response.status_code == 200
     assert "private" in response.get("Cache-Control", ""), response.get("Cache-Control")
+
+
+@pytest.mark.parametrize("state", ["open", "restricted"])
+def test_the_review_of_a_new_version_shows_the_earlier_closed_notebook_only_to_its_readers(world, state):
+    from repository.services.files import draft_file_delete
+    from repository.services.new_versions import version_new_draft
+
+    set_state(world["version"], state)
+    other = Community.objects.create(slug="chemistry", name="Chemistry")
+    other_moderator = UserFactory(username="chemistry_moderator")
+    other.moderators.add(other_moderator)
+    draft = version_new_draft(record=world["version"].record, actor=world["owner"])
+    draft_file_delete(version=draft, actor=world["owner"], path=NOTEBOOK_PATH)
+    upload(draft, world["owner"], NOTEBOOK_PATH, secret_notebook().replace(f"Results {MARKER}".encode(), b"Results"))
+    review = review_submit(version=draft, actor=world["owner"], community=other)
+    url = f"/requests/{review.pk}/"
+    clients = {name: Client() for name in ("owner", "other_moderator")}
+    clients["owner"].force_login(world["owner"])
+    clients["other_moderator"].force_login(other_moderator)
+
+    pages = {name: client.get(url) for name, client in clients.items()}
+
+    assert pages["owner"].status_code == pages["other_moderator"].status_code == 200
+    assert MARKER in pages["owner"].content.decode()  # the cells' diff quotes version 1's heading
+    assert (MARKER in pages["other_moderator"].content.decode()) == (state == "open")
