@@ -22,6 +22,7 @@ from django.test import Client
 from django.utils import timezone
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from harvest.provider.protocol import oai_identifier
 from moderation.models import Community
 from moderation.services import review_act, review_submit
 from repository.access.http import SESSION_KEY
@@ -161,7 +162,9 @@ def body_of(response) -> bytes:
 
 def routes(world) -> dict[str, str]:
     version, run = world["version"], world["run"]
-    base = f"/records/{version.record.public_id}/versions/{version.number}"
+    record_id = version.record.public_id
+    base = f"/records/{record_id}/versions/{version.number}"
+    identifier = oai_identifier(record_id, version.number)
     return {
         "file": f"{base}/files/{DATA_PATH}",
         "notebook_file": f"{base}/files/{NOTEBOOK_PATH}",
@@ -174,11 +177,29 @@ def routes(world) -> dict[str, str]:
         "api_version": f"/api/records/{version.record.public_id}/versions/{version.number}",
         "review_notebook": f"/requests/{world['review_pk']}/notebook/",
         "review_notebook_download": f"/requests/{world['review_pk']}/notebook/download/",
+        # The concept's URLs serve the latest version (this one).
+        "concept_landing": f"/records/{record_id}/",
+        "api_record": f"/api/records/{record_id}",
+        # Metadata, public in every state: never notebook content, and file links only while the files are open.
+        "concept_jsonld": f"/records/{record_id}/?format=jsonld",
+        "jsonld": f"{base}/?format=jsonld",
+        "linkset": f"{base}/linkset",
+        "datacite": f"{base}/export/datacite-json",
+        "bibtex": f"{base}/export/bibtex",
+        "api_jsonld": f"/api/records/{record_id}/versions/{version.number}?format=jsonld",
+        "oai_dc": f"/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier={identifier}",
+        "oai_datacite": f"/oai?verb=GetRecord&metadataPrefix=oai_datacite&identifier={identifier}",
+        "badge": f"{base}/badge.svg",
     }
 
 
+# Metadata routes: the same for every reader, never any notebook content, and links to the files (JSON-LD's
+# contentUrl, Signposting's items) only while the files are open to everyone.
+METADATA_ROUTES = {"concept_jsonld", "jsonld", "linkset", "datacite", "bibtex", "api_jsonld", "oai_dc",
+                   "oai_datacite", "badge"}
+LINKING_ROUTES = {"concept_jsonld", "jsonld", "linkset", "api_jsonld"}
 # Routes whose page stays public whatever the access (metadata, verdict): 200, the content left out.
-ALWAYS_PUBLIC = {"landing", "report", "api_run", "api_version"}
+ALWAYS_PUBLIC = {"landing", "concept_landing", "report", "api_run", "api_version", "api_record", *METADATA_ROUTES}
 # The review request's pages: the owners and the request's moderators only, as before (404 for others, a login
 # first for anonymous readers); those are always among who may read the files.
 REVIEW_ROUTES = {"review_notebook", "review_notebook_download"}
@@ -196,7 +217,7 @@ def expected_status(route: str, actor: str, state: str) -> int:
 
 def check_cell(world, client, query, route, url, actor, state) -> list[str]:
     """What is wrong with one cell of the matrix (nothing: an empty list)."""
-    response = client.get(url + query)
+    response = client.get(url + (query.replace("?", "&") if "?" in url else query))
     body = body_of(response)
     problems = []
     status = expected_status(route, actor, state)
@@ -207,23 +228,32 @@ def check_cell(world, client, query, route, url, actor, state) -> list[str]:
         with zipfile.ZipFile(io.BytesIO(body)) as archive:
             body = b"".join(archive.read(name) for name in archive.namelist())
     shows_marker = MARKER.encode() in body
-    if route == "landing":
+    if route in METADATA_ROUTES:
+        files_open = state in ("open", "embargo_passed")
+        if shows_marker:
+            problems.append(f"{route}: the marker (notebook or file content) is in the metadata")
+        if route in LINKING_ROUTES and (f"/files/{DATA_PATH}" in body.decode()) != files_open:
+            problems.append(f"{route}: file links {'missing' if files_open else 'given'} while the files are "
+                            f"{'open' if files_open else 'closed'}")
+    elif route in ("landing", "concept_landing"):
         # The page itself stays; the notebook frame and the download links give way to the notice.
         html = body.decode()
         if shows_marker and not readable:
-            problems.append("landing: the marker (a heading of the notebook) is on the page")
+            problems.append(f"{route}: the marker (a heading of the notebook) is on the page")
         if ('id="notebook-frame"' in html) != readable or ('id="download-all"' in html) != readable:
-            problems.append(f"landing: notebook frame or download links {'missing' if readable else 'shown'}")
+            problems.append(f"{route}: notebook frame or download links {'missing' if readable else 'shown'}")
         if ('id="files-closed"' in html) == readable:
-            problems.append(f"landing: the closed-files notice is {'shown' if readable else 'missing'}")
-    elif route == "api_version":
+            problems.append(f"{route}: the closed-files notice is {'shown' if readable else 'missing'}")
+    elif route in ("api_version", "api_record"):
         data = json.loads(body)
         files = {f["path"]: f for f in data["files"]}
         if ("download" in files[DATA_PATH]["links"]) != readable or ("archive" in data["links"]) != readable:
-            problems.append(f"api_version: download links {'missing' if readable else 'given'}")
+            problems.append(f"{route}: download links {'missing' if readable else 'given'}")
     elif shows_marker != readable:
         problems.append(f"{route}: the marker is {'missing' if readable else 'in the body'}")
-    if state in ("embargoed", "restricted") and "public" in response.get("Cache-Control", ""):
+    # The metadata routes answer every reader alike (the badge is cached publicly for a few minutes, on purpose).
+    if (state in ("embargoed", "restricted") and route not in METADATA_ROUTES
+            and "public" in response.get("Cache-Control", "")):
         problems.append(f"{route}: closed files made publicly cacheable")
     return problems
 
