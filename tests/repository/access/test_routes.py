@@ -444,3 +444,40 @@ def test_the_review_of_a_new_version_shows_the_earlier_closed_notebook_only_to_i
     assert pages["owner"].status_code == pages["other_moderator"].status_code == 200
     assert MARKER in pages["owner"].content.decode()  # the cells' diff quotes version 1's heading
     assert (MARKER in pages["other_moderator"].content.decode()) == (state == "open")
+
+
+def test_tricks_around_a_restricted_file_open_nothing(world, people):
+    """HEAD, Range, path spellings, a share link or a grant of another record, expired grants and links."""
+    set_state(world["version"], "restricted")
+    url = routes(world)["file"]
+    base = url.removesuffix(DATA_PATH)
+    other = published_version(people["stranger"], people["admin"], title="The stranger's own record")
+    Version.objects.filter(pk=other.pk).update(access_files=FileAccess.RESTRICTED)
+    other_token = "a-share-token-of-another-record-0123456789"
+    ShareLink.objects.create(record=other.record, created_by=people["stranger"],
+                             token_sha256=hashlib.sha256(other_token.encode()).hexdigest())
+    AccessGrant.objects.create(record=other.record, user=world["requester"], granted_by=people["stranger"])
+    yesterday = timezone.now().date() - datetime.timedelta(days=1)
+    AccessGrant.objects.filter(user=world["grantee"]).update(until=yesterday)
+    ShareLink.objects.filter(pk=world["link"].pk).update(expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    requester, _ = client_for(world, "requester")
+    grantee, _ = client_for(world, "grantee")
+    expired_session, _ = client_for(world, "share_session")
+
+    answers = {
+        "HEAD": Client().head(url),
+        "Range": Client().get(url, HTTP_RANGE="bytes=0-3"),
+        "dot-dot": Client().get(f"{base}x/../{DATA_PATH}"),
+        "encoded slash": Client().get(base + DATA_PATH.replace("/", "%2F")),
+        "upper case": Client().get(base + DATA_PATH.upper()),
+        "another record's link": Client().get(f"{url}?share={other_token}"),
+        "a grant on another record": requester.get(url),
+        "an expired grant": grantee.get(url),
+        "an expired link": Client().get(f"{url}?share={SHARE_TOKEN}"),
+        "an expired link in the session": expired_session.get(url),
+    }
+
+    for trick, response in answers.items():
+        assert response.status_code in (403, 404), f"{trick}: {response.status_code}"
+        assert MARKER.encode() not in body_of(response), trick
+        assert "Location" not in response, trick
