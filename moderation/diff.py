@@ -21,6 +21,8 @@ from django.core.cache import cache
 from django.db import transaction
 
 from repository import storage
+from repository.access.policy import can_read_files
+from repository.access.serving import closed_files_message
 from repository.models import Version
 from repository.runners.compare import limits
 from repository.selectors import version_access
@@ -45,8 +47,10 @@ def previous_published(version: Version) -> Version | None:
             .order_by("-number").first())
 
 
-def version_diff(version: Version) -> dict | None:
-    """None when there is no earlier published version to compare with."""
+def version_diff(version: Version, *, reader) -> dict | None:
+    """None when there is no earlier published version to compare with. The cells' diff quotes the earlier
+    notebook, so `reader` gets it only when they may read that version's files (repository.access.policy): a
+    moderator of the community the new version was sent to is not one of an earlier restricted version's."""
     previous = previous_published(version)
     if previous is None:
         return None
@@ -54,14 +58,20 @@ def version_diff(version: Version) -> dict | None:
         "previous_number": previous.number,
         "metadata": _metadata_changes(previous, version),
         "files": _file_changes(previous, version),
-        "cells": _cell_changes(previous, version),
+        "cells": _cells_for(reader, previous, version),
     }
 
 
-def cell_changes(version: Version) -> dict | None:
-    """The cells part of `version_diff` alone (the page's poll while it is being prepared)."""
+def cell_changes(version: Version, *, reader) -> dict | None:
+    """The cells part of `version_diff` alone (the page's poll while it is being prepared), on the same terms."""
     previous = previous_published(version)
-    return None if previous is None else _cell_changes(previous, version)
+    return None if previous is None else _cells_for(reader, previous, version)
+
+
+def _cells_for(reader, previous: Version, version: Version) -> dict:
+    if not can_read_files(reader, previous):
+        return {"available": False, "diff": "", "closed": closed_files_message(previous)}
+    return _cell_changes(previous, version)
 
 
 def _metadata_values(version: Version) -> dict:

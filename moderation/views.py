@@ -12,7 +12,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST, require_safe
 
 from moderation import corrections, selectors, services, workflow
-from moderation.diff import cell_changes, version_diff
+from moderation.diff import cell_changes, previous_published, version_diff
 from moderation.models import Community, ReviewRequest
 from moderation.permissions import can_comment, can_moderate
 from repository import rendering, storage
@@ -70,7 +70,7 @@ def request_detail(request, request_id):
         "timeline": selectors.request_timeline(review),
         "allowed_actions": [(action, ACTION_LABELS[action])
                             for action in workflow.allowed_actions(request.user, review)],
-        "diff": version_diff(version),
+        "diff": version_diff(version, reader=request.user),
         "can_moderate": can_moderate(request.user, review),
         "can_comment": can_comment(request.user, review),
         "checklist": [(key, label, bool(review.checklist.get(key))) for key, label in services.CHECKLIST_ITEMS.items()],
@@ -87,10 +87,12 @@ def cell_diff(request, request_id):
     """The notebook-cells part of the request page alone, polled by cell_diff.js while a worker prepares it:
     202 while it is being prepared, 200 with the diff once it is ready."""
     review = _request_or_404(request, request_id)
-    cells = cell_changes(review.version)
+    cells = cell_changes(review.version, reader=request.user)
     if cells is None:
         raise Http404("This version has no earlier published version to compare with.")
-    response = render(request, "moderation/includes/cell_diff.html", {"review": review, "cells": cells},
+    previous_number = previous_published(review.version).number
+    response = render(request, "moderation/includes/cell_diff.html",
+                      {"review": review, "cells": cells, "previous_number": previous_number},
                       status=202 if cells.get("pending") else 200)
     response["Cache-Control"] = "private, no-store"
     return response

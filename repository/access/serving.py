@@ -17,7 +17,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 
 from repository.access.policy import effective_access, files_are_open
-from repository.models import FileAccess, Version
+from repository.models import ExecutionRun, FileAccess, Verdict, Version
 
 PUBLIC_CACHE_CONTROL = "public, max-age=3600"
 PRIVATE_CACHE_CONTROL = "private, no-store"
@@ -25,6 +25,24 @@ PRIVATE_CACHE_CONTROL = "private, no-store"
 # What a public reproducibility report keeps of each cell when the reader may not read the files: where the
 # cell is and how it compared, not what it computes or prints.
 REPORT_CELL_KEYS = ("index", "cell_id", "execution_count", "status", "status_if_compared", "tags", "rules")
+
+
+# The verdicts whose run message the comparison wrote from counts alone (services/verification.py's
+# `_comparison_message`: "1 of 3 code cells produced different outputs."). Every other message may quote the
+# notebook: the exception a cell raised ("Cell 4 raised ValueError: <what the data held>"), the kernel's last log
+# line, why the notebook could not be read.
+COUNTED_VERDICTS = frozenset({Verdict.REPRODUCED, Verdict.REPRODUCED_WITH_DIFFERENCES, Verdict.NOT_REPRODUCED})
+RUN_MESSAGE_WITHHELD = ("How the run ended is told only to those who may read the files: its message may quote the "
+                        "notebook.")
+
+
+def run_message(run: ExecutionRun, *, files_readable: bool) -> str:
+    """The run's message as a reader of its version's public pages (landing page, report, API) may see it."""
+    if files_readable or not run.message:
+        return run.message
+    if run.status == ExecutionRun.Status.FINISHED and run.verdict in COUNTED_VERDICTS:
+        return run.message
+    return RUN_MESSAGE_WITHHELD
 
 
 def closed_files_message(version: Version) -> str:
@@ -49,6 +67,15 @@ def files_closed_response(request, version: Version) -> HttpResponse:
 def files_cache_control(version: Version) -> str:
     """The Cache-Control of a response that carries the version's files or notebook content."""
     return PUBLIC_CACHE_CONTROL if files_are_open(version) else PRIVATE_CACHE_CONTROL
+
+
+def private_unless_open(response, version: Version):
+    """A page about a version whose content depends on who reads it while its files are closed (the landing page
+    shows an owner the notebook's headings, the report its outputs, the API the download links): never kept by a
+    shared cache, which would hand what it got for an owner to the next anonymous reader of the same URL."""
+    if not files_are_open(version):
+        response["Cache-Control"] = PRIVATE_CACHE_CONTROL
+    return response
 
 
 def report_without_content(report: dict | None) -> dict:

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from repository import selectors
 from repository.access.http import QUERY_PARAMETER as SHARE_PARAMETER
 from repository.access.http import request_can_read_files
+from repository.access.serving import private_unless_open
 from repository.api.renderers import CITATION_RENDERERS, render_export
 from repository.api.serializers import (
     AccessField,
@@ -150,7 +151,9 @@ def _version_response(request, version: Version) -> Response:
     exported = render_export(request, version)
     if exported is not None:
         return Response(exported, status=status_code)
-    return Response(PublicVersionOutput(version, context={"request": request}).data, status=status_code)
+    # The download links (and a share-link holder's token in them) depend on who asks while the files are closed.
+    return private_unless_open(Response(PublicVersionOutput(version, context={"request": request}).data,
+                                        status=status_code), version)
 
 
 class RecordApi(APIView):

@@ -12,7 +12,12 @@ from rest_framework.views import APIView
 
 from repository import hooks, selectors, storage
 from repository.access.http import request_can_read_files
-from repository.access.serving import closed_files_message, report_without_content
+from repository.access.serving import (
+    closed_files_message,
+    private_unless_open,
+    report_without_content,
+    run_message,
+)
 from repository.api.search import search_response, search_schema
 from repository.api.serializers import (
     DraftMetadataInput,
@@ -229,9 +234,10 @@ class RunApi(APIView):
         if not request_can_read_files(request, run.version):
             # A public report of closed files: the verdict and each cell's comparison status, nothing they hold.
             data["report"] = report_without_content(data["report"])
+            data["message"] = run_message(run, files_readable=False)
             data["logs"] = ""
             data["links"].pop("executed_notebook", None)
-        return Response(data)
+        return private_unless_open(Response(data), run.version)
 
 
 class RunExecutedNotebookApi(APIView):
@@ -248,7 +254,7 @@ class RunExecutedNotebookApi(APIView):
         response = FileResponse(storage.open_blob(run.executed_notebook.storage_key), as_attachment=True,
                                 filename=f"executed-{run.run_id}.ipynb", content_type="application/x-ipynb+json")
         response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return private_unless_open(response, run.version)
 
 
 class RunCancelApi(APIView):

@@ -42,6 +42,10 @@ VERSION_FIELDS = (
     "funding", "container_image", "notebook_path", "comparison_tolerance", "withdrawal_reason",
 )
 VERSION_TIMES = ("created", "submitted_at", "published_at", "withdrawn_at", "public_changed_at")
+# Who may read the files (issue 17). Without them a restore would open an embargoed or restricted version's files
+# to everyone; a bag made before they existed describes an open version, the only kind there was.
+VERSION_ACCESS_FIELDS = ("access_files", "embargo_reason")
+VERSION_DAYS = ("embargo_until",)
 
 
 def versions_for_export() -> QuerySet[Version]:
@@ -102,6 +106,8 @@ def version_export(version: Version) -> dict:
         "version": {
             **{name: getattr(version, name) for name in VERSION_FIELDS},
             **{name: _time(getattr(version, name)) for name in VERSION_TIMES},
+            **{name: getattr(version, name) for name in VERSION_ACCESS_FIELDS},
+            **{name: _time(getattr(version, name)) for name in VERSION_DAYS},
             "created_by": _user(version.created_by),
         },
         "creators": [{"position": c.position, **{f: getattr(c, f) for f in CREATOR_FIELDS}}

@@ -12,7 +12,7 @@ to the same target, when restoring from the configured target into a database wi
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -120,6 +120,8 @@ class DatabaseRebuild:
             record=record, created_by=created_by,
             **{name: data[name] for name in bagging.VERSION_FIELDS},
             **{name: _parse(data[name]) for name in bagging.VERSION_TIMES if name != "created"},
+            **{name: data[name] for name in bagging.VERSION_ACCESS_FIELDS if name in data},
+            **{name: date.fromisoformat(data[name]) for name in bagging.VERSION_DAYS if data.get(name)},
         )
         if data.get("created"):
             Version.objects.filter(pk=version.pk).update(created=_parse(data["created"]))

@@ -129,6 +129,11 @@ class GitLabRunner:
                              started_at=started_at, finished_at=datetime.now(UTC),
                              environment={"runner": self.name, "image": spec.container_image})
         project = self._api("reading the verification project", lambda: self.client.project(self.project))
+        if project.visibility in ("public", "internal"):
+            # Every run commits its notebook there, and keeps its executed notebook as an artifact: drafts', and
+            # embargoed or restricted versions' (issue 17). The operator's to fix; the run waits and is retried.
+            raise RunnerUnavailable(f"The verification project {project.path_with_namespace} is {project.visibility}: "
+                                    "runs commit unpublished and closed notebooks there, so it must be private.")
         run_key = spec.run_key if RUN_KEY_RE.fullmatch(spec.run_key or "") else secrets.token_hex(8)
         branch = f"nbarchive/run-{run_key}"
         self._commit(project, branch, files, run_key)

@@ -25,6 +25,10 @@ _SHAPES = [
     (re.compile(r"\bnba_[A-Za-z0-9_-]{8,}"), f"nba_{MASK}"),
     # user:password@ in any URL.
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/@\s:]*):[^/@\s]*@"), rf"\1:{MASK}@"),
+    # Share links (repository/access): the secret opens restricted files to whoever holds it, in the link's path
+    # and in the `share` query parameter of API clients.
+    (re.compile(r"(/access/share/)[^/?#\s'\"]+"), rf"\1{MASK}"),
+    (re.compile(r"([?&]share=)[^&#\s'\"]+"), rf"\1{MASK}"),
     # password=..., token: "...", "secret": "..." in queries, forms, dict reprs and JSON.
     (re.compile(r"(?i)(['\"]?\b[a-z_]*(?:password|passwd|secret|token|signature|api_?key|access_?key)[a-z0-9_]*"
                 r"['\"]?\s*[=:]\s*['\"]?)([^'\"&\s,;}]+)"), rf"\1{MASK}"),

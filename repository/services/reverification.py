@@ -26,6 +26,7 @@ from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from repository import hooks
+from repository.access.serving import RUN_MESSAGE_WITHHELD, run_message
 from repository.errors import Conflict
 from repository.exports import version_landing_url
 from repository.models import ExecutionRun, Verdict, Version
@@ -61,8 +62,13 @@ def is_reproducible(run: ExecutionRun) -> bool:
     return result_of(run) in REPRODUCIBLE
 
 
-def _reason(run: ExecutionRun) -> str:
-    return LASTING_ERRORS.get(run.error_code, "") if run.status == ExecutionRun.Status.ERROR else run.message
+def _reason(run: ExecutionRun, *, files_readable: bool = True) -> str:
+    """Why the run says what it says; `files_readable` False: without what quotes the notebook (its version's files
+    are closed to the reader of the page)."""
+    if run.status == ExecutionRun.Status.ERROR:
+        return LASTING_ERRORS.get(run.error_code, "")
+    message = run_message(run, files_readable=files_readable)
+    return "" if message == RUN_MESSAGE_WITHHELD else message
 
 
 def _attempts():
@@ -118,6 +124,7 @@ class VerificationHistory:
     runs: list[ExecutionRun]  # every attempt, newest first, errors included
     latest_result: ExecutionRun | None = None  # the newest run that says something (a lasting error included)
     previous_result: ExecutionRun | None = None  # the one before it
+    files_readable: bool = True  # False: the reasons leave out what quotes the notebook
 
     @property
     def latest_label(self) -> str:
@@ -126,23 +133,26 @@ class VerificationHistory:
     @property
     def entries(self) -> list[dict]:
         """The history as the report lists it."""
-        return [{"run": run, "label": result_label(run), "day": _day(run.finished_at), "reason": _reason(run),
+        return [{"run": run, "label": result_label(run), "day": _day(run.finished_at),
+                 "reason": _reason(run, files_readable=self.files_readable),
                  "public": run.status == ExecutionRun.Status.FINISHED} for run in self.runs]
 
 
-def verification_history(version: Version) -> VerificationHistory:
-    """The runs of a version that looked at it, newest first, and what its pages say about them."""
+def verification_history(version: Version, *, files_readable: bool = True) -> VerificationHistory:
+    """The runs of a version that looked at it, newest first, and what its pages say about them; for a reader to
+    whom its files are closed (`files_readable` False), without the run messages that may quote the notebook."""
     runs = list(version.runs.filter(_attempts()).exclude(finished_at=None)
                 .defer("logs", "report").order_by("-finished_at", "-id"))
     latest = next((run for run in runs if run.status == ExecutionRun.Status.FINISHED), None)
     results = [run for run in runs if result_of(run)]
     if not results:
-        return VerificationHistory(latest, False, "", runs)
+        return VerificationHistory(latest, False, "", runs, files_readable=files_readable)
     streak = list(_leading_streak(results))
     before = results[len(streak)] if len(streak) < len(results) else None
     previous = results[1] if len(results) > 1 else None
     changed = previous is not None and result_of(previous) != result_of(results[0])
-    return VerificationHistory(latest, changed, _summary(results[0], streak[-1], before), runs, results[0], previous)
+    summary = _summary(results[0], streak[-1], before, files_readable=files_readable)
+    return VerificationHistory(latest, changed, summary, runs, results[0], previous, files_readable)
 
 
 def _leading_streak(runs: list[ExecutionRun]):
@@ -152,9 +162,11 @@ def _leading_streak(runs: list[ExecutionRun]):
         yield run
 
 
-def _summary(latest: ExecutionRun, streak_start: ExecutionRun, before: ExecutionRun | None) -> str:
+def _summary(latest: ExecutionRun, streak_start: ExecutionRun, before: ExecutionRun | None, *,
+             files_readable: bool) -> str:
     state = "reproducible" if is_reproducible(latest) else "not reproducible"
-    why = "" if is_reproducible(latest) or not _reason(latest) else f": {_reason(latest)}"
+    reason = _reason(latest, files_readable=files_readable)
+    why = "" if is_reproducible(latest) or not reason else f": {reason}"
     if before is None:
         since = f"; {state} since {_day(streak_start.finished_at)}" if streak_start.pk != latest.pk else ""
         return f"{result_label(latest)} on {_day(latest.finished_at)}{since}{why if since else ''}"

@@ -37,7 +37,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from repository import exports, selectors
 from repository.access.http import holds_share_link, not_indexed, request_can_read_files
 from repository.access.policy import files_are_open
-from repository.access.serving import PRIVATE_CACHE_CONTROL, closed_files_message, files_closed_response
+from repository.access.serving import (
+    PRIVATE_CACHE_CONTROL,
+    closed_files_message,
+    files_closed_response,
+    private_unless_open,
+    run_message,
+)
 from repository.access.views import landing_access_context
 from repository.downloads import blob_download_response
 from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied
@@ -195,7 +201,8 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
         return response
 
     files = list(version.files.all())
-    verification = verification_history(version)
+    files_readable = request_can_read_files(request, version)
+    verification = verification_history(version, files_readable=files_readable)
     context["head"].update(meta=_head_meta(version, files, concept=concept),
                            jsonld=jsonld_script(concept_jsonld(record) if concept else version_jsonld(version)))
     # The "Request access" box of a restricted version; `noindex` when reached through a share link, whose
@@ -205,7 +212,6 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
     if access["noindex"]:
         context["head"]["links"] = []
     owner = is_owner(request.user, record)
-    files_readable = request_can_read_files(request, version)
     reader, reader_status = reader_context(request, version, files, verification.latest,
                                            files_readable=files_readable)
     context.update(reader)
@@ -217,6 +223,8 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
         "files_closed_message": "" if files_readable else closed_files_message(version),
         "described_references": data_references_described(version),
         "run": verification.latest,
+        "run_message": (run_message(verification.latest, files_readable=files_readable)
+                        if verification.latest else ""),
         "verification": verification,
         "is_owner": owner,
         "can_correct": can_correct_metadata(request.user, record),
@@ -233,7 +241,7 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
     if access["noindex"]:
         return not_indexed(response)
     response["Link"] = link_header(signposts)
-    return response
+    return private_unless_open(response, version)
 
 
 def _head_meta(version: Version, files: list[VersionFile], *, concept: bool) -> list[tuple[str, str]]:

@@ -17,7 +17,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from repository import hooks, selectors
 from repository.access.http import request_can_read_files
-from repository.access.serving import closed_files_message, report_without_content
+from repository.access.serving import (
+    closed_files_message,
+    private_unless_open,
+    report_without_content,
+    run_message,
+)
 from repository.errors import Conflict, InvalidInput, NbarchiveError, NotFound, PermissionDenied, TooManyRequests
 from repository.models import AccessToken, Version
 from repository.permissions import can_edit_draft, can_request_run, can_view_draft, is_owner
@@ -260,6 +265,7 @@ def run_report(request, run_id):
     tolerance = report.get("tolerance") or {}
     context = {
         "run": run,
+        "run_message": run_message(run, files_readable=files_readable),
         "version": run.version,
         # Readers reach a public report from the landing page; only those who may see the draft go back to it.
         "can_view_draft": can_view_draft(request.user, run.version),
@@ -273,7 +279,8 @@ def run_report(request, run_id):
         "summary": report.get("summary", {}),
         "notes": report.get("notes", []),
         # A published version's latest result, its date, what changed and the history of re-verifications.
-        "verification": (verification_history(run.version) if run.version.state == Version.State.PUBLISHED
+        "verification": (verification_history(run.version, files_readable=files_readable)
+                         if run.version.state == Version.State.PUBLISHED
                          else None),
         "tolerance": {
             "rtol": f"{tolerance.get('rtol', 0):g}", "atol": f"{tolerance.get('atol', 0):g}",
@@ -281,7 +288,7 @@ def run_report(request, run_id):
             "differing_percent": f"{100 * tolerance.get('max_differing_pixels', 0):g} %",
         } if tolerance else None,
     }
-    return render(request, "repository/run_report.html", context)
+    return private_unless_open(render(request, "repository/run_report.html", context), run.version)
 
 
 @login_required

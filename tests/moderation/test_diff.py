@@ -34,7 +34,7 @@ def queued_diffs(monkeypatch):
 def prepared_diff(version: Version) -> dict:
     """The diff as the page shows it once the worker has prepared the cells part."""
     cell_diff_prepare(version_pk=version.pk)
-    return version_diff(version)
+    return version_diff(version, reader=version.created_by)
 
 
 def next_version(previous: Version, user) -> Version:
@@ -48,7 +48,7 @@ def next_version(previous: Version, user) -> Version:
 
 
 def test_a_first_version_has_nothing_to_compare_with(user):
-    assert version_diff(record_create(owner=user, metadata={"title": "x"})) is None
+    assert version_diff(record_create(owner=user, metadata={"title": "x"}), reader=user) is None
 
 
 def test_metadata_files_and_cells_that_changed_are_listed(user):
@@ -82,7 +82,7 @@ def test_unchanged_files_are_not_listed(user):
     upload(first, user, "a.txt", b"same")
     Version.objects.filter(pk=first.pk).update(state=Version.State.PUBLISHED)
 
-    diff = version_diff(next_version(Version.objects.get(pk=first.pk), user))
+    diff = version_diff(next_version(Version.objects.get(pk=first.pk), user), reader=user)
 
     assert diff["files"] == [] and diff["metadata"] == []
 
@@ -142,7 +142,7 @@ def test_the_cell_diff_is_computed_once_per_pair_of_notebooks(user, local_blob_s
     shutil.rmtree(local_blob_storage)
 
     assert cell_diff_prepare(version_pk=second.pk) == "cached"
-    second_view = version_diff(second)["cells"]
+    second_view = version_diff(second, reader=user)["cells"]
 
     assert first_view["available"] and second_view == first_view
 
@@ -267,6 +267,6 @@ def test_notebooks_the_worker_cannot_read_are_said_not_comparable_for_a_while_no
 
     assert cell_diff_prepare(version_pk=second.pk) == "unreadable"
 
-    cells = version_diff(second)["cells"]
+    cells = version_diff(second, reader=user)["cells"]
     assert cells["available"] is False and not cells.get("pending")
     assert queued_diffs == []

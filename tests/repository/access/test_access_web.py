@@ -256,6 +256,6 @@ def test_a_new_version_that_closes_its_files_shows_in_the_moderators_diff(api, u
     draft["access"] = {"files": "restricted", "embargo_reason": "Personal data"}
     assert api.put(f"/api/records/{record_id}/draft", draft, format="json").status_code == 200
 
-    diff = version_diff(Version.objects.get(record=version.record, number=2))
+    diff = version_diff(Version.objects.get(record=version.record, number=2), reader=moderator)
 
     assert {"field": "access", "before": "open", "after": "restricted (Personal data)"} in diff["metadata"]

@@ -99,10 +99,9 @@ def test_open_files_are_staged_for_anyone(user):
     assert refusal(draft_reading(source, user)) is None
 
 
-def test_a_signed_input_url_serves_a_closed_reference_only_while_an_owner_may_read_it(client, user, settings):
+def test_a_signed_input_url_serves_a_closed_reference_only_while_an_owner_may_read_it(client, user, gitlab_runner):
     """The GitLab runner's jobs fetch their inputs by signed URL after staging checked them; a grant revoked (or
     a file closed) meanwhile stops the download too."""
-    settings.RUNNER = "gitlab"
     source = published_data(UserFactory())
     draft = draft_reading(source, user)
     grant = AccessGrant.objects.create(record=source.record, user=user)

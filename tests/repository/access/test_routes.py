@@ -22,6 +22,7 @@ from django.test import Client
 from django.utils import timezone
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from harvest.provider.protocol import oai_identifier
 from moderation.models import Community
 from moderation.services import review_act, review_submit
 from repository.access.http import SESSION_KEY
@@ -161,7 +162,9 @@ def body_of(response) -> bytes:
 
 def routes(world) -> dict[str, str]:
     version, run = world["version"], world["run"]
-    base = f"/records/{version.record.public_id}/versions/{version.number}"
+    record_id = version.record.public_id
+    base = f"/records/{record_id}/versions/{version.number}"
+    identifier = oai_identifier(record_id, version.number)
     return {
         "file": f"{base}/files/{DATA_PATH}",
         "notebook_file": f"{base}/files/{NOTEBOOK_PATH}",
@@ -174,11 +177,29 @@ def routes(world) -> dict[str, str]:
         "api_version": f"/api/records/{version.record.public_id}/versions/{version.number}",
         "review_notebook": f"/requests/{world['review_pk']}/notebook/",
         "review_notebook_download": f"/requests/{world['review_pk']}/notebook/download/",
+        # The concept's URLs serve the latest version (this one).
+        "concept_landing": f"/records/{record_id}/",
+        "api_record": f"/api/records/{record_id}",
+        # Metadata, public in every state: never notebook content, and file links only while the files are open.
+        "concept_jsonld": f"/records/{record_id}/?format=jsonld",
+        "jsonld": f"{base}/?format=jsonld",
+        "linkset": f"{base}/linkset",
+        "datacite": f"{base}/export/datacite-json",
+        "bibtex": f"{base}/export/bibtex",
+        "api_jsonld": f"/api/records/{record_id}/versions/{version.number}?format=jsonld",
+        "oai_dc": f"/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier={identifier}",
+        "oai_datacite": f"/oai?verb=GetRecord&metadataPrefix=oai_datacite&identifier={identifier}",
+        "badge": f"{base}/badge.svg",
     }
 
 
+# Metadata routes: the same for every reader, never any notebook content, and links to the files (JSON-LD's
+# contentUrl, Signposting's items) only while the files are open to everyone.
+METADATA_ROUTES = {"concept_jsonld", "jsonld", "linkset", "datacite", "bibtex", "api_jsonld", "oai_dc",
+                   "oai_datacite", "badge"}
+LINKING_ROUTES = {"concept_jsonld", "jsonld", "linkset", "api_jsonld"}
 # Routes whose page stays public whatever the access (metadata, verdict): 200, the content left out.
-ALWAYS_PUBLIC = {"landing", "report", "api_run", "api_version"}
+ALWAYS_PUBLIC = {"landing", "concept_landing", "report", "api_run", "api_version", "api_record", *METADATA_ROUTES}
 # The review request's pages: the owners and the request's moderators only, as before (404 for others, a login
 # first for anonymous readers); those are always among who may read the files.
 REVIEW_ROUTES = {"review_notebook", "review_notebook_download"}
@@ -196,7 +217,7 @@ def expected_status(route: str, actor: str, state: str) -> int:
 
 def check_cell(world, client, query, route, url, actor, state) -> list[str]:
     """What is wrong with one cell of the matrix (nothing: an empty list)."""
-    response = client.get(url + query)
+    response = client.get(url + (query.replace("?", "&") if "?" in url else query))
     body = body_of(response)
     problems = []
     status = expected_status(route, actor, state)
@@ -207,23 +228,32 @@ def check_cell(world, client, query, route, url, actor, state) -> list[str]:
         with zipfile.ZipFile(io.BytesIO(body)) as archive:
             body = b"".join(archive.read(name) for name in archive.namelist())
     shows_marker = MARKER.encode() in body
-    if route == "landing":
+    if route in METADATA_ROUTES:
+        files_open = state in ("open", "embargo_passed")
+        if shows_marker:
+            problems.append(f"{route}: the marker (notebook or file content) is in the metadata")
+        if route in LINKING_ROUTES and (f"/files/{DATA_PATH}" in body.decode()) != files_open:
+            problems.append(f"{route}: file links {'missing' if files_open else 'given'} while the files are "
+                            f"{'open' if files_open else 'closed'}")
+    elif route in ("landing", "concept_landing"):
         # The page itself stays; the notebook frame and the download links give way to the notice.
         html = body.decode()
         if shows_marker and not readable:
-            problems.append("landing: the marker (a heading of the notebook) is on the page")
+            problems.append(f"{route}: the marker (a heading of the notebook) is on the page")
         if ('id="notebook-frame"' in html) != readable or ('id="download-all"' in html) != readable:
-            problems.append(f"landing: notebook frame or download links {'missing' if readable else 'shown'}")
+            problems.append(f"{route}: notebook frame or download links {'missing' if readable else 'shown'}")
         if ('id="files-closed"' in html) == readable:
-            problems.append(f"landing: the closed-files notice is {'shown' if readable else 'missing'}")
-    elif route == "api_version":
+            problems.append(f"{route}: the closed-files notice is {'shown' if readable else 'missing'}")
+    elif route in ("api_version", "api_record"):
         data = json.loads(body)
         files = {f["path"]: f for f in data["files"]}
         if ("download" in files[DATA_PATH]["links"]) != readable or ("archive" in data["links"]) != readable:
-            problems.append(f"api_version: download links {'missing' if readable else 'given'}")
+            problems.append(f"{route}: download links {'missing' if readable else 'given'}")
     elif shows_marker != readable:
         problems.append(f"{route}: the marker is {'missing' if readable else 'in the body'}")
-    if state in ("embargoed", "restricted") and "public" in response.get("Cache-Control", ""):
+    # The metadata routes answer every reader alike (the badge is cached publicly for a few minutes, on purpose).
+    if (state in ("embargoed", "restricted") and route not in METADATA_ROUTES
+            and "public" in response.get("Cache-Control", "")):
         problems.append(f"{route}: closed files made publicly cacheable")
     return problems
 
@@ -344,3 +374,115 @@ def test_a_requester_reads_once_granted_and_no_longer_once_revoked(world):
 
     AccessGrant.objects.filter(pk=grant.pk).update(revoked_at=timezone.now())
     assert client.get(url).status_code == 403
+
+
+def failed_run(version: Version, *, after: ExecutionRun) -> ExecutionRun:
+    """A later run that ended with the notebook's own exception, whose message quotes what the data held."""
+    return ExecutionRun.objects.create(
+        version=version, runner="local", notebook_path=NOTEBOOK_PATH, status=ExecutionRun.Status.FINISHED,
+        verdict=Verdict.EXECUTION_FAILED, message=f"Cell 1 raised ValueError: {MARKER}",
+        finished_at=after.finished_at + datetime.timedelta(days=1), logs="",
+        report={"execution": {"outcome": "execution_failed", "message": f"ValueError: {MARKER}",
+                              "failed_cell_index": 1}})
+
+
+@pytest.mark.parametrize("state", ["embargoed", "restricted"])
+def test_a_failed_runs_message_quoting_the_notebook_stays_with_those_who_may_read_it(world, state):
+    set_state(world["version"], state)
+    run = failed_run(world["version"], after=world["run"])
+    pages = {"landing": routes(world)["landing"], "report": f"/runs/{run.run_id}/",
+             "api_run": f"/api/runs/{run.run_id}"}
+    owner, _ = client_for(world, "owner")
+
+    for name, url in pages.items():
+        refused, allowed = Client().get(url), owner.get(url)
+        assert refused.status_code == allowed.status_code == 200, name
+        assert MARKER.encode() not in refused.content, f"{name}: the exception's text reached a stranger"
+        assert MARKER.encode() in allowed.content, f"{name}: the owner no longer sees why the run failed"
+    assert Client().get(pages["api_run"]).json()["verdict"] == "execution_failed"
+
+
+def test_a_comparisons_message_is_shown_to_everyone(world):
+    set_state(world["version"], "restricted")
+
+    html = Client().get(routes(world)["report"]).content.decode()
+
+    assert "Outputs differ within what was allowed." in html
+
+
+@pytest.mark.parametrize("route", ["landing", "report", "api_run", "api_version", "api_executed_notebook"])
+def test_pages_that_show_the_privileged_more_of_closed_files_are_never_publicly_cached(world, route):
+    set_state(world["version"], "restricted")
+    owner, _ = client_for(world, "owner")
+
+    response = owner.get(routes(world)[route])
+
+    assert response.status_code == 200
+    assert "private" in response.get("Cache-Control", ""), response.get("Cache-Control")
+
+
+@pytest.mark.parametrize("state", ["open", "restricted"])
+def test_the_review_of_a_new_version_shows_the_earlier_closed_notebook_only_to_its_readers(world, state):
+    from moderation.diff import cell_diff_prepare
+    from repository.services.files import draft_file_delete
+    from repository.services.new_versions import version_new_draft
+
+    set_state(world["version"], state)
+    other = Community.objects.create(slug="chemistry", name="Chemistry")
+    other_moderator = UserFactory(username="chemistry_moderator")
+    other.moderators.add(other_moderator)
+    draft = version_new_draft(record=world["version"].record, actor=world["owner"])
+    draft_file_delete(version=draft, actor=world["owner"], path=NOTEBOOK_PATH)
+    upload(draft, world["owner"], NOTEBOOK_PATH, secret_notebook().replace(f"Results {MARKER}".encode(), b"Results"))
+    review = review_submit(version=draft, actor=world["owner"], community=other)
+    cell_diff_prepare(version_pk=draft.pk)  # what the worker does once the submission commits
+    url = f"/requests/{review.pk}/"
+    clients = {name: Client() for name in ("owner", "other_moderator")}
+    clients["owner"].force_login(world["owner"])
+    clients["other_moderator"].force_login(other_moderator)
+
+    pages = {name: client.get(url) for name, client in clients.items()}
+    polls = {name: client.get(f"{url}diff/cells/") for name, client in clients.items()}  # the page's own poll
+
+    assert pages["owner"].status_code == pages["other_moderator"].status_code == 200
+    assert MARKER in pages["owner"].content.decode()  # the cells' diff quotes version 1's heading
+    assert (MARKER in pages["other_moderator"].content.decode()) == (state == "open")
+    assert MARKER in polls["owner"].content.decode()
+    assert (MARKER in polls["other_moderator"].content.decode()) == (state == "open")
+
+
+def test_tricks_around_a_restricted_file_open_nothing(world, people):
+    """HEAD, Range, path spellings, a share link or a grant of another record, expired grants and links."""
+    set_state(world["version"], "restricted")
+    url = routes(world)["file"]
+    base = url.removesuffix(DATA_PATH)
+    other = published_version(people["stranger"], people["admin"], title="The stranger's own record")
+    Version.objects.filter(pk=other.pk).update(access_files=FileAccess.RESTRICTED)
+    other_token = "a-share-token-of-another-record-0123456789"
+    ShareLink.objects.create(record=other.record, created_by=people["stranger"],
+                             token_sha256=hashlib.sha256(other_token.encode()).hexdigest())
+    AccessGrant.objects.create(record=other.record, user=world["requester"], granted_by=people["stranger"])
+    yesterday = timezone.now().date() - datetime.timedelta(days=1)
+    AccessGrant.objects.filter(user=world["grantee"]).update(until=yesterday)
+    ShareLink.objects.filter(pk=world["link"].pk).update(expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    requester, _ = client_for(world, "requester")
+    grantee, _ = client_for(world, "grantee")
+    expired_session, _ = client_for(world, "share_session")
+
+    answers = {
+        "HEAD": Client().head(url),
+        "Range": Client().get(url, HTTP_RANGE="bytes=0-3"),
+        "dot-dot": Client().get(f"{base}x/../{DATA_PATH}"),
+        "encoded slash": Client().get(base + DATA_PATH.replace("/", "%2F")),
+        "upper case": Client().get(base + DATA_PATH.upper()),
+        "another record's link": Client().get(f"{url}?share={other_token}"),
+        "a grant on another record": requester.get(url),
+        "an expired grant": grantee.get(url),
+        "an expired link": Client().get(f"{url}?share={SHARE_TOKEN}"),
+        "an expired link in the session": expired_session.get(url),
+    }
+
+    for trick, response in answers.items():
+        assert response.status_code in (403, 404), f"{trick}: {response.status_code}"
+        assert MARKER.encode() not in body_of(response), trick
+        assert "Location" not in response, trick

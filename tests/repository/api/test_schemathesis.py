@@ -50,8 +50,9 @@ def fuzzed(transactional_db, no_queue, fake_gitlab, tmp_path):
     draft, a published version linked to a GitLab project, a review request and its run), so generated requests
     get past the 404s."""
     from moderation.models import ReviewRequest
+    from repository.access.models import AccessGrant, AccessRequest, ShareLink
     from repository.gitlab.services.imports import gitlab_link_set
-    from repository.models import ExecutionRun
+    from repository.models import ExecutionRun, FileAccess, Version
     from repository.services.runs import run_request
 
     user = UserFactory()
@@ -59,11 +60,19 @@ def fuzzed(transactional_db, no_queue, fake_gitlab, tmp_path):
     upload(draft, user, path="analysis.ipynb")
     published = published_version(user, UserFactory())
     gitlab_link_set(record=published.record, actor=user, project=GITLAB_PROJECT)
+    # Restricted, with a pending request, a grant and a share link: the access endpoints (issue 17) reach rows.
+    Version.objects.filter(pk=published.pk).update(access_files=FileAccess.RESTRICTED)
+    reader = UserFactory()
+    AccessRequest.objects.create(record=published.record, number=1, requester=reader, message="May I?")
+    grant = AccessGrant.objects.create(record=published.record, user=UserFactory(), granted_by=user)
+    link = ShareLink.objects.create(record=published.record, created_by=user, token_sha256="0" * 64)
     review = submitted_review(user)
     run = ExecutionRun.objects.filter(version=review.version).first() or run_request(version=review.version,
                                                                                      requested_by=user)
     assert ReviewRequest.objects.filter(pk=review.pk).exists()
     _, raw = token_create(user=user, name="schemathesis")
+    published_parameters = (f'"path.record_id" = "{published.record.public_id}", "path.number" = 1, '
+                            f'"path.grant_id" = {grant.pk}, "path.link_id" = {link.pk}')
     config = tmp_path / "schemathesis.toml"
     config.write_text(f"""
 [[operations]]
@@ -72,8 +81,8 @@ exclude-method = "DELETE"
 parameters = {{ "path.record_id" = "{draft.record.public_id}", "path.file_path" = "analysis.ipynb" }}
 
 [[operations]]
-include-path-regex = "^/api/records/[{{]record_id[}}]($|/versions|/gitlab$)"
-parameters = {{ "path.record_id" = "{published.record.public_id}", "path.number" = 1 }}
+include-path-regex = "^/api/records/[{{]record_id[}}]($|/versions|/gitlab$|/access)"
+parameters = {{ {published_parameters} }}
 
 [[operations]]
 include-path-regex = "^/api/requests/"

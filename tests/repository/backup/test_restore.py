@@ -1,6 +1,7 @@
 """Restore: the drill (back up, lose primary storage and the database, restore from the target alone, and the
 archive works again), verification without changes, and clear errors."""
 
+import datetime
 import importlib.util
 import io
 import json
@@ -19,6 +20,7 @@ from repository.models import (
     AuditEvent,
     Blob,
     DoiOutbox,
+    FileAccess,
     LocalDoi,
     Record,
     Version,
@@ -297,3 +299,24 @@ def test_volumes_still_in_cold_storage_stop_the_restore_with_a_clear_message(own
     with pytest.raises(CommandError, match="1 of 1 volume.*cold storage.*Run this again") as raised:
         call_command("restore", "--from", f"s3://{bucket}", "--verify-only")
     assert "\n" not in str(raised.value)
+
+
+def test_a_restore_keeps_embargoed_and_restricted_files_closed(owner, moderator, backup_dir, local_blob_storage):
+    embargoed = published_version(owner, moderator, title="Embargoed", extra_files={"secret.csv": b"x\n1\n"})
+    restricted = published_version(owner, moderator, title="Restricted", extra_files={"secret.csv": b"y\n2\n"})
+    until = datetime.date.today() + datetime.timedelta(days=90)
+    Version.objects.filter(pk=embargoed.pk).update(access_files=FileAccess.EMBARGOED, embargo_until=until,
+                                                   embargo_reason="Until the paper appears")
+    Version.objects.filter(pk=restricted.pk).update(access_files=FileAccess.RESTRICTED)
+    backup_run()
+    empty_database(keep_users=[])
+
+    call_command("restore", "--from", str(backup_dir))
+
+    back = {v.title: v for v in Version.objects.filter(title__in=["Embargoed", "Restricted"])}
+    assert (back["Embargoed"].access_files, back["Embargoed"].embargo_until,
+            back["Embargoed"].embargo_reason) == (FileAccess.EMBARGOED, until, "Until the paper appears")
+    assert back["Restricted"].access_files == FileAccess.RESTRICTED
+    for version in back.values():
+        url = f"/records/{version.record.public_id}/versions/{version.number}/files/secret.csv"
+        assert Client().get(url).status_code == 403

@@ -510,3 +510,20 @@ def test_the_job_checks_every_inputs_checksum_before_the_notebook_runs(tmp_path,
 
     assert status["outcome"] == "driver_error" and "expected 8 bytes with sha256 " + "0" * 64 in status["message"]
     assert not (tmp_path / "checkout" / "work" / "data" / "data.csv").exists()
+
+
+@pytest.mark.parametrize("visibility", ["public", "internal"])
+def test_nothing_is_committed_to_a_verification_project_others_can_read(user, settings, gitlab_server, live_server,
+                                                                        visibility):
+    use_fake_gitlab(settings, gitlab_server, live_server)
+    gitlab_server.set_project(VERIFY_PROJECT, visibility=visibility)
+    version = demo_draft(user)
+    run = run_request(version=version, requested_by=user)
+
+    with pytest.raises(InfrastructureError, match=f"is {visibility}: runs commit unpublished"):
+        run_execute(run_pk=run.pk)
+
+    assert list(gitlab_server.files_at(VERIFY_PROJECT)) == ["README.md"]
+    with pytest.raises(KeyError):  # no branch of the run's: nothing was committed
+        gitlab_server.files_at(VERIFY_PROJECT, ref=f"nbarchive/run-{run.run_id}-1")
+    assert not gitlab_server.pipelines(VERIFY_PROJECT)

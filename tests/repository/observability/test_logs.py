@@ -106,3 +106,24 @@ def test_the_request_id_follows_the_tasks_a_request_queues(user):
     # of waiting DOIs after a success): they carry no request id, never another request's.
     assert "req-0123456789" in seen
     assert set(seen) - {""} == {"req-0123456789"}
+
+
+@pytest.mark.django_db
+def test_no_share_link_secret_in_any_log_line(console, client):
+    import hashlib
+
+    from repository.access.models import ShareLink
+    from tests.factories import published_version
+
+    owner = UserFactory(username="grace")
+    version = published_version(owner, UserFactory(is_superuser=True))
+    token = "the-share-secret-of-a-referee-0123456789"
+    ShareLink.objects.create(record=version.record, created_by=owner,
+                             token_sha256=hashlib.sha256(token.encode()).hexdigest())
+
+    opened = client.get(f"/access/share/{token}")
+    api = APIClient().get(f"/api/records/{version.record.public_id}?share={token}")
+
+    assert (opened.status_code, api.status_code) == (302, 200)
+    text = console.getvalue()
+    assert f"/access/share/{'*' * 3}" in text and token not in text
