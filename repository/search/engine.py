@@ -2,17 +2,27 @@
 
 Each facet is counted with every filter applied except its own, so that ticking a second licence widens the
 result instead of emptying the other licences' counts (what InvenioRDM's post-filters do).
+
+The counts (facets and total) cost a pass over every match, which for a common word is a tenth of the archive;
+the page of hits costs a ranked top-k. So the counts are cached (Django's cache, SEARCH_COUNTS_CACHE_SECONDS) per
+query, filters and scope, under the index's generation (SearchIndexState, bumped in the transaction of every
+change to the documents): a cached count is exact for the index it is read against, never stale. The page of
+hits is always asked of the database.
 """
 
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from repository import hooks
 from repository.errors import InvalidInput
-from repository.models import FileAccess, ResourceType, SearchDocument, SearchTerm, Verdict
+from repository.models import FileAccess, ResourceType, SearchDocument, SearchIndexState, SearchTerm, Verdict
 from repository.search.backends import JSON_COLUMNS, backend, term_facet_sql
 from repository.search.query import ParsedQuery, Term, normalise_orcid, parse_query
 
@@ -103,9 +113,8 @@ def search_run(params: SearchParams, *, within: Q | None = None) -> SearchResult
         ordered = ordered.order_by("-published_at", "-pk")
     start = (params.page - 1) * params.size
     hits = list(ordered[start:start + params.size])
-    aggregations, total = _aggregations(base, params.filters)
-    if total is None:
-        total = filtered.count()
+    aggregations, total = _counts(params, within, lambda: _aggregations(base, params.filters, filtered))
+    _community_labels(aggregations["community"])
     return SearchResult(params=params, sort=sort, total=total, hits=hits, aggregations=aggregations)
 
 
@@ -149,14 +158,31 @@ def _filters_condition(filters: dict[str, list[str]], *, leave_out: str | None =
     return condition
 
 
-def _aggregations(base: QuerySet, filters: dict[str, list[str]]) -> tuple[dict[str, list[dict]], int | None]:
-    """The facets' buckets, and the total when it came for free (None otherwise).
+def _counts(params: SearchParams, within: Q | None, count) -> tuple[dict[str, list[dict]], int]:
+    """`count()` (the facets' buckets and the total), or what it returned for the same search on the same
+    generation of the index."""
+    seconds = settings.SEARCH_COUNTS_CACHE_SECONDS
+    if seconds <= 0:
+        return count()
+    generation = SearchIndexState.objects.filter(pk=1).values_list("generation", flat=True).first()
+    search = json.dumps([params.q.strip(), sorted((n, sorted(v)) for n, v in params.filters.items() if v),
+                         params.all_versions, repr(within)])
+    key = f"search:counts:{generation}:{hashlib.sha256(search.encode()).hexdigest()}"
+    counted = cache.get(key)
+    if counted is None:
+        counted = count()
+        cache.set(key, counted, seconds)
+    return counted
+
+
+def _aggregations(base: QuerySet, filters: dict[str, list[str]],
+                  filtered: QuerySet) -> tuple[dict[str, list[dict]], int]:
+    """The facets' buckets (community keys not yet labelled), and the total.
 
     The column facets without a filter of their own are all counted over the filtered documents in one scan
     (GROUP BY all their columns, summed up here; the rows add up to the total); a facet with a filter of its own
     is counted without it, in a query of its own."""
     active = {name for name, values in filters.items() if values}
-    filtered = base.filter(_filters_condition(filters))
     counts: dict[str, Counter] = {name: Counter() for name in FACETS}
     shared = [name for name in COLUMN_FACETS if name not in active]
     total = None
@@ -184,7 +210,8 @@ def _aggregations(base: QuerySet, filters: dict[str, list[str]]) -> tuple[dict[s
                      key=lambda item: (-item[1], item[0]))[:FACET_SIZE]
         aggregations[name] = [{"key": key, "doc_count": n, "label": _CHOICES.get(name, {}).get(key, key),
                                "is_selected": key.lower() in selected} for key, n in top]
-    _community_labels(aggregations["community"])
+    if total is None:
+        total = filtered.count()
     return aggregations, total
 
 
