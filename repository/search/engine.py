@@ -3,16 +3,18 @@
 Each facet is counted with every filter applied except its own, so that ticking a second licence widens the
 result instead of emptying the other licences' counts (what InvenioRDM's post-filters do).
 
-The counts (facets and total) cost a pass over every match, which for a common word is a tenth of the archive;
-the page of hits costs a ranked top-k. So the counts are cached (Django's cache, SEARCH_COUNTS_CACHE_SECONDS) per
-query, filters and scope, under the index's generation (SearchIndexState, bumped in the transaction of every
-change to the documents): a cached count is exact for the index it is read against, never stale. The page of
-hits is always asked of the database.
+The counts (facets and total) cost a pass over every match, which for a common word is a tenth of the archive,
+and so does the page of hits ranked by best match (every match is scored). So both are cached (Django's cache,
+SEARCH_COUNTS_CACHE_SECONDS) per query, filters and scope, under the index's generation (SearchIndexState, bumped
+in the transaction of every change to the documents): what is cached is exact for the index it is read against,
+never stale. Of the page only the documents' ids are cached; the documents are read afresh. The `mostviewed` order
+follows the usage counts, which change without a new generation: its page is always asked of the database.
 """
 
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -112,10 +114,49 @@ def search_run(params: SearchParams, *, within: Q | None = None) -> SearchResult
     else:
         ordered = ordered.order_by("-published_at", "-pk")
     start = (params.page - 1) * params.size
-    hits = list(ordered[start:start + params.size])
-    aggregations, total = _counts(params, within, lambda: _aggregations(base, params.filters, filtered))
+    cached = _SearchCache(params, within, sort)
+    hits = cached.page(lambda: list(ordered[start:start + params.size]))
+    aggregations, total = cached.counts(lambda: _aggregations(base, params.filters, filtered))
     _community_labels(aggregations["community"])
     return SearchResult(params=params, sort=sort, total=total, hits=hits, aggregations=aggregations)
+
+
+class _SearchCache:
+    """One search's entries in the cache: its counts, and the ids of its page of hits in order. Keyed by the
+    index's generation, so an entry is only ever read against the index it was computed on."""
+
+    def __init__(self, params: SearchParams, within: Q | None, sort: str):
+        self.seconds = settings.SEARCH_COUNTS_CACHE_SECONDS
+        self.cached: dict = {}
+        if self.seconds <= 0:
+            return
+        generation = SearchIndexState.objects.filter(pk=1).values_list("generation", flat=True).first()
+        search = json.dumps([params.q.strip(), sorted((n, sorted(v)) for n, v in params.filters.items() if v),
+                             params.all_versions, repr(within)])
+        prefix = f"search:{generation}:{hashlib.sha256(search.encode()).hexdigest()}"
+        self.counts_key = f"{prefix}:counts"
+        self.page_key = None if sort == "mostviewed" else f"{prefix}:{sort}:{params.page}:{params.size}"
+        self.cached = cache.get_many([k for k in (self.counts_key, self.page_key) if k])
+
+    def page(self, read: Callable[[], list[SearchDocument]]) -> list[SearchDocument]:
+        if self.seconds <= 0 or self.page_key is None:
+            return read()
+        ids = self.cached.get(self.page_key)
+        if ids is None:
+            hits = read()
+            cache.set(self.page_key, [hit.pk for hit in hits], self.seconds)
+            return hits
+        documents = SearchDocument.objects.select_related("record").in_bulk(ids)
+        return [documents[pk] for pk in ids if pk in documents]
+
+    def counts(self, count: Callable[[], tuple[dict, int]]) -> tuple[dict[str, list[dict]], int]:
+        if self.seconds <= 0:
+            return count()
+        counted = self.cached.get(self.counts_key)
+        if counted is None:
+            counted = count()
+            cache.set(self.counts_key, counted, self.seconds)
+        return counted
 
 
 def _query_condition(parsed: ParsedQuery, engine) -> Q:
@@ -156,23 +197,6 @@ def _filters_condition(filters: dict[str, list[str]], *, leave_out: str | None =
             terms = SearchTerm.objects.filter(field=TERM_FACETS[name], value__in=[v.lower() for v in values])
             condition &= Q(pk__in=terms.values("document_id"))
     return condition
-
-
-def _counts(params: SearchParams, within: Q | None, count) -> tuple[dict[str, list[dict]], int]:
-    """`count()` (the facets' buckets and the total), or what it returned for the same search on the same
-    generation of the index."""
-    seconds = settings.SEARCH_COUNTS_CACHE_SECONDS
-    if seconds <= 0:
-        return count()
-    generation = SearchIndexState.objects.filter(pk=1).values_list("generation", flat=True).first()
-    search = json.dumps([params.q.strip(), sorted((n, sorted(v)) for n, v in params.filters.items() if v),
-                         params.all_versions, repr(within)])
-    key = f"search:counts:{generation}:{hashlib.sha256(search.encode()).hexdigest()}"
-    counted = cache.get(key)
-    if counted is None:
-        counted = count()
-        cache.set(key, counted, seconds)
-    return counted
 
 
 def _aggregations(base: QuerySet, filters: dict[str, list[str]],
