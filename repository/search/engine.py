@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -104,19 +105,23 @@ def search_run(params: SearchParams, *, within: Q | None = None) -> SearchResult
 
     filtered = base.filter(_filters_condition(params.filters))
     sort = params.sort or ("bestmatch" if parsed.ranking_terms else "newest")
-    ordered = filtered.select_related("record")
     if sort == "bestmatch" and parsed.ranking_terms:
-        ordered = ordered.annotate(rank=engine.rank(parsed.ranking_terms)).order_by("-rank", "-published_at", "-pk")
+        ordered = filtered.annotate(rank=engine.rank(parsed.ranking_terms)).order_by("-rank", "-published_at", "-pk")
     elif sort == "mostviewed":
         # The record's unique views, copied onto its documents by the usage aggregation: an indexed column, so
         # the first page of an unfiltered sort is read from the index rather than sorting every match.
-        ordered = ordered.order_by("-views", "-published_at", "-pk")
+        ordered = filtered.order_by("-views", "-published_at", "-pk")
     else:
-        ordered = ordered.order_by("-published_at", "-pk")
+        ordered = filtered.order_by("-published_at", "-pk")
     start = (params.page - 1) * params.size
     cached = _SearchCache(params, within, sort)
-    hits = cached.page(lambda: list(ordered[start:start + params.size]))
-    aggregations, total = cached.counts(lambda: _aggregations(base, params.filters, filtered))
+    with engine.settings_for_search() if cached.needs_database else nullcontext():
+        # Only the ids are ranked: the top-k sort then keeps a few small rows in memory instead of sorting every
+        # match's whole document (at a million versions a common word's ~100,000 wide rows spilled to disk).
+        ids = cached.page_ids(lambda: list(ordered.values_list("pk", flat=True)[start:start + params.size]))
+        aggregations, total = cached.counts(lambda: _aggregations(base, params.filters, filtered))
+    documents = SearchDocument.objects.select_related("record").in_bulk(ids)
+    hits = [documents[pk] for pk in ids if pk in documents]
     _community_labels(aggregations["community"])
     return SearchResult(params=params, sort=sort, total=total, hits=hits, aggregations=aggregations)
 
@@ -138,16 +143,18 @@ class _SearchCache:
         self.page_key = None if sort == "mostviewed" else f"{prefix}:{sort}:{params.page}:{params.size}"
         self.cached = cache.get_many([k for k in (self.counts_key, self.page_key) if k])
 
-    def page(self, read: Callable[[], list[SearchDocument]]) -> list[SearchDocument]:
+    @property
+    def needs_database(self) -> bool:
+        return self.seconds <= 0 or self.page_key is None or len(self.cached) < 2
+
+    def page_ids(self, read: Callable[[], list[int]]) -> list[int]:
         if self.seconds <= 0 or self.page_key is None:
             return read()
         ids = self.cached.get(self.page_key)
         if ids is None:
-            hits = read()
-            cache.set(self.page_key, [hit.pk for hit in hits], self.seconds)
-            return hits
-        documents = SearchDocument.objects.select_related("record").in_bulk(ids)
-        return [documents[pk] for pk in ids if pk in documents]
+            ids = read()
+            cache.set(self.page_key, ids, self.seconds)
+        return ids
 
     def counts(self, count: Callable[[], tuple[dict, int]]) -> tuple[dict[str, list[dict]], int]:
         if self.seconds <= 0:

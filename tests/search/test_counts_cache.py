@@ -48,7 +48,7 @@ def test_counts_follow_a_publication_a_correction_and_a_withdrawal(publish, user
 def test_a_repeated_search_reads_only_the_documents_of_its_page(publish, django_assert_num_queries):
     publish(title="Copper", license="MIT", keywords=["materials"])
     first = search_run(SearchParams(q="copper"))
-    # the index's generation and the page's documents by id (no community to label)
+    # the index's generation, and the page's documents by id (no community to label)
     with django_assert_num_queries(2):
         again = search_run(SearchParams(q="copper"))
     assert (again.total, again.aggregations) == (first.total, first.aggregations)
