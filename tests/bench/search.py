@@ -56,6 +56,8 @@ def parse_args():
     parser.add_argument("--reseed", action="store_true", help="drop and recreate the bench database first")
     parser.add_argument("--batch", type=int, default=5000, help="seed_records --batch")
     parser.add_argument("--repeat", type=int, default=30, help="requests of each search per client")
+    parser.add_argument("--repeat-uncached", type=int, default=5,
+                        help="requests of each search per client with the counts uncached (seconds each at 1M)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients in the second round")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--cache-url", default="", help="CACHE_URL of the workers (a shared cache, e.g. redis)")
@@ -273,10 +275,11 @@ def main() -> None:
             client = Client(base_url)
             totals = {name: client.search(params)[1] for name, params in SEARCHES.items()}
             # Warm the workers, their connections (and, cached, every worker's counts)
-            run_round(base_url, args.workers, 2)
-            single = run_round(base_url, 1, args.repeat)
+            run_round(base_url, args.workers, 2 if mode == "cached" else 1)
+            repeat = args.repeat if mode == "cached" else args.repeat_uncached
+            single = run_round(base_url, 1, repeat)
             load_single = os.getloadavg()[0]
-            concurrent = run_round(base_url, args.clients, args.repeat)
+            concurrent = run_round(base_url, args.clients, repeat)
             load_concurrent = os.getloadavg()[0]
         finally:
             stop(process)
