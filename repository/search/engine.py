@@ -26,7 +26,7 @@ from django.db.models import Count, Q, QuerySet
 from repository import hooks
 from repository.errors import InvalidInput
 from repository.models import FileAccess, ResourceType, SearchDocument, SearchIndexState, SearchTerm, Verdict
-from repository.search.backends import JSON_COLUMNS, backend, term_facet_sql
+from repository.search.backends import JSON_COLUMNS, backend, one_pass_facet_sql, term_facet_sql
 from repository.search.query import ParsedQuery, Term, normalise_orcid, parse_query
 
 SORTS = ("bestmatch", "newest", "mostviewed")
@@ -217,7 +217,12 @@ def _aggregations(base: QuerySet, filters: dict[str, list[str]],
     counts: dict[str, Counter] = {name: Counter() for name in FACETS}
     shared = [name for name in COLUMN_FACETS if name not in active]
     total = None
-    if shared:
+    if shared and backend().counts_in_one_pass:
+        # The term facets without a filter of their own are counted over the same rows, in the same pass.
+        together = [name for name in TERM_FACETS if name not in active]
+        total = _count_in_one_pass(filtered, shared, together, counts)
+        shared = [*shared, *together]
+    elif shared:
         total = 0
         for row in filtered.values(*(COLUMN_FACETS[n] for n in shared)).annotate(n=Count("pk")).order_by():
             total += row["n"]
@@ -244,6 +249,26 @@ def _aggregations(base: QuerySet, filters: dict[str, list[str]],
     if total is None:
         total = filtered.count()
     return aggregations, total
+
+
+def _count_in_one_pass(documents: QuerySet, column_names: list[str], term_names: list[str],
+                       counts: dict[str, Counter]) -> int:
+    """Count the column facets `column_names` and the term facets `term_names` over `documents` in one statement
+    (PostgreSQL); returns the total."""
+    columns = [COLUMN_FACETS[name] for name in column_names]
+    sql, params = (documents.values(*columns, *(JSON_COLUMNS[n] for n in term_names)).order_by()
+                   .query.sql_with_params())
+    total = 0
+    with connection.cursor() as cursor:
+        cursor.execute(one_pass_facet_sql(backend(), columns, term_names, sql, FACET_SIZE), params)
+        for part, *values, label, n in cursor.fetchall():
+            if part == "columns":
+                total += n
+                for name, value in zip(column_names, values, strict=True):
+                    counts[name][value] += n
+            else:
+                counts[part][label] += n
+    return total
 
 
 def _term_counts(documents: QuerySet, name: str) -> list[tuple[str, int]]:
