@@ -136,6 +136,9 @@ class _SearchCache:
         if self.seconds <= 0:
             return
         generation = SearchIndexState.objects.filter(pk=1).values_list("generation", flat=True).first()
+        if generation is None:  # the row is gone (a flushed database): nothing could make an entry stale
+            self.seconds = 0
+            return
         search = json.dumps([params.q.strip(), sorted((n, sorted(v)) for n, v in params.filters.items() if v),
                              params.all_versions, repr(within)])
         prefix = f"search:{generation}:{hashlib.sha256(search.encode()).hexdigest()}"

@@ -15,6 +15,7 @@ event, or directly).
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
@@ -83,7 +84,9 @@ def search_generation_bump() -> None:
     transaction that changes which documents match or how they count: the bump commits with the change, so no
     search can cache counts of the old index under the new generation. The views (the `mostviewed` sort) are not
     counted, so their refresh does not bump it."""
-    SearchIndexState.objects.filter(pk=1).update(generation=F("generation") + 1)
+    if not SearchIndexState.objects.filter(pk=1).update(generation=F("generation") + 1):
+        # A flushed database: the row is back, at a generation no earlier row can have had cached entries under.
+        SearchIndexState.objects.get_or_create(pk=1, defaults={"generation": time.time_ns()})
 
 
 def search_views_refresh(*, record_ids: Iterable[int]) -> None:
