@@ -15,6 +15,15 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: a test's rolled-back transaction also rolls back the search index's
+    generation, so a later test could otherwise read counts cached for another test's documents."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def local_blob_storage(settings, tmp_path):
     """Every test gets its own empty local storage, unless it switches to S3 with `s3_blob_storage`."""
     settings.STORAGES = {

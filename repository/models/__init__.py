@@ -6,7 +6,7 @@ from .files import Blob, VersionFile
 from .records import Creator, FileAccess, Record, RelatedIdentifier, ResourceType, Version
 from .references import DataReference
 from .runs import ExecutionRun, Verdict
-from .search import SearchDocument, SearchTerm
+from .search import SearchDocument, SearchIndexState, SearchTerm
 from .tokens import AccessToken
 from .uploads import Upload
 from .usage import UsageCount, UsageEvent
@@ -26,6 +26,7 @@ __all__ = [
     "RelatedIdentifier",
     "ResourceType",
     "SearchDocument",
+    "SearchIndexState",
     "SearchTerm",
     "Upload",
     "UsageCount",

@@ -77,3 +77,15 @@ class SearchTerm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field}={self.value}"
+
+
+class SearchIndexState(models.Model):
+    """One row: a counter bumped in the same transaction as every change to the search documents' facets or
+    matches, so that counts cached under one generation are never read after a change (repository/search/
+    engine.py). In the database rather than in the cache because a per-process cache would not see another
+    process's bump."""
+
+    generation = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"search index generation {self.generation}"

@@ -2,18 +2,31 @@
 
 Each facet is counted with every filter applied except its own, so that ticking a second licence widens the
 result instead of emptying the other licences' counts (what InvenioRDM's post-filters do).
+
+The counts (facets and total) cost a pass over every match, which for a common word is a tenth of the archive,
+and so does the page of hits ranked by best match (every match is scored). So both are cached (Django's cache,
+SEARCH_COUNTS_CACHE_SECONDS) per query, filters and scope, under the index's generation (SearchIndexState, bumped
+in the transaction of every change to the documents): what is cached is exact for the index it is read against,
+never stale. Of the page only the documents' ids are cached; the documents are read afresh. The `mostviewed` order
+follows the usage counts, which change without a new generation: its page is always asked of the database.
 """
 
+import hashlib
+import json
 from collections import Counter
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from repository import hooks
 from repository.errors import InvalidInput
-from repository.models import FileAccess, ResourceType, SearchDocument, SearchTerm, Verdict
-from repository.search.backends import JSON_COLUMNS, backend, term_facet_sql
+from repository.models import FileAccess, ResourceType, SearchDocument, SearchIndexState, SearchTerm, Verdict
+from repository.search.backends import JSON_COLUMNS, backend, one_pass_facet_sql, term_facet_sql
 from repository.search.query import ParsedQuery, Term, normalise_orcid, parse_query
 
 SORTS = ("bestmatch", "newest", "mostviewed")
@@ -92,21 +105,68 @@ def search_run(params: SearchParams, *, within: Q | None = None) -> SearchResult
 
     filtered = base.filter(_filters_condition(params.filters))
     sort = params.sort or ("bestmatch" if parsed.ranking_terms else "newest")
-    ordered = filtered.select_related("record")
     if sort == "bestmatch" and parsed.ranking_terms:
-        ordered = ordered.annotate(rank=engine.rank(parsed.ranking_terms)).order_by("-rank", "-published_at", "-pk")
+        ordered = filtered.annotate(rank=engine.rank(parsed.ranking_terms)).order_by("-rank", "-published_at", "-pk")
     elif sort == "mostviewed":
         # The record's unique views, copied onto its documents by the usage aggregation: an indexed column, so
         # the first page of an unfiltered sort is read from the index rather than sorting every match.
-        ordered = ordered.order_by("-views", "-published_at", "-pk")
+        ordered = filtered.order_by("-views", "-published_at", "-pk")
     else:
-        ordered = ordered.order_by("-published_at", "-pk")
+        ordered = filtered.order_by("-published_at", "-pk")
     start = (params.page - 1) * params.size
-    hits = list(ordered[start:start + params.size])
-    aggregations, total = _aggregations(base, params.filters)
-    if total is None:
-        total = filtered.count()
+    cached = _SearchCache(params, within, sort)
+    with engine.settings_for_search() if cached.needs_database else nullcontext():
+        # Only the ids are ranked: the top-k sort then keeps a few small rows in memory instead of sorting every
+        # match's whole document (at a million versions a common word's ~100,000 wide rows spilled to disk).
+        ids = cached.page_ids(lambda: list(ordered.values_list("pk", flat=True)[start:start + params.size]))
+        aggregations, total = cached.counts(lambda: _aggregations(base, params.filters, filtered))
+    documents = SearchDocument.objects.select_related("record").in_bulk(ids)
+    hits = [documents[pk] for pk in ids if pk in documents]
+    _community_labels(aggregations["community"])
     return SearchResult(params=params, sort=sort, total=total, hits=hits, aggregations=aggregations)
+
+
+class _SearchCache:
+    """One search's entries in the cache: its counts, and the ids of its page of hits in order. Keyed by the
+    index's generation, so an entry is only ever read against the index it was computed on."""
+
+    def __init__(self, params: SearchParams, within: Q | None, sort: str):
+        self.seconds = settings.SEARCH_COUNTS_CACHE_SECONDS
+        self.cached: dict = {}
+        if self.seconds <= 0:
+            return
+        generation = SearchIndexState.objects.filter(pk=1).values_list("generation", flat=True).first()
+        if generation is None:  # the row is gone (a flushed database): nothing could make an entry stale
+            self.seconds = 0
+            return
+        search = json.dumps([params.q.strip(), sorted((n, sorted(v)) for n, v in params.filters.items() if v),
+                             params.all_versions, repr(within)])
+        prefix = f"search:{generation}:{hashlib.sha256(search.encode()).hexdigest()}"
+        self.counts_key = f"{prefix}:counts"
+        self.page_key = None if sort == "mostviewed" else f"{prefix}:{sort}:{params.page}:{params.size}"
+        self.cached = cache.get_many([k for k in (self.counts_key, self.page_key) if k])
+
+    @property
+    def needs_database(self) -> bool:
+        return self.seconds <= 0 or self.page_key is None or len(self.cached) < 2
+
+    def page_ids(self, read: Callable[[], list[int]]) -> list[int]:
+        if self.seconds <= 0 or self.page_key is None:
+            return read()
+        ids = self.cached.get(self.page_key)
+        if ids is None:
+            ids = read()
+            cache.set(self.page_key, ids, self.seconds)
+        return ids
+
+    def counts(self, count: Callable[[], tuple[dict, int]]) -> tuple[dict[str, list[dict]], int]:
+        if self.seconds <= 0:
+            return count()
+        counted = self.cached.get(self.counts_key)
+        if counted is None:
+            counted = count()
+            cache.set(self.counts_key, counted, self.seconds)
+        return counted
 
 
 def _query_condition(parsed: ParsedQuery, engine) -> Q:
@@ -149,18 +209,23 @@ def _filters_condition(filters: dict[str, list[str]], *, leave_out: str | None =
     return condition
 
 
-def _aggregations(base: QuerySet, filters: dict[str, list[str]]) -> tuple[dict[str, list[dict]], int | None]:
-    """The facets' buckets, and the total when it came for free (None otherwise).
+def _aggregations(base: QuerySet, filters: dict[str, list[str]],
+                  filtered: QuerySet) -> tuple[dict[str, list[dict]], int]:
+    """The facets' buckets (community keys not yet labelled), and the total.
 
     The column facets without a filter of their own are all counted over the filtered documents in one scan
     (GROUP BY all their columns, summed up here; the rows add up to the total); a facet with a filter of its own
     is counted without it, in a query of its own."""
     active = {name for name, values in filters.items() if values}
-    filtered = base.filter(_filters_condition(filters))
     counts: dict[str, Counter] = {name: Counter() for name in FACETS}
     shared = [name for name in COLUMN_FACETS if name not in active]
     total = None
-    if shared:
+    if shared and backend().counts_in_one_pass:
+        # The term facets without a filter of their own are counted over the same rows, in the same pass.
+        together = [name for name in TERM_FACETS if name not in active]
+        total = _count_in_one_pass(filtered, shared, together, counts)
+        shared = [*shared, *together]
+    elif shared:
         total = 0
         for row in filtered.values(*(COLUMN_FACETS[n] for n in shared)).annotate(n=Count("pk")).order_by():
             total += row["n"]
@@ -184,8 +249,29 @@ def _aggregations(base: QuerySet, filters: dict[str, list[str]]) -> tuple[dict[s
                      key=lambda item: (-item[1], item[0]))[:FACET_SIZE]
         aggregations[name] = [{"key": key, "doc_count": n, "label": _CHOICES.get(name, {}).get(key, key),
                                "is_selected": key.lower() in selected} for key, n in top]
-    _community_labels(aggregations["community"])
+    if total is None:
+        total = filtered.count()
     return aggregations, total
+
+
+def _count_in_one_pass(documents: QuerySet, column_names: list[str], term_names: list[str],
+                       counts: dict[str, Counter]) -> int:
+    """Count the column facets `column_names` and the term facets `term_names` over `documents` in one statement
+    (PostgreSQL); returns the total."""
+    columns = [COLUMN_FACETS[name] for name in column_names]
+    sql, params = (documents.values(*columns, *(JSON_COLUMNS[n] for n in term_names)).order_by()
+                   .query.sql_with_params())
+    total = 0
+    with connection.cursor() as cursor:
+        cursor.execute(one_pass_facet_sql(backend(), columns, term_names, sql, FACET_SIZE), params)
+        for part, *values, label, n in cursor.fetchall():
+            if part == "columns":
+                total += n
+                for name, value in zip(column_names, values, strict=True):
+                    counts[name][value] += n
+            else:
+                counts[part][label] += n
+    return total
 
 
 def _term_counts(documents: QuerySet, name: str) -> list[tuple[str, int]]:

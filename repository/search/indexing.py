@@ -15,6 +15,7 @@ event, or directly).
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
@@ -24,7 +25,16 @@ from django.db.models.functions import Coalesce
 
 from repository import hooks, storage
 from repository.access.policy import effective_access
-from repository.models import ExecutionRun, FileAccess, SearchDocument, SearchTerm, UsageCount, Version, VersionFile
+from repository.models import (
+    ExecutionRun,
+    FileAccess,
+    SearchDocument,
+    SearchIndexState,
+    SearchTerm,
+    UsageCount,
+    Version,
+    VersionFile,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,26 +51,42 @@ def search_index_version(*, version: Version) -> None:
     if version is not None and version.state in SEARCHABLE_STATES:
         _write_documents(_load([version.pk]))
     _refresh_latest(record_ids=[version.record_id] if version else [])
+    search_generation_bump()
 
 
 def search_reindex(*, batch_size: int = 2000, progress: Callable[[int], None] | None = None) -> int:
     """Rebuild the whole index, batch by batch (each its own transaction); return how many versions it holds."""
-    SearchDocument.objects.all().delete()
+    with transaction.atomic():
+        SearchDocument.objects.all().delete()
+        search_generation_bump()
     pks = list(Version.objects.filter(state__in=SEARCHABLE_STATES).order_by("pk").values_list("pk", flat=True))
     for start in range(0, len(pks), batch_size):
         with transaction.atomic():
             _write_documents(_load(pks[start:start + batch_size]))
+            search_generation_bump()
         if progress:
             progress(min(start + batch_size, len(pks)))
     with transaction.atomic():
         _refresh_latest(record_ids=None)
+        search_generation_bump()
     return len(pks)
 
 
 def search_verdict_refresh(*, version_pk: int) -> None:
     """A run of the version finished (a re-verification, months later): the verdict facet follows. Nothing
     happens for a version that is not indexed."""
-    SearchDocument.objects.filter(pk=version_pk).update(verdict=_verdicts([version_pk]).get(version_pk, ""))
+    if SearchDocument.objects.filter(pk=version_pk).update(verdict=_verdicts([version_pk]).get(version_pk, "")):
+        search_generation_bump()
+
+
+def search_generation_bump() -> None:
+    """Make the facet counts cached so far stale (engine.py keys them by this generation). Call in the
+    transaction that changes which documents match or how they count: the bump commits with the change, so no
+    search can cache counts of the old index under the new generation. The views (the `mostviewed` sort) are not
+    counted, so their refresh does not bump it."""
+    if not SearchIndexState.objects.filter(pk=1).update(generation=F("generation") + 1):
+        # A flushed database: the row is back, at a generation no earlier row can have had cached entries under.
+        SearchIndexState.objects.get_or_create(pk=1, defaults={"generation": time.time_ns()})
 
 
 def search_views_refresh(*, record_ids: Iterable[int]) -> None:
