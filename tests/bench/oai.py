@@ -7,9 +7,12 @@
                                                               # the code before, measured first in the same run
 
 1. Database: DATABASE_URL, or else postgres://postgres@127.0.0.1:5432/nbarchive_bench_oai (created when missing).
-   It is migrated, then topped up with `manage.py seed_records` until it holds --records accepted versions, and
-   analysed; then `manage.py oai_fragments_rebuild` stores their OAI payloads, as on an upgraded installation.
-   A database seeded before is reused (seeding a million takes minutes).
+   It is migrated; `manage.py seed_records` writes --seed-real versions (20,000 by default) and
+   `manage.py oai_fragments_rebuild` stores their OAI payloads, as on an upgraded installation; then those rows
+   are copied in SQL (records, versions, creators, reviews, payloads, with new ids, public ids and DOIs, and
+   datestamps moved earlier by whole spans) until the database holds --records accepted versions, and analysed.
+   Building the payloads through the exports runs at about 300 versions/s here, so a million built that way
+   would take an hour; the copies take about a minute. A database seeded before is reused.
 2. The app runs under gunicorn (--workers sync workers, one by default, DJANGO_DEBUG=0, persistent database
    connections as in production: `conn_max_age` in the URL) on a free port of 127.0.0.1.
 3. One client (requests, a keep-alive session) parses every response with lxml, as a harvester would, and the
@@ -46,6 +49,8 @@ def parse_args():
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--reseed", action="store_true", help="drop and recreate the bench database first")
     parser.add_argument("--batch", type=int, default=5000, help="seed_records --batch")
+    parser.add_argument("--seed-real", type=int, default=20_000,
+                        help="versions written by seed_records and oai_fragments_rebuild; the rest are copies")
     parser.add_argument("--page-size", type=int, default=100, help="OAI_PAGE_SIZE")
     parser.add_argument("--repeat", type=int, default=15, help="timings of the first, second and deep page")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn sync workers")
@@ -74,7 +79,7 @@ def ensure_database(url: str, reseed: bool) -> None:
             print(f"created database {name}")
 
 
-def prepare(records: int, batch: int) -> int:
+def prepare(records: int, batch: int, seed_real: int) -> int:
     """Migrate, seed up to `records`, analyse; returns how many items the database holds."""
     import django
 
@@ -82,28 +87,98 @@ def prepare(records: int, batch: int) -> int:
     from django.core.management import call_command
     from django.db import connection
 
+    from harvest.models import OaiFragment
     from repository.models import Version
 
     call_command("migrate", verbosity=0)
     existing = Version.objects.filter(public_changed_at__isnull=False).count()
-    if existing < records:
-        print(f"seeding {records - existing} versions ({existing} already there)", flush=True)
-        started = time.monotonic()
-        call_command("seed_records", str(records - existing), batch=batch)
-        print(f"seeded in {time.monotonic() - started:.0f} s", flush=True)
-        with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE")
-    else:
+    if existing >= records:
         print(f"reusing the {existing} versions already seeded")
-    from harvest.models import OaiFragment
-
-    if OaiFragment.objects.count() < Version.objects.filter(public_changed_at__isnull=False).count():
+        return existing
+    real = min(records, seed_real)
+    if existing < real:
+        print(f"seeding {real - existing} versions ({existing} already there)", flush=True)
+        started = time.monotonic()
+        call_command("seed_records", str(real - existing), batch=batch, random_seed=1)
+        print(f"seeded in {time.monotonic() - started:.0f} s", flush=True)
+        existing = real
+    if OaiFragment.objects.count() < existing:
         # seed_records writes rows directly, as a restore would: the stored OAI payloads are written as an
         # upgraded installation writes them.
         started = time.monotonic()
         call_command("oai_fragments_rebuild")
         print(f"OAI payloads stored in {time.monotonic() - started:.0f} s", flush=True)
+    if existing < records:
+        started = time.monotonic()
+        copies = -(-(records - existing) // existing)
+        with connection.cursor() as cursor:
+            copy_seeded(cursor, copies)
+        print(f"copied the {existing} seeded versions {copies} times in {time.monotonic() - started:.0f} s",
+              flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
     return Version.objects.filter(public_changed_at__isnull=False).count()
+
+
+def copy_seeded(cursor, copies: int) -> None:
+    """Copy every record `copies` times in SQL, with everything harvesters see: its versions, their creators,
+    reviews (sets) and stored payloads. Copy k gets new ids, a public id of its own (`z` and nine hex digits of
+    its id, which the random base-36 ids of seed_records practically never are), the DOIs and payloads rewritten
+    with it, and every timestamp moved k spans of the seeded datestamps earlier, so that lists interleave no
+    copies and every payload still matches its version's datestamp."""
+    statements = [
+        """CREATE TEMP TABLE copy_span ON COMMIT DROP AS
+           SELECT max(public_changed_at) - min(public_changed_at) + interval '1 minute' AS span
+           FROM repository_version WHERE public_changed_at IS NOT NULL""",
+        """CREATE TEMP TABLE record_copy ON COMMIT DROP AS
+           SELECT r.id AS old_id, k, nextval(pg_get_serial_sequence('repository_record', 'id')) AS new_id,
+                  r.public_id AS old_public_id, k * s.span AS shift
+           FROM repository_record r CROSS JOIN generate_series(1, %s) AS k CROSS JOIN copy_span s""",
+        """ALTER TABLE record_copy ADD COLUMN new_public_id varchar""",
+        """UPDATE record_copy SET new_public_id = 'z' || substr(lpad(to_hex(new_id), 9, '0'), 1, 4) || '-'
+                                                 || substr(lpad(to_hex(new_id), 9, '0'), 5, 5)""",
+        """INSERT INTO repository_record (id, public_id, concept_doi, created, updated)
+           SELECT c.new_id, c.new_public_id, replace(r.concept_doi, c.old_public_id, c.new_public_id),
+                  r.created - c.shift, r.updated - c.shift
+           FROM record_copy c JOIN repository_record r ON r.id = c.old_id""",
+        """INSERT INTO repository_record_owners (record_id, user_id)
+           SELECT c.new_id, o.user_id FROM record_copy c JOIN repository_record_owners o ON o.record_id = c.old_id""",
+        """CREATE TEMP TABLE version_copy ON COMMIT DROP AS
+           SELECT v.id AS old_id, c.k, nextval(pg_get_serial_sequence('repository_version', 'id')) AS new_id,
+                  c.new_id AS new_record_id, c.old_public_id, c.new_public_id, c.shift
+           FROM repository_version v JOIN record_copy c ON c.old_id = v.record_id""",
+        """INSERT INTO repository_version (
+               id, number, state, doi, title, description, resource_type, version_label, license, keywords, funding,
+               container_image, notebook_path, created, updated, submitted_at, published_at, created_by_id,
+               record_id, comparison_tolerance, withdrawal_reason, withdrawn_at, public_changed_at, access_files,
+               embargo_reason, embargo_until)
+           SELECT c.new_id, v.number, v.state, replace(v.doi, c.old_public_id, c.new_public_id), v.title,
+                  v.description, v.resource_type, v.version_label, v.license, v.keywords, v.funding,
+                  v.container_image, v.notebook_path, v.created - c.shift, v.updated - c.shift,
+                  v.submitted_at - c.shift, v.published_at - c.shift, v.created_by_id, c.new_record_id,
+                  v.comparison_tolerance, v.withdrawal_reason, v.withdrawn_at - c.shift,
+                  v.public_changed_at - c.shift, v.access_files, v.embargo_reason, v.embargo_until
+           FROM version_copy c JOIN repository_version v ON v.id = c.old_id""",
+        """INSERT INTO repository_creator (position, name, given_name, family_name, orcid, affiliation,
+                                           affiliation_ror, version_id)
+           SELECT p.position, p.name, p.given_name, p.family_name, p.orcid, p.affiliation, p.affiliation_ror,
+                  c.new_id
+           FROM version_copy c JOIN repository_creator p ON p.version_id = c.old_id""",
+        """INSERT INTO moderation_reviewrequest (state, checklist, created, updated, closed_at, community_id,
+                                                 submitted_by_id, version_id)
+           SELECT r.state, r.checklist, r.created - c.shift, r.updated - c.shift, r.closed_at - c.shift,
+                  r.community_id, r.submitted_by_id, c.new_id
+           FROM version_copy c JOIN moderation_reviewrequest r ON r.version_id = c.old_id""",
+        """INSERT INTO harvest_oaifragment (version_id, datestamp, oai_dc, oai_datacite)
+           SELECT c.new_id, f.datestamp - c.shift, replace(f.oai_dc, c.old_public_id, c.new_public_id),
+                  replace(f.oai_datacite, c.old_public_id, c.new_public_id)
+           FROM version_copy c JOIN harvest_oaifragment f ON f.version_id = c.old_id""",
+    ]
+    from django.db import transaction
+
+    with transaction.atomic():
+        for statement in statements:
+            cursor.execute(statement, [copies] if "%s" in statement else None)
 
 
 # --- the server --------------------------------------------------------------------------------------------
@@ -251,7 +326,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_DEBUG", "1")  # migrate/seed only; the server runs with DEBUG off
 
     ensure_database(args.database_url, args.reseed)
-    items = prepare(args.records, args.batch)
+    items = prepare(args.records, args.batch, args.seed_real)
     for code in ([args.baseline.resolve()] if args.baseline else []) + [ROOT]:
         measure(args, items, var_dir, code)
 
