@@ -36,8 +36,10 @@ def items_selection(*, metadata_format: MetadataFormat, set_filter: Q | None, si
     return _filtered(items(), metadata_format, set_filter, since, before).order_by("public_changed_at", "id")
 
 
-# Lists up to this many items are counted exactly for completeListSize; longer ones are estimated.
+# Lists up to this many items are counted exactly for completeListSize; longer ones may be estimated.
 EXACT_COUNT_LIMIT = 10_000
+# On PostgreSQL, a list the planner expects to be this long is not counted at all.
+ESTIMATE_ONLY_FROM = 100_000
 
 
 def items_estimate(*, metadata_format: MetadataFormat, set_filter: Q | None, since: datetime.datetime | None,
@@ -45,24 +47,27 @@ def items_estimate(*, metadata_format: MetadataFormat, set_filter: Q | None, sin
     """How many items the list has (its completeListSize): exact up to EXACT_COUNT_LIMIT, an estimate above.
 
     Counting a million items costs a tenth of a second even from an index, which made the first page of a list
-    several times slower than any other. Counting at most EXACT_COUNT_LIMIT + 1 costs a millisecond or two; past
-    that, PostgreSQL's planner estimates the list from its statistics (another millisecond), as the spec allows
-    (completeListSize is an estimate; the last, empty token states how many items were really sent). Other
-    databases count.
+    several times slower than any other. On PostgreSQL the planner's estimate from its statistics costs a
+    millisecond, and is taken as it is for a long list (from ESTIMATE_ONLY_FROM items), as the spec allows:
+    completeListSize is an estimate, and the last, empty token states how many items were really sent. Shorter
+    lists, and lists on other databases, are counted up to EXACT_COUNT_LIMIT + 1 items (a millisecond or two),
+    exactly when they are no longer than that.
 
     The count leaves the state test out: only accepted versions have a datestamp, so the number is the same, and
     PostgreSQL counts from the partial index alone (an index-only scan). The list itself keeps the state test, so
     a version that is not public is never shown.
     """
     unfiltered = Version.objects.filter(public_changed_at__isnull=False)
-    selection = _filtered(unfiltered, metadata_format, set_filter, since, before).order_by()
-    counted = selection.values("pk")[: EXACT_COUNT_LIMIT + 1].count()
+    selection = _filtered(unfiltered, metadata_format, set_filter, since, before).order_by().values("pk")
+    planned = None
+    if connections[selection.db].vendor == "postgresql":
+        planned = int(json.loads(selection.explain(format="json"))[0]["Plan"]["Plan Rows"])
+        if planned >= ESTIMATE_ONLY_FROM:
+            return planned
+    counted = selection[: EXACT_COUNT_LIMIT + 1].count()
     if counted <= EXACT_COUNT_LIMIT:
         return counted
-    if connections[selection.db].vendor == "postgresql":
-        plan = json.loads(selection.values("pk").explain(format="json"))
-        return max(int(plan[0]["Plan"]["Plan Rows"]), counted)
-    return selection.count()
+    return max(planned, counted) if planned is not None else selection.count()
 
 
 def _filtered(selection: QuerySet, metadata_format: MetadataFormat, set_filter: Q | None,
