@@ -5,10 +5,13 @@ The items are the accepted versions (publishing, published, withdrawn), which ar
 `version_public_changed`, so the page after a given position costs the same at the start and at the end of a
 list of millions: the database reads page size + 1 index entries from that position on, never skips an offset.
 
-A page costs two queries whatever its size: the page itself, with each item's stored payload in the page's format
-(harvest.OaiFragment, joined; see fragments.py), read as plain values rather than model instances, and the
-communities of its items (their sets). Headers are built from the page's columns, so they are always current; a
-payload that is missing or out of date is built on the fly (fragments.fragments_for).
+A page costs one query whatever its size (and the first page of a long list one more, for completeListSize):
+each item's header columns, the communities that accepted it (its sets, as a correlated subquery) and its stored
+payload in the page's format (harvest.OaiFragment, joined; see fragments.py), read as plain values rather than
+model instances, the datestamp as text. Headers are built from the page's columns, so they are always current; a
+payload is served only if its datestamp is the item's (compared in the query), and one that is missing or out of
+date is built on the fly (fragments.fragments_for). The response is then a concatenation of headers and stored
+text (document.records): no payload is parsed or serialised again.
 """
 
 import datetime
