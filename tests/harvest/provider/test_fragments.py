@@ -131,12 +131,13 @@ def test_the_rebuild_command_writes_every_item(publish, moderator):
 
 @pytest.mark.parametrize("verb, prefix", [("ListRecords", "oai_dc"), ("ListRecords", "oai_datacite"),
                                           ("ListIdentifiers", "oai_dc")])
-def test_a_page_is_one_query_when_the_rows_are_stored(oai, publish, settings, django_assert_num_queries, verb,
-                                                      prefix):
+def test_a_page_is_one_query_when_the_rows_are_stored(oai, publish, settings, django_assert_num_queries,
+                                                      django_assert_max_num_queries, verb, prefix):
     settings.OAI_PAGE_SIZE = 3
     published = [publish(title=f"Item {i}") for i in range(5)]
-    # The page with its payloads and sets; the first page of a list that goes on also counts it (once).
-    with django_assert_num_queries(2):
+    # The page with its payloads and sets; the first page of a list that goes on also counts it, once (on
+    # PostgreSQL the planner's estimate first, items.items_estimate).
+    with django_assert_max_num_queries(3):
         first = oai(verb=verb, metadataPrefix=prefix)
     with django_assert_num_queries(1):
         last = oai(verb=verb, resumptionToken=first.token.text)
