@@ -18,7 +18,7 @@ import datetime
 import json
 from collections import defaultdict
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, Min, Q, QuerySet
 
 from harvest.provider.formats import MetadataFormat
@@ -143,9 +143,9 @@ def items_read(selection: QuerySet, metadata_format: MetadataFormat | None) -> l
         columns["payload"] = F(f"oai_fragment__{metadata_format.prefix}")
         columns["current"] = ExpressionWrapper(Q(oai_fragment__datestamp=F("public_changed_at")),
                                                output_field=BooleanField())
-    rows = selection.annotate(**columns).values_list(
+    rows = _serial_read(selection.annotate(**columns).values_list(
         "id", "record__public_id", "number", "state", "changed", "resource_type", "communities",
-        *(("payload", "current") if metadata_format is not None else ()))
+        *(("payload", "current") if metadata_format is not None else ())))
     items, stale = [], []
     withdrawn = Version.State.WITHDRAWN
     for row in rows:
@@ -162,6 +162,22 @@ def items_read(selection: QuerySet, metadata_format: MetadataFormat | None) -> l
         for item in stale:
             item.metadata = getattr(fragments[item.pk], metadata_format.prefix)
     return items
+
+
+def _serial_read(selection: QuerySet) -> list:
+    """The rows of `selection`; on PostgreSQL without parallel workers (SET LOCAL, for this transaction only).
+
+    For a page deep in a list the planner expects tens of thousands of rows past the position and picks a parallel
+    plan (Gather Merge), which, for the thousand rows a page takes, measured two to six times slower than the plain
+    index scan and keeps two more processes busy per harvester.
+    """
+    connection = connections[selection.db]
+    if connection.vendor != "postgresql":
+        return list(selection)
+    with transaction.atomic(using=selection.db, savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        return list(selection)
 
 
 def item_prefetch(versions: list[Version], metadata_format: MetadataFormat | None) -> None:

@@ -128,10 +128,11 @@ def prepare(records: int, batch: int, seed_real: int) -> int:
 
 
 def in_datestamp_order(cursor) -> None:
-    """Rewrite the versions and their payloads in datestamp order (CLUSTER), as an installation holds them: the
-    application writes a version's row and its payloads whenever its datestamp moves, so on disk they follow the
-    datestamps, while the copies above are written in whatever order the joins produced."""
-    for table, columns in (("repository_version", "public_changed_at, id"), ("harvest_oaifragment", "datestamp")):
+    """Rewrite the versions in datestamp order (CLUSTER), as an installation holds them: the application writes a
+    version's row whenever its datestamp moves, so on disk they follow the datestamps, while the copies above are
+    written in whatever order the joins produced. (The payloads are copied in that order already: CLUSTER would
+    store one row of about 3.4 kB per 8 kB page, where inserts store two.)"""
+    for table, columns in (("repository_version", "public_changed_at, id"),):
         cursor.execute(f"CREATE INDEX bench_in_datestamp_order ON {table} ({columns})")
         cursor.execute(f"CLUSTER {table} USING bench_in_datestamp_order")
         cursor.execute("DROP INDEX bench_in_datestamp_order")
@@ -189,7 +190,8 @@ def copy_seeded(cursor, copies: int) -> None:
         """INSERT INTO harvest_oaifragment (version_id, datestamp, oai_dc, oai_datacite)
            SELECT c.new_id, f.datestamp - c.shift, replace(f.oai_dc, c.old_public_id, c.new_public_id),
                   replace(f.oai_datacite, c.old_public_id, c.new_public_id)
-           FROM version_copy c JOIN harvest_oaifragment f ON f.version_id = c.old_id""",
+           FROM version_copy c JOIN harvest_oaifragment f ON f.version_id = c.old_id
+           ORDER BY f.datestamp - c.shift""",
     ]
     from django.db import transaction
 
