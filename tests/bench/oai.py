@@ -52,7 +52,7 @@ def parse_args():
     parser.add_argument("--batch", type=int, default=5000, help="seed_records --batch")
     parser.add_argument("--seed-real", type=int, default=20_000,
                         help="versions written by seed_records and oai_fragments_rebuild; the rest are copies")
-    parser.add_argument("--page-size", type=int, default=100, help="OAI_PAGE_SIZE")
+    parser.add_argument("--page-size", type=int, default=1000, help="OAI_PAGE_SIZE")
     parser.add_argument("--repeat", type=int, default=15, help="timings of the first, second and deep page")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn sync workers")
     parser.add_argument("--prefixes", default="oai_dc,oai_datacite", help="metadata formats harvested, in turn")
