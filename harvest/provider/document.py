@@ -56,11 +56,6 @@ def response_document(*, arguments: dict[str, str] | None, content: str | list[O
                     element("request", base_url(), arguments), content, "</OAI-PMH>")).encode()
 
 
-def header(item) -> str:
-    """The header of an item (items.Item: its columns and sets)."""
-    return _header(item, _identifier_prefix())
-
-
 def record(item) -> str:
     """A record: its header, and its metadata (the stored payload) unless it is deleted (a withdrawn version has
     none)."""
