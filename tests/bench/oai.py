@@ -1,10 +1,12 @@
-"""Benchmark: OAI-PMH ListRecords (oai_dc) over a million records on PostgreSQL, through a real HTTP server.
+"""Benchmark: OAI-PMH ListRecords (oai_dc, oai_datacite) over a million records on PostgreSQL, through HTTP.
 
     .venv/bin/python tests/bench/oai.py                       # 1,000,000 records, as the issue asks
     .venv/bin/python tests/bench/oai.py --records 50000       # quick
     .venv/bin/python tests/bench/oai.py --reseed              # drop the bench database first
     git archive main | tar -x -C /tmp/base && .venv/bin/python tests/bench/oai.py --baseline /tmp/base
                                                               # the code before, measured first in the same run
+    .venv/bin/python tests/bench/oai.py --accept-encoding gzip  # compressed responses
+    .venv/bin/python tests/bench/oai.py --harvest-limit 100000  # stop each harvest early (a slow baseline)
 
 1. Database: DATABASE_URL, or else postgres://postgres@127.0.0.1:5432/nbarchive_bench_oai (created when missing).
    It is migrated; `manage.py seed_records` writes --seed-real versions (20,000 by default) and
@@ -13,16 +15,17 @@
    datestamps moved earlier by whole spans) until the database holds --records accepted versions, rewritten in
    datestamp order (as the application writes them) and analysed.
    Building the payloads through the exports runs at about 300 versions/s here, so a million built that way
-   would take an hour; the copies take about a minute. A database seeded before is reused.
+   would take an hour; the copies take a few minutes. A database seeded before is reused.
 2. The app runs under gunicorn (--workers sync workers, one by default, DJANGO_DEBUG=0, persistent database
    connections as in production: `conn_max_age` in the URL) on a free port of 127.0.0.1.
-3. One client (requests, a keep-alive session) parses every response with lxml, as a harvester would, and the
-   bench prints:
-   - a full harvest: pages, records, seconds and records per second (target >= 10,000/s), with page latencies;
-   - the first ListRecords page (it also counts the list for completeListSize), the second page, and a page deep
+3. One client (requests, a keep-alive session, Accept-Encoding as given) parses every response with lxml, as a
+   harvester would, and the bench prints, for each of --prefixes in turn, with the load average:
+   - a full harvest: pages, records, seconds, records per second (target >= 10,000/s), bytes per record on the
+     wire, page latencies;
+   - the first ListRecords page (it also estimates completeListSize), the second page, and a page deep
      in the list: the token of the page at 99% of the harvest, asked again (tokens are stateless, so the same
-     page is answered again). They are timed in turns, --repeat times each; medians, and deep/first (target
-     <= 1.2) and deep/second (the same work without the count).
+     page is answered again). They are timed in turns, --repeat times each; medians, and deep/first (target:
+     within 10%) and deep/second (the same work without the estimate).
 Figures only, no assertions. Everything the bench starts is stopped at the end; the database is kept.
 """
 
