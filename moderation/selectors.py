@@ -4,14 +4,14 @@ from collections import defaultdict
 from collections.abc import Collection
 from datetime import timedelta
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import CharField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from moderation.models import Community, ReviewEvent, ReviewRequest
 from moderation.permissions import can_view_request, is_global_moderator
 from repository.errors import InvalidInput, NotFound
 from repository.models import AuditEvent, ExecutionRun, SearchDocument
-from repository.querying import AnyOf
+from repository.querying import AnyOf, SpaceSeparated
 from repository.selectors import changed_fields
 from repository.services.file_access import access_in_words
 
@@ -139,6 +139,15 @@ def community_slugs_accepting(version_ids: Collection[int]) -> dict[int, set[str
     for version_id, slug in accepted.order_by().values_list("version_id", "community__slug"):
         slugs[version_id].add(slug)
     return slugs
+
+
+def community_slugs_accepting_column() -> Subquery:
+    """community_slugs_accepting as a column of a Version query: the slugs of the communities that accepted the
+    version, space-separated in no particular order, or None. Lets a page of versions read them in its own
+    query."""
+    accepted = (ReviewRequest.objects.filter(version=OuterRef("pk"), state=ReviewRequest.State.ACCEPTED)
+                .order_by().values("version").annotate(slugs=SpaceSeparated("community__slug")).values("slugs"))
+    return Subquery(accepted, output_field=CharField())
 
 
 def community_of_versions(version_ids: Collection[int]) -> dict[int, str]:

@@ -22,8 +22,9 @@ from harvest.provider.document import (
     base_url,
     container,
     element,
-    header,
+    headers,
     record,
+    records,
     response_document,
     resumption_token,
 )
@@ -159,10 +160,7 @@ def _list(request: ProtocolRequest, *, with_metadata: bool) -> str:
         raise OAIError("noRecordsMatch", "No item matches these arguments." if token_value is None else
                        "The items that were left in this list are gone.")
 
-    if with_metadata:
-        parts = [record(item) for item in page]
-    else:
-        parts = [header(item) for item in page]
+    parts = [records(page) if with_metadata else headers(page)]
     sent = cursor + len(page)
     if more:
         # Counted once, on the first page, and carried in the token: an estimate, as the spec allows, since items

@@ -3,6 +3,7 @@ state, valid against oai_dc.xsd and DataCite 4.5 (the `oai` fixture checks every
 follow a change of access."""
 
 import datetime
+import logging
 
 import pytest
 from django.utils import timezone
@@ -11,6 +12,9 @@ from lxml import etree
 from harvest.models import OaiFragment
 from repository import hooks
 from repository.models import FileAccess, Version
+from repository.selectors import version_metadata
+from repository.services.embargoes import embargo_lift, embargoes_lift_due
+from repository.services.published import version_correct_metadata
 from tests.factories import accept, demo_draft, sync_pending
 
 from .conftest import oai_id
@@ -98,3 +102,48 @@ def test_a_payload_written_before_a_change_of_access_is_never_served(oai, publis
 
     assert dc(response, "rights")[-1] == "info:eu-repo/semantics/restrictedAccess"
     assert "built them on the fly" in caplog.text
+
+
+# Each service that changes a version's access, through the real code path: the payloads are rewritten in its
+# transaction, so pages serve them straight from the rows (no rebuild on the fly) and they say the new access.
+
+def assert_served_open(oai, version, caplog) -> None:
+    assert_fresh(version)
+    with caplog.at_level(logging.WARNING, logger="harvest.provider.fragments"):
+        for response in (oai(verb="ListRecords", metadataPrefix="oai_dc"),
+                         oai(verb="GetRecord", identifier=oai_id(version), metadataPrefix="oai_dc")):
+            assert dc(response, "rights")[-1] == "info:eu-repo/semantics/openAccess"
+        datacite = oai(verb="ListRecords", metadataPrefix="oai_datacite")
+        assert ("info:eu-repo/semantics/openAccess", "Open Access") in datacite_rights(datacite)
+    assert "built them on the fly" not in caplog.text
+
+
+def test_lifting_an_embargo_early_rewrites_the_stored_payloads(oai, publish_with, user, caplog):
+    version = publish_with(FileAccess.EMBARGOED, EMBARGO_END)
+    published_at = version.public_changed_at
+
+    embargo_lift(version=version, actor=user)
+
+    version.refresh_from_db()
+    assert version.public_changed_at > published_at
+    assert_served_open(oai, version, caplog)
+
+
+def test_the_daily_lift_rewrites_the_stored_payloads(oai, publish_with, caplog):
+    version = publish_with(FileAccess.EMBARGOED, EMBARGO_END)
+
+    assert len(embargoes_lift_due(on=EMBARGO_END)) == 1
+
+    assert_served_open(oai, version, caplog)
+
+
+def test_a_correction_that_opens_the_files_rewrites_the_stored_payloads(oai, publish_with, user, caplog):
+    version = publish_with(FileAccess.RESTRICTED)
+    metadata = version_metadata(version)
+    metadata["access"] = {**metadata["access"], "files": FileAccess.OPEN}
+
+    version_correct_metadata(version=version, actor=user, reason="Cleared for release.", metadata=metadata)
+
+    version.refresh_from_db()
+    assert version.access_files == FileAccess.OPEN
+    assert_served_open(oai, version, caplog)
