@@ -513,9 +513,9 @@ def test_the_job_checks_every_inputs_checksum_before_the_notebook_runs(tmp_path,
 
 
 @pytest.mark.parametrize("visibility", ["public", "internal"])
-def test_nothing_is_committed_to_a_verification_project_others_can_read(user, settings, gitlab_server, live_server,
+def test_nothing_is_committed_to_a_verification_project_others_can_read(user, gitlab_runner, gitlab_server, live_server,
                                                                         visibility):
-    use_fake_gitlab(settings, gitlab_server, live_server)
+    use_fake_gitlab(gitlab_runner, gitlab_server, live_server)
     gitlab_server.set_project(VERIFY_PROJECT, visibility=visibility)
     version = demo_draft(user)
     run = run_request(version=version, requested_by=user)
