@@ -163,6 +163,16 @@ def published_version(owner, moderator, provider=None, *, extra_files: dict[str,
     return version
 
 
+def published_with_access(owner, moderator, access: str, embargo_until=None, **metadata) -> Version:
+    """A published version of a new record whose files have `access` (a FileAccess value) from its deposit on."""
+    draft = demo_draft(owner, **metadata)
+    Version.objects.filter(pk=draft.pk).update(access_files=access, embargo_until=embargo_until)
+    version = accept(draft, moderator)
+    sync_pending()
+    version.refresh_from_db()
+    return version
+
+
 def submitted_review(author, community=None, **metadata):
     """A review request for a new demo draft of `author`, submitted to `community` (or to none)."""
     return review_submit(version=demo_draft(author, **metadata), actor=author, community=community)

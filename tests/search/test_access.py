@@ -2,6 +2,7 @@
 filter in GET /api/records and /search; the index follows a change of access and an embargo's day."""
 
 import datetime
+import functools
 
 import pytest
 from django.utils import timezone
@@ -10,7 +11,7 @@ from rest_framework.test import APIClient
 from repository import hooks
 from repository.models import FileAccess, SearchDocument, Version
 from repository.search import search_index_version, search_reindex
-from tests.factories import accept, demo_draft, sync_pending
+from tests.factories import published_with_access
 from tests.search.conftest import found
 
 pytestmark = pytest.mark.django_db
@@ -27,14 +28,7 @@ def in_days(days: int) -> datetime.date:
 def publish_with(user, moderator):
     """publish_with(access, embargo_until=None, **metadata) -> a published version whose files have that access
     from its deposit on."""
-    def make(access: str, embargo_until: datetime.date | None = None, **metadata) -> Version:
-        draft = demo_draft(user, **metadata)
-        Version.objects.filter(pk=draft.pk).update(access_files=access, embargo_until=embargo_until)
-        version = accept(draft, moderator)
-        sync_pending()
-        version.refresh_from_db()
-        return version
-    return make
+    return functools.partial(published_with_access, user, moderator)
 
 
 def change_access(version: Version, access: str, embargo_until: datetime.date | None = None) -> Version:

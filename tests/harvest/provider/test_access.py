@@ -3,6 +3,7 @@ state, valid against oai_dc.xsd and DataCite 4.5 (the `oai` fixture checks every
 follow a change of access."""
 
 import datetime
+import functools
 import logging
 
 import pytest
@@ -15,7 +16,7 @@ from repository.models import FileAccess, Version
 from repository.selectors import version_metadata
 from repository.services.embargoes import embargo_lift, embargoes_lift_due
 from repository.services.published import version_correct_metadata
-from tests.factories import accept, demo_draft, sync_pending
+from tests.factories import published_with_access
 
 from .conftest import oai_id
 from .test_fragments import assert_fresh
@@ -28,14 +29,7 @@ EMBARGO_END = datetime.date(2031, 3, 1)
 @pytest.fixture
 def publish_with(user, moderator):
     """publish_with(access, embargo_until=None, **metadata) -> a version published with that file access."""
-    def make(access: str, embargo_until: datetime.date | None = None, **metadata) -> Version:
-        draft = demo_draft(user, **metadata)
-        Version.objects.filter(pk=draft.pk).update(access_files=access, embargo_until=embargo_until)
-        version = accept(draft, moderator)
-        sync_pending()
-        version.refresh_from_db()
-        return version
-    return make
+    return functools.partial(published_with_access, user, moderator)
 
 
 def dc(response, element: str) -> list[str]:
