@@ -189,7 +189,9 @@ def warm_up(web: str, config: dict) -> None:
     paths += [f"/api/records/{record_id}" for record_id in config["records"][8:16]]
     paths += ["/api/records?q=copper", "/oai?verb=ListRecords&metadataPrefix=oai_dc", config["downloads"][0]["url"]]
     for path in paths * 2:
-        requests.get(web + path, timeout=60, headers={"Connection": "close"}).raise_for_status()
+        with requests.Session() as session:  # a new connection each time: the next may reach another worker
+            session.trust_env = False
+            session.get(web + path, timeout=60).raise_for_status()
 
 
 # --- the steps ---------------------------------------------------------------------------------------------
