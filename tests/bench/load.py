@@ -332,6 +332,9 @@ def main() -> int:
     print(f"failures: {total_failures}; errors logged by the app: {len(logged)}; "
           f"total {time.monotonic() - started:.0f} s")
     if failed or total_failures or logged or args.keep_logs:
+        for part in work.iterdir():  # static files, Redis's folder, the spools: only the logs are kept
+            if part.name != "logs":
+                shutil.rmtree(part, ignore_errors=True) if part.is_dir() else part.unlink()
         print(f"(logs kept in {work / 'logs'})")
     else:
         shutil.rmtree(work, ignore_errors=True)
