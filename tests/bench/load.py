@@ -209,12 +209,15 @@ def run_step(users: int, args, config_path: Path, web: str, csv_dir: Path) -> li
         subprocess.run(command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, check=False,
                        timeout=args.run_time + 120)
     with open(f"{prefix}_stats.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    failures_csv = Path(f"{prefix}_failures.csv")
+        return list(csv.DictReader(handle))
+
+
+def print_failures(users: int, csv_dir: Path) -> None:
+    failures_csv = csv_dir / f"users{users}_failures.csv"
     if failures_csv.exists():
-        for row in csv.DictReader(failures_csv.open(newline="")):
-            print(f"    failure x{row['Occurrences']}: {row['Method']} {row['Name']}: {row['Error'][:200]}")
-    return rows
+        with failures_csv.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                print(f"    failed x{row['Occurrences']}: {row['Method']} {row['Name']}: {row['Error'][:300]}")
 
 
 def print_step(users: int, load: float, cores_busy: float, cores_others: float, rows: list[dict]) -> None:
@@ -314,6 +317,7 @@ def main() -> int:
             cores_busy = (machine_busy_seconds() - machine) / seconds
             cores_others = max(0.0, cores_busy - (bench_cpu_seconds(supervisor, database) - ours) / seconds)
             print_step(users, load, cores_busy, cores_others, results[users])
+            print_failures(users, work / "logs")
             supervisor.ensure_running()
         failed = False
     except SmokeFailure as exc:

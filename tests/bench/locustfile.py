@@ -75,8 +75,10 @@ class Visitor(HttpUser):
         """A published file: the app redirects to a presigned URL of the object store, which serves the bytes."""
         file = random.choice(CONFIG["downloads"])
         with self.client.get(file["url"], name="download", catch_response=True) as response:
-            if response.status_code != 200 or len(response.content) != file["size"]:
-                response.failure(f"{response.status_code}, {len(response.content)} bytes of {file['size']}")
+            if response.status_code != 200:
+                response.failure(_what_went_wrong(response))
+            elif len(response.content) != file["size"]:
+                response.failure(f"{len(response.content)} bytes of {file['size']}")
 
     @task(1)
     def deposit(self):
@@ -89,7 +91,7 @@ class Visitor(HttpUser):
         with self.client.post("/api/records", json=metadata, headers=headers, name="deposit: create draft",
                               catch_response=True) as response:
             if response.status_code != 201:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+                response.failure(_what_went_wrong(response))
                 return
             record_id = response.json()["id"]
         with self.client.put(f"{CONFIG['uploads_url']}/api/records/{record_id}/draft/files/data.csv",
@@ -104,14 +106,21 @@ class Visitor(HttpUser):
 
 def _expect(response, status: int, text: str) -> None:
     if response.status_code != status:
-        response.failure(f"{response.status_code}: {response.text[:200]}")
+        response.failure(_what_went_wrong(response))
     elif text not in response.text:
         response.failure(f"{text!r} not in the answer")
 
 
+def _what_went_wrong(response) -> str:
+    """The status and the start of the body; status 0 is no answer at all, and then the exception says why."""
+    if response.status_code == 0:
+        return f"no answer: {response.error!r}"[:300]
+    return f"{response.status_code}: {response.text[:200]}"
+
+
 def _oai_root(response):
     if response.status_code != 200:
-        response.failure(f"{response.status_code}: {response.text[:200]}")
+        response.failure(_what_went_wrong(response))
         return None
     try:
         root = ElementTree.fromstring(response.content)
