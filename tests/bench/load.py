@@ -347,7 +347,8 @@ def main() -> int:
 
 def summarise(steps: list[int], results: dict[int, list[dict]]) -> None:
     measured = [users for users in steps if users in results and landing_p95(results[users]) is not None]
-    if not measured:
+    if len(measured) < 2:
+        print("one step with landing pages measured: no rise to look for")
         return
     base_users = measured[0]
     base = landing_p95(results[base_users])
