@@ -266,12 +266,16 @@ class _PartSender:
                 if attempt == ATTEMPTS:
                     raise ClientError(f"{upload.remote}: part {number} could not be sent: {exc}") from None
                 time.sleep(2 ** attempt)
+                self.sign([number])  # the wait may have outlived the URL: never retry with a stale one
                 continue
             with self.lock:
                 upload.sent_bytes += length
             if response.ok:
                 bar.update(length)
                 return
+            # A refusal may come before the store has read the whole part, which leaves the connection unusable
+            # for the next request: the retry opens a new one.
+            session.close()
             if response.status_code in (400, 403) and attempt < ATTEMPTS and "xpired" in response.text:
                 self.sign([number])  # the URL expired while the part waited its turn: sign it again
                 continue
