@@ -51,14 +51,18 @@ def is_privileged(user, version: Version) -> bool:
     return user.is_superuser or is_owner(user, version.record) or moderates_version(user, version)
 
 
+def live_grants(user, record, *, on: datetime.date | None = None):
+    """The grants that let `user` read `record`'s restricted files on the day `on`: not revoked, not ended."""
+    from repository.access.models import AccessGrant  # the access app's table; this module is imported early
+
+    return AccessGrant.objects.filter(record=record, user=user, revoked_at__isnull=True).exclude(
+        until__lt=on or today())
+
+
 def has_live_grant(user, record, *, on: datetime.date | None = None) -> bool:
     if not (user and user.is_authenticated):
         return False
-    from repository.access.models import AccessGrant  # the access app's table; this module is imported early
-
-    day = on or today()
-    return AccessGrant.objects.filter(record=record, user=user, revoked_at__isnull=True).exclude(
-        until__lt=day).exists()
+    return live_grants(user, record, on=on).exists()
 
 
 def can_read_files(user, version: Version, *, shared_record_ids: frozenset[int] = frozenset(),

@@ -28,10 +28,9 @@ from repository.access.http import (
     request_can_read_files,
     share_link_url,
 )
-from repository.access.models import AccessGrant
 from repository.access.notifications import record_title
 from repository.access.permissions import restricted_versions, shareable_draft
-from repository.access.policy import effective_access, has_live_grant
+from repository.access.policy import effective_access, live_grants
 from repository.access.services import (
     access_grant_revoke,
     access_request_accept,
@@ -56,10 +55,11 @@ def _managed_or_404(request, record_id: str):
 
 # The reader's side, on a landing page
 
-def landing_access_context(request, version: Version) -> dict:
+def landing_access_context(request, version: Version, *, files_readable: bool) -> dict:
     """What the landing page's access box (templates/access/_request_access.html) shows about a restricted
     version: nothing for open ones; a sign-in link, the request form, a pending request, or why the reader has
-    access. `noindex`: the page was reached through a share link (landing.py then leaves out Signposting)."""
+    access (`files_readable`: the landing page's own answer of the policy). `noindex`: the page was reached
+    through a share link (landing.py then leaves out Signposting)."""
     record = version.record
     shared = holds_share_link(request, record)
     context = {"noindex": shared}
@@ -70,14 +70,13 @@ def landing_access_context(request, version: Version) -> dict:
            "owner": is_owner(user, record), "signed_in": user.is_authenticated,
            "login_url": f"{reverse('account_login')}?{urlencode({'next': request.get_full_path()})}"}
     if box["signed_in"] and not box["owner"]:
-        box["grant"] = (AccessGrant.objects.filter(record=record, user=user, revoked_at__isnull=True)
-                        .order_by("-created").first() if has_live_grant(user, record) else None)
+        box["grant"] = live_grants(user, record).order_by("-created").first()
         box["pending"] = selectors.access_request_pending_for(record=record, user=user)
         box["form"] = AccessRequestForm()
     if shared and (draft := shareable_draft(record)) is not None:
         box["shared_draft_url"] = reverse("access:shared_draft", kwargs={"record_id": record.public_id})
         box["shared_draft"] = draft
-    box["can_read"] = request_can_read_files(request, version)
+    box["can_read"] = files_readable
     return {**context, "access_box": box}
 
 

@@ -38,7 +38,6 @@ from repository import exports, selectors
 from repository.access.http import holds_share_link, not_indexed, request_can_read_files
 from repository.access.policy import files_are_open
 from repository.access.serving import (
-    PRIVATE_CACHE_CONTROL,
     closed_files_message,
     files_closed_response,
     private_unless_open,
@@ -207,7 +206,7 @@ def _render_landing(request, version: Version, versions: list[Version], *, conce
                            jsonld=jsonld_script(concept_jsonld(record) if concept else version_jsonld(version)))
     # The "Request access" box of a restricted version; `noindex` when reached through a share link, whose
     # pages carry no Signposting (neither in the head nor in the Link header).
-    access = landing_access_context(request, version)
+    access = landing_access_context(request, version, files_readable=files_readable)
     context.update(access)
     if access["noindex"]:
         context["head"]["links"] = []
@@ -381,11 +380,9 @@ def published_file(request, record_id, number, file_path):
         usage_record(request, version, UsageEvent.Kind.DOWNLOAD, target=file_path)  # not each resumed piece
     response["Digest"] = f"sha-256={version_file.blob.sha256}"
     response["Link"] = collection_link_header(version)  # Signposting: the landing page the file belongs to
-    if not files_are_open(version):
-        response["Cache-Control"] = PRIVATE_CACHE_CONTROL
-        if holds_share_link(request, version.record):
-            return not_indexed(response)  # a file reached through a share link: no Signposting, no index
-    return response
+    if not files_are_open(version) and holds_share_link(request, version.record):
+        return not_indexed(response)  # a file reached through a share link: no Signposting, no index, no-store
+    return private_unless_open(response, version)
 
 
 @require_GET
