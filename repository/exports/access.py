@@ -18,7 +18,7 @@ the lift job has recorded it.
 import datetime
 from dataclasses import dataclass
 
-from repository.access.policy import COAR_RIGHTS_URI, effective_access, today
+from repository.access.policy import COAR_RIGHTS_URI, effective_access, files_are_open, today
 from repository.models import FileAccess, Version
 
 RIGHTS_LABELS = {FileAccess.OPEN: "Open Access", FileAccess.EMBARGOED: "Embargoed Access",
@@ -59,7 +59,7 @@ def access_statement(version: Version) -> AccessStatement:
 def files_linkable(version: Version) -> bool:
     """Whether an export may link the version's files for download (or describe them as downloadable): only an
     accepted, not withdrawn version whose files everyone may read today."""
-    return version.state in _SERVED_STATES and access_statement(version).is_open
+    return version.state in _SERVED_STATES and files_are_open(version)
 
 
 def _conditions(state: str, embargo_end: datetime.date | None) -> str:
